@@ -1,0 +1,182 @@
+"""The one entry point for checks: lint, types, tests with coverage, conformance, bench, demo.
+
+Plain ``nox`` runs everything a contributor must pass. ``nox -s demo`` runs the examples,
+``nox -s bench`` the benchmarks (not part of plain ``nox``: they measure, they don't gate).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests-core",
+    "tests-sqlite",
+    "tests-durablestream",
+    "tests",
+    "demo",
+    "build",
+    "conformance",
+]
+
+ROOT = Path(__file__).parent
+PACKAGES = ROOT / "packages"
+CORE = PACKAGES / "eventbus-core"
+SQLITE = PACKAGES / "eventbus-sqlite"
+DURABLESTREAM = PACKAGES / "eventbus-durablestream"
+DS_SERVER = ROOT / "servers" / "durable-streams"
+PYTHONS = ["3.11", "3.12", "3.13"]
+TEST_TOOLS = ["pytest>=8.3", "pytest-asyncio>=0.25", "coverage[toml]>=7.6"]
+LINT_TOOLS = ["ruff==0.17.6"]
+TYPE_TOOLS = ["mypy==2.4.1"]
+
+
+def _install(session: nox.Session, *packages: Path, extra: tuple[str, ...] = ()) -> None:
+    """Install local packages as a user would (built wheels, not editable)."""
+    session.install("hatchling>=1.25", *TEST_TOOLS, *extra)
+    session.install("--no-build-isolation", *(str(p) for p in packages))
+
+
+def _install_ds_server(session: nox.Session) -> None:
+    """Install the pinned Durable Streams reference server from the committed lockfile."""
+    if not (DS_SERVER / "node_modules" / "@durable-streams" / "server").exists():
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True, cwd=DS_SERVER)
+    session.env["EVENTBUS_DS_SERVER_DIR"] = str(DS_SERVER)
+
+
+def _covered_tests(session: nox.Session, package: Path, module: str) -> None:
+    """Run one package's own tests and demand 100% line and branch coverage of it."""
+    data = Path(tempfile.mkdtemp()) / ".coverage"
+    env = {"COVERAGE_FILE": str(data)}
+    session.run(
+        "coverage",
+        "run",
+        f"--source={module}",
+        f"--rcfile={ROOT / 'pyproject.toml'}",
+        "-m",
+        "pytest",
+        str(package / "tests"),
+        *session.posargs,
+        env=env,
+    )
+    session.run("coverage", "combine", f"--rcfile={ROOT / 'pyproject.toml'}", env=env)
+    session.run(
+        "coverage", "report", "--fail-under=100", f"--rcfile={ROOT / 'pyproject.toml'}", env=env
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole repository."""
+    session.install(*LINT_TOOLS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on each package, installed as a user installs it, with its tests."""
+    _install(session, CORE, SQLITE, DURABLESTREAM, extra=(*TYPE_TOOLS,))
+    config = f"--config-file={ROOT / 'pyproject.toml'}"
+    for package in (CORE, SQLITE, DURABLESTREAM):
+        session.run("mypy", config, str(package / "src"), str(package / "tests"))
+    session.run("mypy", config, "tests", "examples", "bench", "noxfile.py")
+
+
+@nox.session(name="tests-core", python=PYTHONS)
+def tests_core(session: nox.Session) -> None:
+    """eventbus-core alone: its tests, 100% line and branch coverage."""
+    _install(session, CORE)
+    _covered_tests(session, CORE, "eventbus.core")
+
+
+@nox.session(name="tests-sqlite", python=PYTHONS)
+def tests_sqlite(session: nox.Session) -> None:
+    """eventbus-sqlite with only its declared dependencies: 100% line and branch coverage."""
+    _install(session, CORE, SQLITE)
+    _covered_tests(session, SQLITE, "eventbus.sqlite")
+
+
+@nox.session(name="tests-durablestream", python=PYTHONS)
+def tests_durablestream(session: nox.Session) -> None:
+    """eventbus-durablestream against the real reference server: 100% coverage."""
+    _install_ds_server(session)
+    _install(session, CORE, DURABLESTREAM)
+    _covered_tests(session, DURABLESTREAM, "eventbus.durablestream")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The cross-package tests: the contract suite against every store, multi-process."""
+    _install_ds_server(session)
+    _install(session, CORE, SQLITE, DURABLESTREAM)
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run every example on the embedded default store and show what happened."""
+    _install(session, CORE, SQLITE)
+    with tempfile.TemporaryDirectory() as workdir:
+        for example in sorted((ROOT / "examples").glob("*.py")):
+            session.log(f"--- {example.name} ---")
+            session.run("python", str(example), cwd=workdir)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build every wheel and sdist; install each alone into a fresh venv and import it."""
+    session.install("build>=1.2", "hatchling>=1.25")
+    dist = Path(tempfile.mkdtemp(prefix="eventbus-dist-"))
+    for package in (CORE, SQLITE, DURABLESTREAM):
+        session.run("python", "-m", "build", "--no-isolation", "--outdir", str(dist), str(package))
+    session.run("python", str(ROOT / "tools" / "check_dists.py"), str(dist))
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """The official Durable Streams client conformance suite against both client faces."""
+    runner = os.environ.get("DS_CONFORMANCE_RUNNER")
+    if not runner:
+        session.skip(
+            "DS_CONFORMANCE_RUNNER is not set; see docs/conformance.md for getting a runner."
+        )
+    _install(session, CORE, DURABLESTREAM)
+    python = shutil.which("python", path=session.bin)
+    for face in ("sync", "async"):
+        session.run(
+            "python",
+            str(ROOT / "tools" / "run_conformance.py"),
+            "--runner",
+            runner,
+            "--adapter",
+            f"{python} -m eventbus.durablestream.conformance --face {face}",
+            "--min-passed",
+            "253",
+        )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Measure every claim as a ratio against a floor taken in the same run."""
+    _install_ds_server(session)
+    _install(
+        session,
+        CORE,
+        SQLITE,
+        DURABLESTREAM,
+        extra=("pyee==13.0.1", "blinker==1.9.0", "eventsourcing==9.5.6"),
+    )
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    for script in sorted((ROOT / "bench").glob("bench_*.py")):
+        session.run("python", str(script), "--json", str(out / f"{script.stem}.json"))

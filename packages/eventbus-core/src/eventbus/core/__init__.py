@@ -1,0 +1,79 @@
+"""eventbus.core: a typed in-process event bus whose events can be made durable."""
+
+from __future__ import annotations
+
+from ._exceptions import BusClosedError as BusClosedError
+from ._exceptions import CodecError as CodecError
+from ._exceptions import DecodeError as DecodeError
+from ._exceptions import EncodeError as EncodeError
+from ._exceptions import EventBusError as EventBusError
+from ._exceptions import OffsetError as OffsetError
+from ._exceptions import PoisonEventError as PoisonEventError
+from ._exceptions import PublishError as PublishError
+from ._exceptions import RegistrationError as RegistrationError
+from ._exceptions import StoreClosedError as StoreClosedError
+from ._exceptions import StoreCorruptError as StoreCorruptError
+from ._exceptions import StoreError as StoreError
+from ._exceptions import StoreTimeoutError as StoreTimeoutError
+from ._exceptions import StoreUnavailableError as StoreUnavailableError
+from ._exceptions import SubscriptionError as SubscriptionError
+from ._exceptions import SubscriptionInUseError as SubscriptionInUseError
+from ._exceptions import UnknownStoreError as UnknownStoreError
+from ._exceptions import UpcastError as UpcastError
+from ._exceptions import UpcastFailedError as UpcastFailedError
+from ._exceptions import UpcastRegistrationError as UpcastRegistrationError
+from ._exceptions import WireNameConflictError as WireNameConflictError
+from ._store import NEWEST as NEWEST
+from ._store import OLDEST as OLDEST
+from ._store import Boundary as Boundary
+from ._store import Checkpoint as Checkpoint
+from ._store import CheckpointStore as CheckpointStore
+from ._store import ClosableStore as ClosableStore
+from ._store import EventRecord as EventRecord
+from ._store import EventStore as EventStore
+from ._store import Offset as Offset
+from ._store import OffsetOrdering as OffsetOrdering
+from ._store import Position as Position
+from ._store import ReadResult as ReadResult
+from ._store import StoredEvent as StoredEvent
+from ._store import StreamingReader as StreamingReader
+from ._store import TailingStore as TailingStore
+
+# __all__ is kept sorted; tests/test_exports.py checks it against the names above.
+__all__ = [
+    "NEWEST",
+    "OLDEST",
+    "Boundary",
+    "BusClosedError",
+    "Checkpoint",
+    "CheckpointStore",
+    "ClosableStore",
+    "CodecError",
+    "DecodeError",
+    "EncodeError",
+    "EventBusError",
+    "EventRecord",
+    "EventStore",
+    "Offset",
+    "OffsetError",
+    "OffsetOrdering",
+    "PoisonEventError",
+    "Position",
+    "PublishError",
+    "ReadResult",
+    "RegistrationError",
+    "StoreClosedError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreTimeoutError",
+    "StoreUnavailableError",
+    "StoredEvent",
+    "SubscriptionError",
+    "SubscriptionInUseError",
+    "TailingStore",
+    "UnknownStoreError",
+    "UpcastError",
+    "UpcastFailedError",
+    "UpcastRegistrationError",
+    "WireNameConflictError",
+]

@@ -1,0 +1,136 @@
+"""The exceptions eventbus raises, under one root.
+
+::
+
+    EventBusError
+    ├── BusClosedError                    the bus was closed; it cannot be used again
+    ├── RegistrationError (TypeError)     a subscribe/register call was malformed
+    ├── PublishError (TypeError)          a publish call was malformed (None, a class, ...)
+    ├── CodecError
+    │   ├── EncodeError (TypeError)       an event could not be turned into JSON
+    │   ├── DecodeError (ValueError)      stored JSON could not be turned into an event
+    │   └── WireNameConflictError         one wire name claimed by two classes
+    ├── UpcastError
+    │   ├── UpcastRegistrationError (ValueError)  cycle, duplicate or bad target
+    │   └── UpcastFailedError             an upcaster raised or broke its contract
+    ├── SubscriptionError
+    │   ├── SubscriptionInUseError        a durable subscription id already has an owner
+    │   └── PoisonEventError              a durable handler gave up on an event (abort policy)
+    ├── StoreError                        the root of every backend failure
+    │   ├── StoreClosedError              the store was closed
+    │   ├── StoreUnavailableError         the backend could not be reached or failed
+    │   │   └── StoreTimeoutError (TimeoutError)
+    │   ├── StoreCorruptError             stored data is unreadable
+    │   └── OffsetError (ValueError)      an offset is malformed or not from this store
+    └── UnknownStoreError (LookupError)   no installed backend handles a URL scheme
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusClosedError",
+    "CodecError",
+    "DecodeError",
+    "EncodeError",
+    "EventBusError",
+    "OffsetError",
+    "PoisonEventError",
+    "PublishError",
+    "RegistrationError",
+    "StoreClosedError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreTimeoutError",
+    "StoreUnavailableError",
+    "SubscriptionError",
+    "SubscriptionInUseError",
+    "UnknownStoreError",
+    "UpcastError",
+    "UpcastFailedError",
+    "UpcastRegistrationError",
+    "WireNameConflictError",
+]
+
+
+class EventBusError(Exception):
+    """Root of every exception raised by eventbus and its backends."""
+
+
+class BusClosedError(EventBusError):
+    """The bus was closed; it cannot be used again."""
+
+
+class RegistrationError(EventBusError, TypeError):
+    """A subscribe or register call was malformed."""
+
+
+class PublishError(EventBusError, TypeError):
+    """A publish call was malformed: no event, or a class instead of an instance."""
+
+
+class CodecError(EventBusError):
+    """An event could not be converted to or from its stored JSON form."""
+
+
+class EncodeError(CodecError, TypeError):
+    """An event could not be turned into JSON; nothing was stored."""
+
+
+class DecodeError(CodecError, ValueError):
+    """Stored JSON could not be turned back into its event class."""
+
+
+class WireNameConflictError(CodecError, ValueError):
+    """One wire name was claimed by two different event classes on one bus."""
+
+
+class UpcastError(EventBusError):
+    """Root of upcasting failures."""
+
+
+class UpcastRegistrationError(UpcastError, ValueError):
+    """An upcaster was rejected at registration: a cycle, a duplicate or a bad target."""
+
+
+class UpcastFailedError(UpcastError):
+    """An upcaster raised or returned something other than what it declared."""
+
+
+class SubscriptionError(EventBusError):
+    """Root of durable-subscription failures."""
+
+
+class SubscriptionInUseError(SubscriptionError, ValueError):
+    """A durable subscription id already has an owner on this bus."""
+
+
+class PoisonEventError(SubscriptionError):
+    """A durable subscription stopped on an event its handler could not process."""
+
+
+class StoreError(EventBusError):
+    """Root of every storage backend failure; the backend's own error is ``__cause__``."""
+
+
+class StoreClosedError(StoreError):
+    """The store was closed; it cannot be used again."""
+
+
+class StoreUnavailableError(StoreError):
+    """The backend could not be reached or failed while serving the call."""
+
+
+class StoreTimeoutError(StoreUnavailableError, TimeoutError):
+    """The backend did not answer within the configured timeout."""
+
+
+class StoreCorruptError(StoreError):
+    """The stored data is unreadable or was written by an incompatible version."""
+
+
+class OffsetError(StoreError, ValueError):
+    """An offset is malformed, or does not come from this store."""
+
+
+class UnknownStoreError(EventBusError, LookupError):
+    """No installed backend handles the URL's scheme."""
