@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._exceptions import BusClosedError as BusClosedError
+from ._exceptions import BusUsageError as BusUsageError
 from ._exceptions import CodecError as CodecError
 from ._exceptions import DecodeError as DecodeError
 from ._exceptions import EncodeError as EncodeError
@@ -45,6 +46,7 @@ __all__ = [
     "OLDEST",
     "Boundary",
     "BusClosedError",
+    "BusUsageError",
     "Checkpoint",
     "CheckpointStore",
     "ClosableStore",

@@ -4,6 +4,7 @@
 
     EventBusError
     ├── BusClosedError                    the bus was closed; it cannot be used again
+    ├── BusUsageError (RuntimeError)      a call that cannot work where it was made
     ├── RegistrationError (TypeError)     a subscribe/register call was malformed
     ├── PublishError (TypeError)          a publish call was malformed (None, a class, ...)
     ├── CodecError
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "BusClosedError",
+    "BusUsageError",
     "CodecError",
     "DecodeError",
     "EncodeError",
@@ -58,6 +60,10 @@ class EventBusError(Exception):
 
 class BusClosedError(EventBusError):
     """The bus was closed; it cannot be used again."""
+
+
+class BusUsageError(EventBusError, RuntimeError):
+    """A call that cannot work where it was made, such as a blocking wait on the loop it waits for."""
 
 
 class RegistrationError(EventBusError, TypeError):

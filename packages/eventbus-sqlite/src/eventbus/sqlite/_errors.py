@@ -1,0 +1,85 @@
+"""SQLite-specific exceptions and the one place sqlite3 errors become eventbus errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from eventbus.core import (
+    StoreClosedError,
+    StoreCorruptError,
+    StoreError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+)
+
+__all__ = [
+    "DatabasePathError",
+    "SchemaVersionError",
+    "translate_sqlite_error",
+]
+
+
+class SchemaVersionError(StoreCorruptError):
+    """The database was written by a newer eventbus-sqlite schema than this one reads."""
+
+
+class DatabasePathError(StoreUnavailableError, ValueError):
+    """The database path cannot be used: malformed, missing its folder, or not writable."""
+
+
+# Substrings of sqlite3 messages, checked in order; the first match picks the class.
+_CORRUPT_MARKERS = ("not a database", "malformed", "corrupt")
+_BUSY_MARKERS = ("locked", "busy")
+
+
+def translate_sqlite_error(
+    exc: sqlite3.Error, path: str, *, closed: bool = False
+) -> StoreError:
+    """Turn a sqlite3 exception into the eventbus exception that describes it.
+
+    Args:
+        exc: The exception sqlite3 raised.
+        path: The database path, named in the message.
+        closed: Whether the store had been closed when the error happened.
+
+    Returns:
+        The eventbus exception to raise ``from exc``.
+    """
+    text = str(exc)
+    lowered = text.lower()
+    if closed:
+        return StoreClosedError(f"The SQLite store {path!r} was closed while in use ({text}).")
+    if any(marker in lowered for marker in _CORRUPT_MARKERS):
+        return StoreCorruptError(
+            f"The SQLite database {path!r} is corrupt or not a database: {text}."
+        )
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        marker in lowered for marker in _BUSY_MARKERS
+    ):
+        return StoreTimeoutError(
+            f"The SQLite database {path!r} stayed locked by another connection for longer "
+            f"than the busy timeout: {text}."
+        )
+    if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return StoreError(f"The SQLite store {path!r} was misused: {text}.")
+    return StoreUnavailableError(f"The SQLite database {path!r} failed: {text}.")
+
+
+@contextmanager
+def _map_sqlite_errors(path: str, is_closed: Callable[[], bool]) -> Iterator[None]:
+    """Re-raise any sqlite3 error inside the block as an eventbus StoreError.
+
+    Args:
+        path: The database path, named in messages.
+        is_closed: Tells whether the store was closed, so a failure caused by a
+            concurrent ``close`` reads as StoreClosedError.
+
+    Raises:
+        StoreError: A subclass chosen by :func:`translate_sqlite_error`.
+    """
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise translate_sqlite_error(exc, path, closed=is_closed()) from exc
