@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+from ._bus import ErrorHook as ErrorHook
+from ._bus import EventBus as EventBus
+from ._bus import HandlerFailure as HandlerFailure
+from ._bus import log_failure as log_failure
+from ._discovery import open_store as open_store
+from ._envelope import Envelope as Envelope
+from ._envelope import current_metadata as current_metadata
+from ._envelope import publish_metadata as publish_metadata
+from ._bus import ErrorHook as ErrorHook
+from ._bus import EventBus as EventBus
+from ._bus import HandlerFailure as HandlerFailure
+from ._bus import log_failure as log_failure
+from ._durable import DeadLetterHandler as DeadLetterHandler
+from ._durable import DurableSubscription as DurableSubscription
+from ._durable import PoisonPolicy as PoisonPolicy
+from ._envelope import Envelope as Envelope
+from ._envelope import current_metadata as current_metadata
+from ._envelope import publish_metadata as publish_metadata
 from ._exceptions import BusClosedError as BusClosedError
 from ._exceptions import BusUsageError as BusUsageError
 from ._exceptions import CodecError as CodecError
@@ -24,6 +42,12 @@ from ._exceptions import UpcastError as UpcastError
 from ._exceptions import UpcastFailedError as UpcastFailedError
 from ._exceptions import UpcastRegistrationError as UpcastRegistrationError
 from ._exceptions import WireNameConflictError as WireNameConflictError
+from ._handlers import Handler as Handler
+from ._handlers import Subscription as Subscription
+from ._ids import new_event_id as new_event_id
+from ._memory import MemoryStore as MemoryStore
+from ._handlers import Handler as Handler
+from ._handlers import Subscription as Subscription
 from ._store import NEWEST as NEWEST
 from ._store import OLDEST as OLDEST
 from ._store import Boundary as Boundary
@@ -42,8 +66,6 @@ from ._store import TailingStore as TailingStore
 
 # __all__ is kept sorted; tests/test_exports.py checks it against the names above.
 __all__ = [
-    "NEWEST",
-    "OLDEST",
     "Boundary",
     "BusClosedError",
     "BusUsageError",
@@ -51,15 +73,26 @@ __all__ = [
     "CheckpointStore",
     "ClosableStore",
     "CodecError",
+    "DeadLetterHandler",
     "DecodeError",
+    "DurableSubscription",
     "EncodeError",
+    "Envelope",
+    "ErrorHook",
+    "EventBus",
     "EventBusError",
     "EventRecord",
     "EventStore",
+    "Handler",
+    "HandlerFailure",
+    "MemoryStore",
+    "NEWEST",
+    "OLDEST",
     "Offset",
     "OffsetError",
     "OffsetOrdering",
     "PoisonEventError",
+    "PoisonPolicy",
     "Position",
     "PublishError",
     "ReadResult",
@@ -70,6 +103,7 @@ __all__ = [
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
+    "Subscription",
     "SubscriptionError",
     "SubscriptionInUseError",
     "TailingStore",
@@ -78,4 +112,9 @@ __all__ = [
     "UpcastFailedError",
     "UpcastRegistrationError",
     "WireNameConflictError",
+    "current_metadata",
+    "log_failure",
+    "new_event_id",
+    "open_store",
+    "publish_metadata",
 ]

@@ -19,19 +19,36 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, TypeVar, overload
 
+from ._durable import DeadLetterHandler, DurableOptions, DurableSubscription, PoisonPolicy
 from ._envelope import Envelope, current_metadata
 from ._exceptions import (
     BusClosedError,
+    BusUsageError,
+    DecodeError,
     PublishError,
     RegistrationError,
+    SubscriptionInUseError,
     StoreError,
     StoreTimeoutError,
     StoreUnavailableError,
 )
 from ._handlers import Handler, Subscription, check_event_type, infer_event_type, inspect_handler
 from ._ids import new_event_id
+from ._names import TypeRegistry, event_name
 from ._runner import AsyncRunner
-from ._store import ClosableStore, EventRecord, EventStore, Offset
+from ._store import (
+    OLDEST,
+    Boundary,
+    CheckpointStore,
+    ClosableStore,
+    EventRecord,
+    EventStore,
+    Offset,
+    Position,
+    StoredEvent,
+    StreamingReader,
+)
+from ._upcast import UpcasterRegistry
 
 __all__ = ["ErrorHook", "EventBus", "HandlerFailure", "log_failure"]
 
@@ -103,6 +120,8 @@ class EventBus:
         on_error: Called with a :class:`HandlerFailure` for every isolated failure.
             Defaults to :func:`log_failure`.
         max_concurrent_handlers: At most this many coroutine handlers run at once.
+        checkpoints: Where durable subscriptions keep their checkpoints, when not in
+            ``store`` itself (every bundled store keeps them).
 
     Raises:
         TypeError: ``store`` does not implement the store contract.
@@ -117,6 +136,7 @@ class EventBus:
         append_timeout: float | None = None,
         on_error: ErrorHook | None = None,
         max_concurrent_handlers: int | None = None,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         if store is not None and not isinstance(store, EventStore):
             raise TypeError(
@@ -136,6 +156,18 @@ class EventBus:
             )
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable, got {on_error!r}.")
+        if checkpoints is not None and not isinstance(checkpoints, CheckpointStore):
+            raise TypeError(
+                "checkpoints must implement CheckpointStore (save_checkpoint, load_checkpoint); "
+                f"got {checkpoints!r}."
+            )
+        if checkpoints is None and isinstance(store, CheckpointStore):
+            checkpoints = store
+        self._checkpoints = checkpoints
+        self._types = TypeRegistry()
+        self._upcasters = UpcasterRegistry()
+        self._durables: dict[str, DurableSubscription] = {}
+        self._log_changed = threading.Condition()
         self._store = store
         self._strict = strict
         self._append_timeout = append_timeout
@@ -149,7 +181,7 @@ class EventBus:
         self._plain: dict[type[Any], tuple[Handler, ...]] = {}
         self._before: tuple[Callable[[Any], object], ...] = ()
         self._after: tuple[Callable[[Any], object], ...] = ()
-        self._sync_locks: dict[int, threading.Lock] = {}
+        self._sync_locks: dict[int, threading.RLock] = {}
         self._append_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._runner = AsyncRunner(limit=max_concurrent_handlers, report=self._report_handler)
 
@@ -264,6 +296,12 @@ class EventBus:
             )
         options = {"once": once, "where": where, "sequential": sequential}
         if target is None:
+            if handler is not None:
+                # bus.subscribe(None, h) would otherwise return an unused decorator.
+                raise RegistrationError(
+                    f"bus.subscribe() got None as the event type for handler {handler!r}; "
+                    "pass the event class, as in bus.subscribe(OrderPlaced, handler)."
+                )
             return lambda fn: self._subscribe(None, fn, **options)
         if isinstance(target, type):
             event_type = check_event_type(target)
@@ -294,6 +332,10 @@ class EventBus:
             self._runner.bind_running_loop()
         with self._lock:
             self._check_open()
+            if self._store is not None and event_type is not object:
+                # A persistent bus maps one wire name to one class: claim it now so a
+                # collision fails at subscribe time, not at the first publish.
+                self._types.register(event_type)
             self._sequence += 1
             subscription: Subscription[Any] = Subscription(
                 event_type=event_type,
@@ -484,13 +526,26 @@ class EventBus:
         if self._store is None and not plan.needs_envelope:
             return None
         pairs = _merge_metadata(metadata)
-        timestamp = datetime.now(UTC)
-        type_name = _type_name(event.__class__)
-        event_id = new_event_id()
-        offset: Offset | None = None
-        if self._store is not None:
-            offset = self._append(EventRecord(event_id, type_name, _encode(event), timestamp, pairs, self._origin))
-        return Envelope(event_id, offset, type_name, timestamp, pairs, self._origin)
+        if self._store is None:
+            type_name = event_name(event.__class__)
+            return Envelope(new_event_id(), None, type_name, datetime.now(UTC), pairs, self._origin)
+        record = self._record_for(event, pairs)
+        offset = self._append(record)
+        if offset is not None:
+            self._log_grew()
+        return Envelope(
+            record.event_id, offset, record.type_name, record.timestamp, pairs, self._origin
+        )
+
+    def _record_for(self, event: object, pairs: Mapping[str, str]) -> EventRecord:
+        codec = self._types.register(event.__class__)
+        data = codec.encode(event)  # EncodeError here: nothing is stored
+        return EventRecord(new_event_id(), codec.name, data, datetime.now(UTC), pairs, self._origin)
+
+    def _log_grew(self) -> None:
+        if self._durables:
+            with self._log_changed:
+                self._log_changed.notify_all()
 
     def _append(self, record: EventRecord) -> Offset | None:
         assert self._store is not None
@@ -499,11 +554,9 @@ class EventBus:
                 return self._store.append(record)
             return self._append_with_timeout(record, self._append_timeout)
         except Exception as exc:
-            error = exc if isinstance(exc, StoreError) else StoreUnavailableError(
-                f"The store failed to append event {record.event_id} ({record.type_name}): {exc}"
+            error = _as_store_error(
+                exc, f"The store failed to append event {record.event_id} ({record.type_name})"
             )
-            if error is not exc:
-                error.__cause__ = exc
             if self._strict:
                 raise error from exc
             self._report(HandlerFailure(error, "persistence", record))
@@ -568,11 +621,13 @@ class EventBus:
         except Exception as exc:
             self._report(HandlerFailure(exc, "handler", args[0], subscription))
 
-    def _sync_lock(self, subscription: Subscription[Any]) -> threading.Lock:
+    def _sync_lock(self, subscription: Subscription[Any]) -> threading.RLock:
+        # Reentrant: a sequential handler that publishes an event reaching itself
+        # recurses (like a plain call) instead of deadlocking on its own lock.
         lock = self._sync_locks.get(id(subscription))
         if lock is None:
             with self._lock:
-                lock = self._sync_locks.setdefault(id(subscription), threading.Lock())
+                lock = self._sync_locks.setdefault(id(subscription), threading.RLock())
         return lock
 
     def _run_hooks(self, hooks: tuple[Callable[[Any], object], ...], event: object, stage: str) -> None:
@@ -611,6 +666,311 @@ class EventBus:
             and not self._after
             and self._state is _State.OPEN
         )
+
+    # -- persistence: batches, replay, upcasting, durable subscriptions ------------------
+
+    def register(self, *event_types: type[Any]) -> None:
+        """Register event classes so stored events of their wire names can be decoded.
+
+        Subscribing and publishing register a class too; call this for classes that a
+        replay must decode but this process never subscribes to or publishes.
+
+        Raises:
+            WireNameConflictError: a wire name already belongs to another class.
+            RegistrationError: a class that cannot be an event.
+        """
+        for event_type in event_types:
+            self._types.register(check_event_type(event_type))
+
+    def publish_many(
+        self, events: Iterable[object], /, *, metadata: Mapping[str, str] | None = None
+    ) -> list[Offset | None]:
+        """Publish several events with one store call (``append_batch``).
+
+        Every event is encoded before anything is stored, so one bad event stores none.
+        Then handlers run for each event in order, as :meth:`publish` would.
+
+        Returns:
+            The offsets, in order (None entries on a bus without a store).
+
+        Raises:
+            The same errors as :meth:`publish`.
+        """
+        batch = list(events)
+        plans = [self._prepare(event) for event in batch]
+        for event in batch:
+            self._run_hooks(self._before, event, "before_publish")
+        envelopes = self._envelopes_for(plans, batch, metadata)
+        for plan, event, envelope in zip(plans, batch, envelopes, strict=True):
+            self._dispatch(plan, event, envelope, None)
+            self._run_hooks(self._after, event, "after_publish")
+        return [None if e is None else e.offset for e in envelopes]
+
+    async def publish_many_async(
+        self, events: Iterable[object], /, *, metadata: Mapping[str, str] | None = None
+    ) -> list[Offset | None]:
+        """:meth:`publish_many` for asyncio code; waits for the coroutine handlers.
+
+        Returns:
+            The offsets, in order (None entries on a bus without a store).
+        """
+        self._runner.bind_running_loop()
+        batch = list(events)
+        plans = [self._prepare(event) for event in batch]
+        for event in batch:
+            self._run_hooks(self._before, event, "before_publish")
+        envelopes = await asyncio.to_thread(self._envelopes_for, plans, batch, metadata)
+        pending: list[asyncio.Future[Any]] = []
+        for plan, event, envelope in zip(plans, batch, envelopes, strict=True):
+            self._dispatch(plan, event, envelope, pending)
+        if pending:
+            await asyncio.wait(pending)
+        for event in batch:
+            self._run_hooks(self._after, event, "after_publish")
+        return [None if e is None else e.offset for e in envelopes]
+
+    def _envelopes_for(
+        self, plans: Sequence[_Plan], events: Sequence[object], metadata: Mapping[str, str] | None
+    ) -> list[Envelope | None]:
+        if self._store is None:
+            return [self._envelope_for(p, e, metadata) for p, e in zip(plans, events, strict=True)]
+        pairs = _merge_metadata(metadata)
+        records = [self._record_for(event, pairs) for event in events]
+        if not records:
+            return []
+        try:
+            offsets: Sequence[Offset | None] = self._store.append_batch(records)
+        except Exception as exc:
+            error = _as_store_error(exc, f"The store failed to append a batch of {len(records)} events")
+            if self._strict:
+                raise error from exc
+            self._report(HandlerFailure(error, "persistence", records))
+            offsets = [None] * len(records)
+        else:
+            self._log_grew()
+        return [
+            Envelope(r.event_id, o, r.type_name, r.timestamp, pairs, self._origin)
+            for r, o in zip(records, offsets, strict=True)
+        ]
+
+    def _require_store(self, action: str) -> EventStore:
+        if self._store is None:
+            raise BusUsageError(f"Cannot {action}: this bus has no store; create it as EventBus(store=...).")
+        return self._store
+
+    def replay(self, after: Position = OLDEST, *, batch_size: int = 500) -> Iterator[StoredEvent]:
+        """Iterate the stored events after ``after``, in log order, as they are stored.
+
+        Unknown wire names are included (nothing is decoded). The iteration sees events
+        appended while it runs, up to the moment it reaches the end.
+
+        Args:
+            after: OLDEST (the whole log), NEWEST (nothing), or an event's offset.
+            batch_size: Events fetched per store call.
+
+        Raises:
+            BusUsageError: the bus has no store.
+            OffsetError: ``after`` is not an offset of this store.
+        """
+        store = self._require_store("replay")
+        _check_batch_size(batch_size)
+        if isinstance(store, StreamingReader):
+            yield from store.iter_events(after, batch_size=batch_size)
+            return
+        cursor: Position = after
+        while True:
+            result = store.read(cursor, limit=batch_size)
+            yield from result.events
+            if not result.events and result.next == cursor:
+                return
+            cursor = result.next
+
+    def replay_events(
+        self, after: Position = OLDEST, *, batch_size: int = 500
+    ) -> Iterator[tuple[Any, StoredEvent]]:
+        """Iterate decoded (and upcast) events after ``after`` with their stored form.
+
+        Events whose wire name (after upcasting) no registered class claims are skipped.
+
+        Yields:
+            ``(event, stored)`` pairs in log order.
+
+        Raises:
+            BusUsageError: the bus has no store.
+            DecodeError: a stored event no longer fits its class.
+            UpcastFailedError: an upcaster failed; the old schema is never delivered.
+        """
+        decode = self._decode_stored
+        for stored in self.replay(after, batch_size=batch_size):
+            type_name, event = decode(stored.type_name, stored.data)
+            if event is not _UNKNOWN:
+                yield event, stored
+
+    def decode(self, stored: StoredEvent) -> Any:
+        """Decode one stored event into its registered class, upcasting it first.
+
+        Raises:
+            DecodeError: no registered class claims its wire name, or it does not fit.
+            UpcastFailedError: an upcaster failed.
+        """
+        type_name, event = self._decode_stored(stored.type_name, stored.data)
+        if event is _UNKNOWN:
+            raise DecodeError(
+                f"No registered class has the wire name {type_name!r} (event {stored.event_id}); "
+                "register it with bus.register(EventClass)."
+            )
+        return event
+
+    def _decode_stored(self, type_name: str, data: str) -> tuple[str, Any]:
+        if self._upcasters:
+            type_name, data = self._upcasters.apply(type_name, data)
+        codec = self._types.codec_for_name(type_name)
+        if codec is None:
+            return type_name, _UNKNOWN
+        return type_name, codec.decode(data)
+
+    def register_upcaster(
+        self, from_name: str, to_name: str, upcast: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> None:
+        """Register a raw JSON upcaster from one wire name to the next.
+
+        Args:
+            from_name: The old wire name (e.g. ``"orders.placed.v1"``).
+            to_name: The wire name the returned JSON object has.
+            upcast: Takes the old JSON object, returns the new one.
+
+        Raises:
+            UpcastRegistrationError: a cycle, a second upcaster for ``from_name``, or bad names.
+        """
+        self._upcasters.register_raw(from_name, to_name, upcast)
+
+    def upcaster(self, upcast: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Register a typed upcaster ``def v1_to_v2(old: OrderV1) -> OrderV2``; usable as a decorator.
+
+        Both classes are registered; the types come from the annotations.
+
+        Raises:
+            UpcastRegistrationError: missing annotations, a cycle or a duplicate.
+        """
+        self._upcasters.register_typed(upcast, self._types)
+        return upcast
+
+    def subscribe_durable(
+        self,
+        subscription_id: str,
+        handler: Handler,
+        /,
+        *,
+        event_type: type[Any] | None = None,
+        start: Position = OLDEST,
+        where: Callable[[Any], bool] | None = None,
+        on_poison: PoisonPolicy | DeadLetterHandler = PoisonPolicy.ABORT,
+        max_attempts: int = 5,
+        retry_backoff: float = 0.01,
+        max_backoff: float = 1.0,
+        checkpoint_every: int = 1,
+        checkpoint_interval: float | None = None,
+        poll_interval: float = 0.25,
+        batch_size: int = 100,
+    ) -> DurableSubscription:
+        """Consume the stored log in order from this subscription's checkpoint.
+
+        The history is delivered first, then new events as they are stored (including
+        those appended by other processes, through the store's tail). Each event's
+        checkpoint is saved after its handler completed. See docs/guarantees.md.
+
+        Args:
+            subscription_id: The name the checkpoint is saved under; one owner per bus.
+            handler: A sync or coroutine function taking the event (and optionally the
+                :class:`Envelope`).
+            event_type: The event class; inferred from the handler's annotation if None.
+            start: Where a first run (no checkpoint yet) starts: OLDEST, NEWEST (resolved
+                once and saved) or an offset. Ignored once a checkpoint exists.
+            where: Only events for which this returns True reach the handler.
+            on_poison: :class:`PoisonPolicy` or a dead-letter callable
+                ``(stored, exception)``; applied to an event that cannot be decoded or
+                whose handler failed ``max_attempts`` times.
+            max_attempts: Calls per event before it is poison.
+            retry_backoff: First retry delay in seconds; doubles per attempt.
+            max_backoff: Cap of the retry delay.
+            checkpoint_every: Save the checkpoint every N handled events. After a crash
+                up to N - 1 handled events are delivered again.
+            checkpoint_interval: Also save when this many seconds passed since the last save.
+            poll_interval: Live phase: longest wait for new events before re-checking.
+            batch_size: Events read per store call.
+
+        Returns:
+            The running :class:`DurableSubscription`.
+
+        Raises:
+            BusUsageError: the bus has no store, or no checkpoint store.
+            SubscriptionInUseError: ``subscription_id`` already has an owner on this bus.
+            RegistrationError: bad handler, event type or options.
+            StoreError: loading the checkpoint failed (nothing was delivered).
+        """
+        store = self._require_store("subscribe a durable handler")
+        checkpoints = self._checkpoints
+        if checkpoints is None:
+            raise BusUsageError(
+                "Durable subscriptions need checkpoints: the store does not keep them; pass "
+                "EventBus(store=..., checkpoints=<a CheckpointStore>)."
+            )
+        if not isinstance(subscription_id, str) or not subscription_id:
+            raise RegistrationError(
+                f"subscription_id must be a non-empty string, got {subscription_id!r}."
+            )
+        is_async, wants_envelope = inspect_handler(handler)
+        if event_type is None:
+            event_type = infer_event_type(handler)
+        codec = self._types.register(check_event_type(event_type))
+        options = _durable_options(
+            start=start,
+            where=where,
+            on_poison=on_poison,
+            max_attempts=max_attempts,
+            retry_backoff=retry_backoff,
+            max_backoff=max_backoff,
+            checkpoint_every=checkpoint_every,
+            checkpoint_interval=checkpoint_interval,
+            poll_interval=poll_interval,
+            batch_size=batch_size,
+        )
+        durable = DurableSubscription(
+            subscription_id=subscription_id,
+            type_name=codec.name,
+            handler=handler,
+            is_async=is_async,
+            wants_envelope=wants_envelope,
+            decode=self._decode_stored,
+            store=store,
+            checkpoints=checkpoints,
+            options=options,
+            run_coroutine=self._runner.run_blocking,
+            report=self._report,
+            failure=HandlerFailure,
+            release=self._release_durable,
+            wake=self._log_changed,
+        )
+        with self._lock:
+            self._check_open()
+            if subscription_id in self._durables:
+                raise SubscriptionInUseError(
+                    f"Durable subscription {subscription_id!r} already has an owner on this bus; "
+                    "stop it first or choose another id."
+                )
+            self._durables[subscription_id] = durable
+        try:
+            saved = checkpoints.load_checkpoint(subscription_id)
+            durable.start(saved)
+        except BaseException:
+            self._release_durable(durable)
+            raise
+        return durable
+
+    def _release_durable(self, durable: DurableSubscription) -> None:
+        with self._lock:
+            if self._durables.get(durable.subscription_id) is durable:
+                del self._durables[durable.subscription_id]
 
     # -- failures --------------------------------------------------------------------
 
@@ -660,6 +1020,8 @@ class EventBus:
                 return True
             self._state = _State.CLOSED
             self._replan()
+        for durable in list(self._durables.values()):
+            durable.stop()
         try:
             finished = self._runner.wait_idle(timeout)
         except BaseException:
@@ -700,6 +1062,71 @@ class EventBus:
         await self.aclose()
 
 
+_UNKNOWN: Final = object()
+
+
+def _as_store_error(exc: Exception, what: str) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
+    error = StoreUnavailableError(f"{what}: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+
+
+def _positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+
+
+def _durable_options(
+    *,
+    start: Position,
+    where: Callable[[Any], bool] | None,
+    on_poison: PoisonPolicy | DeadLetterHandler,
+    max_attempts: int,
+    retry_backoff: float,
+    max_backoff: float,
+    checkpoint_every: int,
+    checkpoint_interval: float | None,
+    poll_interval: float,
+    batch_size: int,
+) -> DurableOptions:
+    if not isinstance(start, (str, Boundary)) or start == "":
+        raise ValueError(f"start must be OLDEST, NEWEST or an offset string, got {start!r}.")
+    if where is not None and not callable(where):
+        raise RegistrationError(f"where= must be a callable predicate taking the event, got {where!r}.")
+    if not isinstance(on_poison, PoisonPolicy) and not callable(on_poison):
+        raise RegistrationError(
+            f"on_poison must be a PoisonPolicy or a dead-letter callable, got {on_poison!r}."
+        )
+    for name, count in (("max_attempts", max_attempts), ("checkpoint_every", checkpoint_every)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"{name} must be a positive integer, got {count!r}.")
+    _check_batch_size(batch_size)
+    _positive("retry_backoff", retry_backoff)
+    _positive("max_backoff", max_backoff)
+    _positive("poll_interval", poll_interval)
+    if checkpoint_interval is not None:
+        _positive("checkpoint_interval", checkpoint_interval)
+    return DurableOptions(
+        start=start,
+        where=where,
+        on_poison=on_poison,
+        max_attempts=max_attempts,
+        retry_backoff=retry_backoff,
+        max_backoff=max_backoff,
+        checkpoint_every=checkpoint_every,
+        checkpoint_interval=checkpoint_interval,
+        poll_interval=poll_interval,
+        batch_size=batch_size,
+    )
+
+
 def _merge_metadata(metadata: Mapping[str, str] | None) -> Mapping[str, str]:
     context = current_metadata()
     if not metadata:
@@ -711,10 +1138,3 @@ def _merge_metadata(metadata: Mapping[str, str] | None) -> Mapping[str, str]:
             )
     return MappingProxyType({**context, **metadata})
 
-
-def _type_name(cls: type[Any]) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _encode(event: object) -> str:
-    raise NotImplementedError

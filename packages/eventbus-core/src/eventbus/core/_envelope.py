@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-from ._store import Offset
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from datetime import datetime
+
+    from ._store import Offset
 
 __all__ = ["Envelope", "current_metadata", "publish_metadata"]
 

@@ -35,6 +35,13 @@ def check_event_type(event_type: object) -> type[Any]:
             f"An event type must be a class, got {event_type!r}; "
             "pass the class itself, as in bus.subscribe(OrderPlaced, handler)."
         )
+    if event_type is typing.Any or event_type is type(None) or issubclass(event_type, type):
+        # None and classes are refused by publish, and Any is in no event's MRO: a
+        # handler for any of them could never run (or would bypass those checks).
+        raise RegistrationError(
+            f"{event_type!r} cannot be an event type; events are instances of ordinary "
+            "classes. Subscribe to the event class, or to object to receive every event."
+        )
     if getattr(event_type, "_is_protocol", False):
         # Events are routed by their class's MRO; a Protocol is never in it, so the
         # subscription could never fire.
@@ -103,9 +110,10 @@ def infer_event_type(handler: Handler) -> type[Any]:
     """
     params = _positional_parameters(handler)
     first = params[0]
-    target = handler if inspect.isfunction(handler) or inspect.ismethod(handler) else None
-    if target is None:
-        target = getattr(handler, "__call__", handler)  # noqa: B004 - callable instances
+    target: object = handler
+    if not (inspect.isfunction(handler) or inspect.ismethod(handler)):
+        # A callable instance: its __call__ carries the annotation.
+        target = getattr(handler, "__call__")  # noqa: B004, B009 - mypy rejects handler.__call__
     try:
         hints = typing.get_type_hints(target)
     except Exception as exc:

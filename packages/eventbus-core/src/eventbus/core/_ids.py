@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["event_id_timestamp", "new_event_id"]
 
@@ -40,7 +42,7 @@ def _clock_ms() -> int:
 class _Generator:
     """The monotonic state behind :func:`new_event_id`; one per process."""
 
-    __slots__ = ("_clock", "_head", "_high", "_last_ms", "_lock", "_random", "_rand")
+    __slots__ = ("_clock", "_head", "_high", "_last_ms", "_lock", "_rand", "_random")
 
     def __init__(
         self,
@@ -124,12 +126,7 @@ def event_id_timestamp(event_id: str) -> datetime:
     Raises:
         ValueError: ``event_id`` is not 26 Crockford base32 characters.
     """
-    if (
-        not isinstance(event_id, str)
-        or len(event_id) != 26
-        or event_id[0] not in "01234567"
-        or not _DECODE.keys() >= set(event_id)
-    ):
+    if len(event_id) != 26 or event_id[0] not in "01234567" or not _DECODE.keys() >= set(event_id):
         raise ValueError(
             f"{event_id!r} is not a ULID: expected 26 Crockford base32 characters "
             "(0-9 and upper-case A-Z without I, L, O and U), the first one 0-7."

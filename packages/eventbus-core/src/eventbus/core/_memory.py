@@ -8,7 +8,6 @@ strings compares their log positions, and an offset turns into a list index in O
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
@@ -17,6 +16,7 @@ from ._exceptions import OffsetError, StoreClosedError
 from ._store import NEWEST, OLDEST, Boundary, EventRecord, ReadResult, StoredEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
     from types import TracebackType
 
     from ._store import Checkpoint, Offset, Position
@@ -30,21 +30,24 @@ def _format(position: int) -> Offset:
     return f"{position:0{_WIDTH}d}"
 
 
-def _check_limit(name: str, value: int) -> None:
+def _check_limit(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}.")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value!r}.")
 
 
-def _check_subscription_id(subscription_id: str) -> None:
+def _check_subscription_id(subscription_id: object) -> None:
     if not isinstance(subscription_id, str) or not subscription_id:
-        raise ValueError(
-            f"A subscription id must be a non-empty string, got {subscription_id!r}."
-        )
+        raise ValueError(f"A subscription id must be a non-empty string, got {subscription_id!r}.")
 
 
-def _check_record(record: EventRecord) -> None:
+def _is_newest(value: object) -> bool:
+    # Typed ``object``: callers pass NEWEST where the types forbid it.
+    return value is NEWEST
+
+
+def _check_record(record: object) -> None:
     if not isinstance(record, EventRecord):
         raise TypeError(f"A store appends EventRecord instances, got {record!r}.")
 
@@ -337,7 +340,7 @@ class MemoryStore:
             StoreClosedError: The store was closed.
         """
         _check_subscription_id(subscription_id)
-        if offset is NEWEST:
+        if _is_newest(offset):
             raise ValueError(
                 "NEWEST is a query position, not a checkpoint: save the concrete "
                 "offset from store.read(NEWEST).next instead."

@@ -10,16 +10,23 @@ with no event loop at all gets a loop on a thread the bus owns and stops at clos
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import BusUsageError
+
+if TYPE_CHECKING:
+    import contextvars
 
 __all__ = ["AsyncRunner"]
 
 Reporter = Callable[[BaseException, Any, Any], None]
+
+# How long a shutdown that timed out waits for cancelled handlers to unwind (run
+# their ``except CancelledError``/``finally`` blocks) before the loop is stopped.
+CANCEL_GRACE = 1.0
 
 
 class AsyncRunner:
@@ -92,19 +99,36 @@ class AsyncRunner:
         subscription: Any,
         context: contextvars.Context,
     ) -> asyncio.Future[Any] | None:
-        """Start a handler on the handler loop; return its task when created in this thread.
+        """Start a handler on the handler loop.
 
         The in-flight count rises before this returns, so a shutdown that starts
         right after a publish still waits for the handler.
+
+        Returns:
+            Something the caller's running loop can await until the handler is done:
+            the handler's task when it runs on the caller's loop, a future of the
+            caller's loop when it runs on another one; None when no loop is running.
         """
         loop = self._loop_for_dispatch()
         with self._lock:
             self._inflight += 1
         coro = self._run(coroutine_function, args, sequential_key, subscription)
-        if _running_loop() is loop:
+        running = _running_loop()
+        if running is loop:
             return self._create_task(loop, coro, context)
-        loop.call_soon_threadsafe(self._create_task, loop, coro, context)
-        return None
+        if running is None:
+            loop.call_soon_threadsafe(self._create_task, loop, coro, context)
+            return None
+        # The caller is a coroutine on another loop (the bus's handler loop was bound
+        # elsewhere first): give it a future of its own loop to wait on.
+        done: asyncio.Future[Any] = running.create_future()
+
+        def start() -> None:
+            task = self._create_task(loop, coro, context)
+            task.add_done_callback(lambda _: _resolve_threadsafe(running, done))
+
+        loop.call_soon_threadsafe(start)
+        return done
 
     def _create_task(
         self,
@@ -165,10 +189,10 @@ class AsyncRunner:
             self._semaphore = asyncio.Semaphore(self._limit)
         return self._semaphore
 
-    async def gather(self, tasks: list[asyncio.Future[Any]]) -> None:
-        """Wait for handler tasks started by this loop's ``publish_async``."""
-        if tasks:
-            await asyncio.wait(tasks)
+    def run_blocking(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine on the handler loop from another thread and return its result."""
+        loop = self._loop_for_dispatch()
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
     # -- waiting and stopping ------------------------------------------------------
 
@@ -193,13 +217,27 @@ class AsyncRunner:
                 )
             return self._idle.wait_for(lambda: self._inflight == 0, timeout)
 
-    def cancel_pending(self) -> None:
-        """Cancel every handler task still running."""
+    def cancel_pending(self) -> bool:
+        """Cancel every handler still in flight, and let them unwind.
+
+        Waits up to :data:`CANCEL_GRACE` seconds for the cancelled handlers to finish
+        their ``except``/``finally`` blocks, so a loop stopped afterwards does not
+        destroy them mid-flight.
+
+        Returns:
+            True if every cancelled handler finished unwinding in that time.
+        """
         loop = self._loop
         if loop is None or loop.is_closed():
-            return
+            return self._inflight == 0
+        # On the loop's thread: the task set is only touched there, and tasks whose
+        # creation is still queued are created (and so cancelled) first.
+        loop.call_soon_threadsafe(self._cancel_all)
+        return self.wait_idle(CANCEL_GRACE)
+
+    def _cancel_all(self) -> None:
         for task in list(self._tasks):
-            loop.call_soon_threadsafe(task.cancel)
+            task.cancel()
 
     def stop(self) -> None:
         """Stop the loop thread the bus owns, if any. The user's loop is left alone."""
@@ -210,6 +248,18 @@ class AsyncRunner:
         thread.join()
         loop.close()
         self._thread = None
+
+
+def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+    """Mark ``future`` (of ``loop``, maybe another thread's) done, if anyone still waits."""
+
+    def resolve() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    # A closed loop raises RuntimeError: then nobody waits on the future any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(resolve)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

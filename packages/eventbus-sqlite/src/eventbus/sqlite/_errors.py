@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from eventbus.core import (
     StoreClosedError,
@@ -13,6 +13,9 @@ from eventbus.core import (
     StoreTimeoutError,
     StoreUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "DatabasePathError",
@@ -34,9 +37,7 @@ _CORRUPT_MARKERS = ("not a database", "malformed", "corrupt")
 _BUSY_MARKERS = ("locked", "busy")
 
 
-def translate_sqlite_error(
-    exc: sqlite3.Error, path: str, *, closed: bool = False
-) -> StoreError:
+def translate_sqlite_error(exc: sqlite3.Error, path: str, *, closed: bool = False) -> StoreError:
     """Turn a sqlite3 exception into the eventbus exception that describes it.
 
     Args:
@@ -61,6 +62,11 @@ def translate_sqlite_error(
         return StoreTimeoutError(
             f"The SQLite database {path!r} stayed locked by another connection for longer "
             f"than the busy timeout: {text}."
+        )
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreError(
+            f"The SQLite database {path!r} rejected the write: {text} (an event with the "
+            "same event_id is already stored)."
         )
     if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
         return StoreError(f"The SQLite store {path!r} was misused: {text}.")

@@ -7,12 +7,14 @@ exactly once: the first migrates, the others find the work done.
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from eventbus.core import StoreCorruptError
 
 from ._errors import SchemaVersionError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["APPLICATION_ID", "CURRENT_VERSION", "MIGRATIONS", "ensure_schema"]
 

@@ -1,0 +1,484 @@
+"""SQLiteStore against raw ``sqlite3`` floors and eventsourcing's SQLite persistence.
+
+Every workload is measured in the same process and run, median of several runs, each
+on a fresh database file in one temporary folder, so the ratios against the raw floor
+are what matter, not the absolute figures:
+
+(a) single thread, commit per event: ``store.append(record)`` vs a raw
+    ``INSERT`` + ``commit()`` per row into the same table with the same pragmas
+    (WAL, ``synchronous=NORMAL``; and again both with ``synchronous=FULL``). Bar ≥ 0.8×.
+(b) 8 threads appending concurrently (group commit) vs raw ``executemany`` of the same
+    rows in one transaction. Bar ≥ 0.5×.
+(c) typed replay: ``store.iter_events()`` with every event's data decoded into a small
+    frozen dataclass, vs a raw ``SELECT`` of the same rows + ``json.loads`` of the data.
+    Bar ≥ 0.6×.
+(d) the same three workloads on eventsourcing's SQLite persistence (one aggregate per
+    ``save``; 8 threads saving; notifications read back in pages of 500 and mapped to
+    domain events), at its shipped settings.
+
+Usage::
+
+    python bench/bench_sqlite.py [--n 5000] [--runs 5] [--json results.json]
+
+eventsourcing is a bench-only dependency; when missing, (d) is reported and skipped.
+Bars print as PASS/FAIL; the script exits 0 either way (it measures, it does not gate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.metadata
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eventbus.core import EventRecord
+from eventbus.sqlite import SQLiteStore
+from eventbus.sqlite._schema import MIGRATIONS
+
+THREADS = 8
+BARS = {"append": 0.8, "append_full": 0.8, "threads": 0.5, "replay": 0.6}
+
+_INSERT = (
+    "INSERT INTO events (event_id, type_name, data, timestamp, metadata, origin) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT = (
+    "SELECT position, event_id, type_name, data, timestamp, metadata, origin "
+    "FROM events WHERE position > ? ORDER BY position LIMIT ?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlaced:
+    """The event every case writes and reads back (about 140 bytes of JSON)."""
+
+    order_id: str
+    customer: str
+    amount: float
+    currency: str
+    items: int
+    note: str
+
+
+@dataclass
+class Row:
+    """One measured case: events per second, median and spread over the runs."""
+
+    case: str
+    workload: str
+    n: int
+    median_eps: float
+    min_eps: float
+    max_eps: float
+
+
+def _payload(i: int) -> dict[str, Any]:
+    return {
+        "order_id": f"order-{i:08d}",
+        "customer": f"customer-{i % 977:05d}",
+        "amount": round(10 + (i % 1000) * 0.37, 2),
+        "currency": "EUR",
+        "items": 1 + i % 7,
+        "note": "deliver to the back door, ring twice",
+    }
+
+
+def _records(n: int) -> list[EventRecord]:
+    now = datetime.now(UTC)
+    return [
+        EventRecord(
+            event_id=f"01J{i:023d}",
+            type_name="shop.OrderPlaced",
+            data=json.dumps(_payload(i), separators=(",", ":")),
+            timestamp=now,
+            metadata={"trace": f"t-{i}"} if i % 10 == 0 else {},
+            origin="bench-bus",
+        )
+        for i in range(n)
+    ]
+
+
+def _rows(records: list[EventRecord]) -> list[tuple[str, str, str, str, str | None, str]]:
+    return [
+        (
+            r.event_id,
+            r.type_name,
+            r.data,
+            r.timestamp.isoformat(),
+            json.dumps(dict(r.metadata)) if r.metadata else None,
+            r.origin,
+        )
+        for r in records
+    ]
+
+
+class _Files:
+    """Fresh database paths in one temporary folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.count = 0
+
+    def new(self) -> str:
+        self.count += 1
+        return str(self.root / f"bench-{self.count}.db")
+
+
+def _raw_connect(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    for statement in MIGRATIONS[1]:  # the very table SQLiteStore writes
+        conn.execute(statement)
+    conn.commit()
+    return conn
+
+
+def _eps(n: int, seconds: float) -> float:
+    return n / seconds
+
+
+# -- (a) single thread, commit per event ------------------------------------------------
+
+
+def raw_commit_each(files: _Files, records: list[EventRecord], synchronous: str) -> float:
+    rows = _rows(records)
+    conn = _raw_connect(files.new(), synchronous)
+    start = time.perf_counter()
+    for row in rows:
+        conn.execute(_INSERT, row)
+        conn.commit()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return _eps(len(rows), elapsed)
+
+
+def store_append_each(files: _Files, records: list[EventRecord], durability: str) -> float:
+    store = SQLiteStore(files.new(), durability=durability)  # type: ignore[arg-type]
+    append = store.append
+    start = time.perf_counter()
+    for record in records:
+        append(record)
+    elapsed = time.perf_counter() - start
+    store.close()
+    return _eps(len(records), elapsed)
+
+
+# -- (b) 8 threads ----------------------------------------------------------------------
+
+
+def raw_executemany(files: _Files, records: list[EventRecord]) -> float:
+    rows = _rows(records)
+    conn = _raw_connect(files.new(), "NORMAL")
+    start = time.perf_counter()
+    conn.executemany(_INSERT, rows)
+    conn.commit()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return _eps(len(rows), elapsed)
+
+
+def _in_threads(work: Callable[[int], None]) -> float:
+    """Run ``work(thread_index)`` in THREADS threads released together; return seconds."""
+    barrier = threading.Barrier(THREADS + 1)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            work(index)
+        except BaseException as exc:  # reported after the join
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def store_threads(files: _Files, records: list[EventRecord]) -> float:
+    store = SQLiteStore(files.new())
+    shares = [records[i::THREADS] for i in range(THREADS)]
+
+    def work(index: int) -> None:
+        append = store.append
+        for record in shares[index]:
+            append(record)
+
+    elapsed = _in_threads(work)
+    count = len(store.read(limit=len(records) + 1).events)
+    store.close()
+    assert count == len(records), f"stored {count} of {len(records)}"
+    return _eps(len(records), elapsed)
+
+
+# -- (c) typed replay -------------------------------------------------------------------
+
+
+def _filled(files: _Files, records: list[EventRecord]) -> str:
+    path = files.new()
+    with SQLiteStore(path) as store:
+        for start in range(0, len(records), 1000):
+            store.append_batch(records[start : start + 1000])
+    return path
+
+
+def raw_replay(path: str, n: int, batch: int = 500) -> float:
+    conn = sqlite3.connect(path)
+    loads = json.loads
+    start = time.perf_counter()
+    position = 0
+    count = 0
+    while True:
+        rows = conn.execute(_SELECT, (position, batch)).fetchall()
+        if not rows:
+            break
+        for row in rows:
+            loads(row[3])
+        count += len(rows)
+        position = rows[-1][0]
+    elapsed = time.perf_counter() - start
+    conn.close()
+    assert count == n
+    return _eps(n, elapsed)
+
+
+def store_replay(path: str, n: int, batch: int = 500) -> float:
+    store = SQLiteStore(path, read_batch_size=batch)
+    loads = json.loads
+    cls = OrderPlaced
+    start = time.perf_counter()
+    decoded = [cls(**loads(event.data)) for event in store.iter_events()]
+    elapsed = time.perf_counter() - start
+    store.close()
+    assert len(decoded) == n
+    return _eps(n, elapsed)
+
+
+# -- (d) eventsourcing ------------------------------------------------------------------
+
+
+@functools.cache
+def _eventsourcing_classes() -> tuple[Any, Any]:
+    """Define the aggregate and application once: eventsourcing registers topics."""
+    from eventsourcing.application import Application
+    from eventsourcing.domain import Aggregate
+
+    class Order(Aggregate):
+        def __init__(
+            self,
+            order_id: str,
+            customer: str,
+            amount: float,
+            currency: str,
+            items: int,
+            note: str,
+        ) -> None:
+            self.order_id = order_id
+
+    class Shop(Application[Any]):
+        pass
+
+    return Shop, Order
+
+
+def _eventsourcing_app(path: str) -> Any:
+    shop, order = _eventsourcing_classes()
+    app = shop(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path})
+    return app, order
+
+
+def es_save_each(files: _Files, n: int) -> float:
+    app, order = _eventsourcing_app(files.new())
+    payloads = [_payload(i) for i in range(n)]
+    start = time.perf_counter()
+    for payload in payloads:
+        app.save(order(**payload))
+    elapsed = time.perf_counter() - start
+    app.close()
+    return _eps(n, elapsed)
+
+
+def es_threads(files: _Files, n: int) -> float:
+    app, order = _eventsourcing_app(files.new())
+    payloads = [_payload(i) for i in range(n)]
+    shares = [payloads[i::THREADS] for i in range(THREADS)]
+
+    def work(index: int) -> None:
+        for payload in shares[index]:
+            app.save(order(**payload))
+
+    elapsed = _in_threads(work)
+    app.close()
+    return _eps(n, elapsed)
+
+
+def es_replay(files: _Files, n: int, batch: int = 500) -> float:
+    path = files.new()
+    app, order = _eventsourcing_app(path)
+    payloads = [_payload(i) for i in range(n)]
+    for start in range(0, n, 1000):
+        app.save(*(order(**p) for p in payloads[start : start + 1000]))
+    app.close()
+    app, _ = _eventsourcing_app(path)
+    recorder = app.recorder
+    to_domain_event = app.mapper.to_domain_event
+    start = time.perf_counter()
+    position: int | None = None
+    count = 0
+    while True:
+        notifications = recorder.select_notifications(
+            position, batch, inclusive_of_start=position is None
+        )
+        if not notifications:
+            break
+        for notification in notifications:
+            to_domain_event(notification)
+        count += len(notifications)
+        position = notifications[-1].id
+    elapsed = time.perf_counter() - start
+    app.close()
+    assert count == n, f"read {count} of {n}"
+    return _eps(n, elapsed)
+
+
+# -- driver -----------------------------------------------------------------------------
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _row(case: str, workload: str, n: int, samples: list[float]) -> Row:
+    return Row(case, workload, n, statistics.median(samples), min(samples), max(samples))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every case, print the table and the bars, and optionally write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=5000, help="events per commit-each run")
+    parser.add_argument("--runs", type=int, default=5, help="runs per case (median)")
+    parser.add_argument("--dir", type=Path, default=None, help="folder for database files")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args(argv)
+
+    n_each = args.n
+    n_threads = args.n * 4
+    n_replay = args.n * 20
+    es_version = _version("eventsourcing")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-sqlite-") as tmp:
+        files = _Files(Path(tmp))
+        each = _records(n_each)
+        many = _records(n_threads)
+        replay_records = _records(n_replay)
+        replay_path = _filled(files, replay_records)
+        samples: dict[tuple[str, str], list[float]] = {}
+
+        def measure(case: str, workload: str, fn: Callable[[], float]) -> None:
+            samples.setdefault((case, workload), []).append(fn())
+
+        # Interleave the cases run by run, so drift in the machine hits all alike.
+        for _ in range(args.runs):
+            measure("raw sqlite3", "append", lambda: raw_commit_each(files, each, "NORMAL"))
+            measure("SQLiteStore", "append", lambda: store_append_each(files, each, "normal"))
+            measure("raw sqlite3", "append_full", lambda: raw_commit_each(files, each, "FULL"))
+            measure("SQLiteStore", "append_full", lambda: store_append_each(files, each, "full"))
+            measure("raw sqlite3", "threads", lambda: raw_executemany(files, many))
+            measure("SQLiteStore", "threads", lambda: store_threads(files, many))
+            measure("raw sqlite3", "replay", lambda: raw_replay(replay_path, n_replay))
+            measure("SQLiteStore", "replay", lambda: store_replay(replay_path, n_replay))
+            if es_version is not None:
+                measure("eventsourcing", "append_full", lambda: es_save_each(files, n_each))
+                measure("eventsourcing", "threads", lambda: es_threads(files, n_threads))
+                measure("eventsourcing", "replay", lambda: es_replay(files, n_replay))
+        sizes = {"append": n_each, "append_full": n_each, "threads": n_threads}
+        for (case, workload), values in samples.items():
+            rows.append(_row(case, workload, sizes.get(workload, n_replay), values))
+
+    def median(case: str, workload: str) -> float | None:
+        for row in rows:
+            if row.case == case and row.workload == workload:
+                return row.median_eps
+        return None
+
+    labels = {
+        "append": "single thread, commit per event (WAL, synchronous=NORMAL)",
+        "append_full": "single thread, commit per event (WAL, synchronous=FULL)",
+        "threads": f"{THREADS} threads appending (raw: executemany, one transaction)",
+        "replay": "typed replay (raw: SELECT + json.loads)",
+    }
+    print(f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, ", end="")
+    print(f"eventsourcing {es_version or 'not installed'}; median of {args.runs} runs\n")
+    print(f"{'workload':<64} {'case':<14} {'events/s':>10} {'min..max':>21} {'ratio':>6}")
+    ratios: dict[str, dict[str, float]] = {}
+    for workload, label in labels.items():
+        floor = median("raw sqlite3", workload)
+        assert floor is not None
+        for row in rows:
+            if row.workload != workload:
+                continue
+            ratio = row.median_eps / floor
+            ratios.setdefault(workload, {})[row.case] = ratio
+            spread = f"{row.min_eps:,.0f}..{row.max_eps:,.0f}"
+            print(f"{label:<64} {row.case:<14} {row.median_eps:>10,.0f} {spread:>21} {ratio:>5.2f}x")
+    print()
+    verdicts = {}
+    for workload, bar in BARS.items():
+        ratio = ratios[workload]["SQLiteStore"]
+        verdicts[workload] = ratio >= bar
+        verdict = "PASS" if ratio >= bar else "FAIL"
+        print(f"bar {labels[workload]}: {ratio:.2f}x >= {bar}x  {verdict}")
+    if es_version is None:
+        print("eventsourcing is not installed: its rows were skipped.")
+
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "python": platform.python_version(),
+                    "sqlite": sqlite3.sqlite_version,
+                    "platform": platform.platform(),
+                    "cpus": os.cpu_count(),
+                    "eventsourcing": es_version,
+                    "runs": args.runs,
+                    "rows": [row.__dict__ for row in rows],
+                    "ratios": ratios,
+                    "bars": BARS,
+                    "pass": verdicts,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Wire names: the stable name stored with every event, and the per-bus type registry.
+
+A class's wire name is a pure function of the class: the ``__event_name__``
+attribute defined on the class itself (directly or with :func:`wire_name`), else
+``module.QualName``. A subclass does not inherit its parent's explicit name, since
+two classes may never share one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._codec import EventCodec, build_codec
+from ._exceptions import RegistrationError, WireNameConflictError
+
+__all__ = ["TypeRegistry", "event_name", "wire_name"]
+
+T = TypeVar("T", bound=type)
+E = TypeVar("E")
+
+_NAME_ATTRIBUTE = "__event_name__"
+
+
+def _check_name(name: object, source: str) -> str:
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise RegistrationError(
+            f"{source} must be a non-empty str without surrounding whitespace, got {name!r}."
+        )
+    return name
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def wire_name(name: str) -> Callable[[T], T]:
+    """Class decorator that gives an event class an explicit wire name.
+
+    The name is stored in the class's ``__event_name__`` attribute, so
+    ``@wire_name("orders.placed")`` is the same as writing
+    ``__event_name__ = "orders.placed"`` in the class body (which ``TypedDict``
+    classes do not allow). Use it to keep stored events readable after a class is
+    renamed or moved.
+
+    Args:
+        name: The wire name, a non-empty str without surrounding whitespace.
+
+    Returns:
+        A decorator that sets the name and returns the class unchanged.
+
+    Raises:
+        RegistrationError: ``name`` is not a valid wire name, the decorated object
+            is not a class, or the class already declares a different name.
+    """
+    _check_name(name, "A wire name")
+
+    def decorate(cls: T) -> T:
+        if not isinstance(cls, type):
+            raise RegistrationError(
+                f"@wire_name({name!r}) decorates event classes, not {cls!r}."
+            )
+        declared = vars(cls).get(_NAME_ATTRIBUTE, name)
+        if declared != name:
+            raise RegistrationError(
+                f"{_qualified(cls)} already declares __event_name__ = {declared!r}; "
+                f"@wire_name({name!r}) cannot rename it."
+            )
+        setattr(cls, _NAME_ATTRIBUTE, name)
+        return cls
+
+    return decorate
+
+
+def event_name(cls: type) -> str:
+    """The wire name of an event class.
+
+    Args:
+        cls: The event class (not an instance: pass ``type(event)``).
+
+    Returns:
+        The class's own ``__event_name__`` when it defines one, else
+        ``"module.QualName"``.
+
+    Raises:
+        RegistrationError: ``cls`` is not a class, or its ``__event_name__`` is not
+            a non-empty str (a property or method cannot name a class).
+    """
+    if not isinstance(cls, type):
+        raise RegistrationError(
+            f"event_name() takes an event class, got {cls!r}; for an event instance "
+            "call event_name(type(event))."
+        )
+    declared = vars(cls).get(_NAME_ATTRIBUTE)
+    if declared is None:
+        return _qualified(cls)
+    return _check_name(declared, f"{_qualified(cls)}.__event_name__")
+
+
+class TypeRegistry:
+    """The wire-name ↔ class table of one bus, with each class's codec.
+
+    One wire name maps to one class and one class to one wire name. Registration
+    is idempotent for the same class and thread-safe; a rejected registration
+    leaves the registry unchanged.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[str, EventCodec[Any]] = {}
+        self._by_type: dict[type, EventCodec[Any]] = {}
+
+    def register(self, cls: type[E]) -> EventCodec[E]:
+        """Claim ``cls``'s wire name and return its codec, compiling it the first time.
+
+        Args:
+            cls: The event class.
+
+        Returns:
+            The class's codec (the same object on every call).
+
+        Raises:
+            RegistrationError: ``cls`` is not a class, is abstract or a ``Protocol``,
+                or cannot be encoded (the message names the field).
+            WireNameConflictError: The wire name is bound to another class, or
+                ``cls`` is bound to another wire name (its ``__event_name__`` was
+                changed after registration).
+        """
+        name = event_name(cls)
+        codec = self._by_type.get(cls)
+        if codec is not None and codec.name == name:
+            return codec
+        # Compile outside the lock: resolving annotations may run user code.
+        built = build_codec(cls, name)
+        with self._lock:
+            bound = self._by_type.get(cls)
+            if bound is not None:
+                if bound.name != name:
+                    raise WireNameConflictError(
+                        f"{_qualified(cls)} is registered under wire name {bound.name!r} and "
+                        f"cannot also be registered as {name!r}; its __event_name__ changed "
+                        "after registration."
+                    )
+                return bound
+            holder = self._by_name.get(name)
+            if holder is not None:
+                raise WireNameConflictError(
+                    f"Wire name {name!r} is already bound to {_qualified(holder.event_type)}, "
+                    f"so {_qualified(cls)} cannot use it too; give one of them a distinct "
+                    "name with @wire_name(...) or __event_name__."
+                )
+            self._by_name[name] = built
+            self._by_type[cls] = built
+        return built
+
+    def codec_for_name(self, name: str) -> EventCodec[Any] | None:
+        """The codec registered under a wire name.
+
+        Args:
+            name: A wire name.
+
+        Returns:
+            Its codec, or ``None`` when no class claimed the name.
+        """
+        return self._by_name.get(name)
+
+    def codec_for_type(self, cls: type[E]) -> EventCodec[E] | None:
+        """The codec of a registered class.
+
+        Args:
+            cls: An event class.
+
+        Returns:
+            Its codec, or ``None`` when the class was not registered.
+        """
+        return self._by_type.get(cls)

@@ -1,0 +1,51 @@
+"""eventbus.durablestream: a Durable Streams protocol client on httpx, sync and asyncio."""
+
+from __future__ import annotations
+
+from ._client import DurableStreamClient as DurableStreamClient
+from ._client import IdempotentProducer as IdempotentProducer
+from ._errors import BadRequestError as BadRequestError
+from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
+from ._errors import DurableStreamConnectionError as DurableStreamConnectionError
+from ._errors import DurableStreamError as DurableStreamError
+from ._errors import DurableStreamTimeoutError as DurableStreamTimeoutError
+from ._errors import MalformedResponseError as MalformedResponseError
+from ._errors import ProducerSequenceGapError as ProducerSequenceGapError
+from ._errors import SequenceConflictError as SequenceConflictError
+from ._errors import StaleEpochError as StaleEpochError
+from ._errors import StreamClosedError as StreamClosedError
+from ._errors import StreamExistsError as StreamExistsError
+from ._errors import StreamGoneError as StreamGoneError
+from ._errors import StreamNotFoundError as StreamNotFoundError
+from ._errors import UnexpectedStatusError as UnexpectedStatusError
+from ._protocol import AppendResult as AppendResult
+from ._protocol import CloseResult as CloseResult
+from ._protocol import CreateResult as CreateResult
+from ._protocol import ReadChunk as ReadChunk
+from ._protocol import RetryPolicy as RetryPolicy
+from ._protocol import StreamInfo as StreamInfo
+
+__all__ = [
+    "AppendResult",
+    "BadRequestError",
+    "CloseResult",
+    "ContentTypeMismatchError",
+    "CreateResult",
+    "DurableStreamClient",
+    "DurableStreamConnectionError",
+    "DurableStreamError",
+    "DurableStreamTimeoutError",
+    "IdempotentProducer",
+    "MalformedResponseError",
+    "ProducerSequenceGapError",
+    "ReadChunk",
+    "RetryPolicy",
+    "SequenceConflictError",
+    "StaleEpochError",
+    "StreamClosedError",
+    "StreamExistsError",
+    "StreamGoneError",
+    "StreamInfo",
+    "StreamNotFoundError",
+    "UnexpectedStatusError",
+]
