@@ -7,13 +7,6 @@ from ._bus import EventBus as EventBus
 from ._bus import HandlerFailure as HandlerFailure
 from ._bus import log_failure as log_failure
 from ._discovery import open_store as open_store
-from ._envelope import Envelope as Envelope
-from ._envelope import current_metadata as current_metadata
-from ._envelope import publish_metadata as publish_metadata
-from ._bus import ErrorHook as ErrorHook
-from ._bus import EventBus as EventBus
-from ._bus import HandlerFailure as HandlerFailure
-from ._bus import log_failure as log_failure
 from ._durable import DeadLetterHandler as DeadLetterHandler
 from ._durable import DurableSubscription as DurableSubscription
 from ._durable import PoisonPolicy as PoisonPolicy
@@ -46,8 +39,6 @@ from ._handlers import Handler as Handler
 from ._handlers import Subscription as Subscription
 from ._ids import new_event_id as new_event_id
 from ._memory import MemoryStore as MemoryStore
-from ._handlers import Handler as Handler
-from ._handlers import Subscription as Subscription
 from ._store import NEWEST as NEWEST
 from ._store import OLDEST as OLDEST
 from ._store import Boundary as Boundary
@@ -66,6 +57,8 @@ from ._store import TailingStore as TailingStore
 
 # __all__ is kept sorted; tests/test_exports.py checks it against the names above.
 __all__ = [
+    "NEWEST",
+    "OLDEST",
     "Boundary",
     "BusClosedError",
     "BusUsageError",
@@ -86,8 +79,6 @@ __all__ = [
     "Handler",
     "HandlerFailure",
     "MemoryStore",
-    "NEWEST",
-    "OLDEST",
     "Offset",
     "OffsetError",
     "OffsetOrdering",

@@ -27,10 +27,10 @@ from ._exceptions import (
     DecodeError,
     PublishError,
     RegistrationError,
-    SubscriptionInUseError,
     StoreError,
     StoreTimeoutError,
     StoreUnavailableError,
+    SubscriptionInUseError,
 )
 from ._handlers import Handler, Subscription, check_event_type, infer_event_type, inspect_handler
 from ._ids import new_event_id
@@ -144,7 +144,9 @@ class EventBus:
                 f"got {store!r}."
             )
         if append_timeout is not None and not append_timeout > 0:
-            raise ValueError(f"append_timeout must be a positive number of seconds, got {append_timeout!r}.")
+            raise ValueError(
+                f"append_timeout must be a positive number of seconds, got {append_timeout!r}."
+            )
         if max_concurrent_handlers is not None and (
             isinstance(max_concurrent_handlers, bool)
             or not isinstance(max_concurrent_handlers, int)
@@ -165,7 +167,7 @@ class EventBus:
             checkpoints = store
         self._checkpoints = checkpoints
         self._types = TypeRegistry()
-        self._upcasters = UpcasterRegistry()
+        self._upcasters = UpcasterRegistry(self._types)
         self._durables: dict[str, DurableSubscription] = {}
         self._log_changed = threading.Condition()
         self._store = store
@@ -217,7 +219,7 @@ class EventBus:
     ) -> Subscription[E]: ...
 
     @overload
-    def subscribe(
+    def subscribe(  # type: ignore[overload-overlap]  # a class is callable too; classes match first
         self,
         event_type: type[E],
         /,
@@ -294,7 +296,6 @@ class EventBus:
             raise RegistrationError(
                 f"where= must be a callable predicate taking the event, got {where!r}."
             )
-        options = {"once": once, "where": where, "sequential": sequential}
         if target is None:
             if handler is not None:
                 # bus.subscribe(None, h) would otherwise return an unused decorator.
@@ -302,18 +303,24 @@ class EventBus:
                     f"bus.subscribe() got None as the event type for handler {handler!r}; "
                     "pass the event class, as in bus.subscribe(OrderPlaced, handler)."
                 )
-            return lambda fn: self._subscribe(None, fn, **options)
+            return lambda fn: self._subscribe(
+                None, fn, once=once, where=where, sequential=sequential
+            )
         if isinstance(target, type):
             event_type = check_event_type(target)
             if handler is None:
-                return lambda fn: self._subscribe(event_type, fn, **options)
-            return self._subscribe(event_type, handler, **options)
+                return lambda fn: self._subscribe(
+                    event_type, fn, once=once, where=where, sequential=sequential
+                )
+            return self._subscribe(
+                event_type, handler, once=once, where=where, sequential=sequential
+            )
         if handler is not None:
             raise RegistrationError(
                 f"bus.subscribe() takes the event class first, then the handler; got "
                 f"{target!r} and {handler!r}. Call bus.subscribe(EventClass, handler)."
             )
-        return self._subscribe(None, target, **options)
+        return self._subscribe(None, target, once=once, where=where, sequential=sequential)
 
     def _subscribe(
         self,
@@ -429,7 +436,9 @@ class EventBus:
 
     # -- publishing ------------------------------------------------------------------
 
-    def publish(self, event: object, /, *, metadata: Mapping[str, str] | None = None) -> Offset | None:
+    def publish(
+        self, event: object, /, *, metadata: Mapping[str, str] | None = None
+    ) -> Offset | None:
         """Publish an event from synchronous code.
 
         In order: before-publish hooks run; with a store, the event is appended
@@ -512,7 +521,9 @@ class EventBus:
         if self._state is _State.CLOSED:
             raise BusClosedError("Cannot publish: the bus is closed.")
         if event is None:
-            raise PublishError("Cannot publish None; pass an event instance, as in bus.publish(OrderPlaced(...)).")
+            raise PublishError(
+                "Cannot publish None; pass an event instance, as in bus.publish(OrderPlaced(...))."
+            )
         if isinstance(event, type):
             raise PublishError(
                 f"Cannot publish the class {event.__qualname__} itself; publish an instance: "
@@ -630,7 +641,9 @@ class EventBus:
                 lock = self._sync_locks.setdefault(id(subscription), threading.RLock())
         return lock
 
-    def _run_hooks(self, hooks: tuple[Callable[[Any], object], ...], event: object, stage: str) -> None:
+    def _run_hooks(
+        self, hooks: tuple[Callable[[Any], object], ...], event: object, stage: str
+    ) -> None:
         for hook in hooks:
             try:
                 hook(event)
@@ -741,7 +754,9 @@ class EventBus:
         try:
             offsets: Sequence[Offset | None] = self._store.append_batch(records)
         except Exception as exc:
-            error = _as_store_error(exc, f"The store failed to append a batch of {len(records)} events")
+            error = _as_store_error(
+                exc, f"The store failed to append a batch of {len(records)} events"
+            )
             if self._strict:
                 raise error from exc
             self._report(HandlerFailure(error, "persistence", records))
@@ -755,7 +770,9 @@ class EventBus:
 
     def _require_store(self, action: str) -> EventStore:
         if self._store is None:
-            raise BusUsageError(f"Cannot {action}: this bus has no store; create it as EventBus(store=...).")
+            raise BusUsageError(
+                f"Cannot {action}: this bus has no store; create it as EventBus(store=...)."
+            )
         return self._store
 
     def replay(self, after: Position = OLDEST, *, batch_size: int = 500) -> Iterator[StoredEvent]:
@@ -802,7 +819,7 @@ class EventBus:
         """
         decode = self._decode_stored
         for stored in self.replay(after, batch_size=batch_size):
-            type_name, event = decode(stored.type_name, stored.data)
+            _, event = decode(stored.type_name, stored.data)
             if event is not _UNKNOWN:
                 yield event, stored
 
@@ -822,8 +839,7 @@ class EventBus:
         return event
 
     def _decode_stored(self, type_name: str, data: str) -> tuple[str, Any]:
-        if self._upcasters:
-            type_name, data = self._upcasters.apply(type_name, data)
+        type_name, data = self._upcasters.apply(type_name, data)
         codec = self._types.codec_for_name(type_name)
         if codec is None:
             return type_name, _UNKNOWN
@@ -845,14 +861,14 @@ class EventBus:
         self._upcasters.register_raw(from_name, to_name, upcast)
 
     def upcaster(self, upcast: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """Register a typed upcaster ``def v1_to_v2(old: OrderV1) -> OrderV2``; usable as a decorator.
+        """Register a typed upcaster ``def v1_to_v2(old: V1) -> V2``; usable as a decorator.
 
         Both classes are registered; the types come from the annotations.
 
         Raises:
             UpcastRegistrationError: missing annotations, a cycle or a duplicate.
         """
-        self._upcasters.register_typed(upcast, self._types)
+        self._upcasters.register_typed(upcast)
         return upcast
 
     def subscribe_durable(
@@ -982,12 +998,18 @@ class EventBus:
             logger.exception("eventbus: the error hook raised while reporting %r", failure)
             log_failure(failure)
 
-    def _report_handler(self, exc: BaseException, event: object, handler_or_subscription: object) -> None:
+    def _report_handler(
+        self, exc: BaseException, event: object, handler_or_subscription: object
+    ) -> None:
         subscription = handler_or_subscription
         if not isinstance(subscription, Subscription):
             plan = self._plans.get(event.__class__)
             subscription = next(
-                (s for s in (plan.subscriptions if plan else ()) if s.handler is handler_or_subscription),
+                (
+                    s
+                    for s in (plan.subscriptions if plan else ())
+                    if s.handler is handler_or_subscription
+                ),
                 None,
             )
         self._report(HandlerFailure(exc, "handler", event, subscription))
@@ -996,7 +1018,9 @@ class EventBus:
 
     def _check_open(self) -> None:
         if self._state is _State.CLOSED:
-            raise BusClosedError("The bus is closed; create a new EventBus to publish or subscribe again.")
+            raise BusClosedError(
+                "The bus is closed; create a new EventBus to publish or subscribe again."
+            )
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Close the bus after waiting up to ``timeout`` seconds for coroutine handlers.
@@ -1099,7 +1123,9 @@ def _durable_options(
     if not isinstance(start, (str, Boundary)) or start == "":
         raise ValueError(f"start must be OLDEST, NEWEST or an offset string, got {start!r}.")
     if where is not None and not callable(where):
-        raise RegistrationError(f"where= must be a callable predicate taking the event, got {where!r}.")
+        raise RegistrationError(
+            f"where= must be a callable predicate taking the event, got {where!r}."
+        )
     if not isinstance(on_poison, PoisonPolicy) and not callable(on_poison):
         raise RegistrationError(
             f"on_poison must be a PoisonPolicy or a dead-letter callable, got {on_poison!r}."
@@ -1133,8 +1159,5 @@ def _merge_metadata(metadata: Mapping[str, str] | None) -> Mapping[str, str]:
         return context
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
-            raise PublishError(
-                f"Metadata keys and values must be strings; got {key!r}: {value!r}."
-            )
+            raise PublishError(f"Metadata keys and values must be strings; got {key!r}: {value!r}.")
     return MappingProxyType({**context, **metadata})
-

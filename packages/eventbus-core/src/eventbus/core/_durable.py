@@ -67,7 +67,7 @@ class DurableOptions:
     batch_size: int
 
 
-class _Stopped(Exception):
+class _StoppedError(Exception):
     """stop() interrupted the retries of an event; it is neither done nor poison."""
 
 
@@ -288,9 +288,11 @@ class DurableSubscription:
                     return exc
             # Capped exponential back-off, cut short by stop().
             if self._stopping.wait(delay):
-                return _Stopped()
+                return _StoppedError()
             delay = min(delay * 2, options.max_backoff)
-        raise AssertionError("unreachable: the loop returns on its last attempt")  # pragma: no cover - max_attempts >= 1 is validated
+        raise AssertionError(
+            "unreachable: the loop returns on its last attempt"
+        )  # pragma: no cover - max_attempts >= 1 is validated
 
     def _poison(self, stored: StoredEvent, exc: BaseException) -> bool:
         policy = self._options.on_poison

@@ -63,7 +63,7 @@ class BusClosedError(EventBusError):
 
 
 class BusUsageError(EventBusError, RuntimeError):
-    """A call that cannot work where it was made, such as a blocking wait on the loop it waits for."""
+    """A call that cannot work where it was made, e.g. a blocking wait on the loop it awaits."""
 
 
 class RegistrationError(EventBusError, TypeError):

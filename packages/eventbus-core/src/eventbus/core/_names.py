@@ -58,9 +58,7 @@ def wire_name(name: str) -> Callable[[T], T]:
 
     def decorate(cls: T) -> T:
         if not isinstance(cls, type):
-            raise RegistrationError(
-                f"@wire_name({name!r}) decorates event classes, not {cls!r}."
-            )
+            raise RegistrationError(f"@wire_name({name!r}) decorates event classes, not {cls!r}.")
         declared = vars(cls).get(_NAME_ATTRIBUTE, name)
         if declared != name:
             raise RegistrationError(

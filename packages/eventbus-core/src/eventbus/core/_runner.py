@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import BusUsageError
+from ._exceptions import BusClosedError, BusUsageError
 
 if TYPE_CHECKING:
     import contextvars
@@ -43,6 +43,8 @@ class AsyncRunner:
         self._semaphore: asyncio.Semaphore | None = None
         self._sequential_locks: dict[int, asyncio.Lock] = {}
         self._report = report
+        # Set by wait_idle: from then on no new handler may start (see schedule).
+        self._closing = False
 
     # -- binding -------------------------------------------------------------------
 
@@ -109,8 +111,12 @@ class AsyncRunner:
             the handler's task when it runs on the caller's loop, a future of the
             caller's loop when it runs on another one; None when no loop is running.
         """
+        self._check_accepting()
         loop = self._loop_for_dispatch()
         with self._lock:
+            # Checked again under the lock wait_idle holds: a handler is either counted
+            # before a shutdown starts waiting (and waited for), or refused.
+            self._check_accepting()
             self._inflight += 1
         coro = self._run(coroutine_function, args, sequential_key, subscription)
         running = _running_loop()
@@ -129,6 +135,13 @@ class AsyncRunner:
 
         loop.call_soon_threadsafe(start)
         return done
+
+    def _check_accepting(self) -> None:
+        if self._closing:
+            raise BusClosedError(
+                "The bus was closed while this event was being published; its remaining "
+                "coroutine handlers were not started."
+            )
 
     def _create_task(
         self,
@@ -204,6 +217,10 @@ class AsyncRunner:
     def wait_idle(self, timeout: float | None) -> bool:
         """Block until no handler is in flight; False if ``timeout`` passed first.
 
+        From this call on (unless it raises) no new handler is accepted: ``schedule``
+        raises :class:`BusClosedError`, so a publish racing a shutdown can neither
+        start a handler after the wait nor restart a stopped loop.
+
         Raises:
             BusUsageError: called on the handler loop's own thread while handlers are
                 pending: they could never finish while this call blocks that loop.
@@ -215,6 +232,7 @@ class AsyncRunner:
                     "while waiting for them; use 'await bus.ashutdown(timeout)' or "
                     "'await bus.aclose()' from asyncio code."
                 )
+            self._closing = True
             return self._idle.wait_for(lambda: self._inflight == 0, timeout)
 
     def cancel_pending(self) -> bool:

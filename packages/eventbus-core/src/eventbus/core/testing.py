@@ -26,6 +26,7 @@ See ``docs/writing-a-backend.md``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -196,16 +197,20 @@ class StoreContract:
         raise NotImplementedError(f"{type(self).__name__} must override make_store().")
 
     def reopen_store(self, store: EventStore, directory: Path) -> EventStore:
-        """Return a new instance on the data of ``store``, which the suite closed first.
+        """Return another instance on the same data as ``store``.
 
-        The default skips the persistence tests; override it for a persistent store.
+        The persistence tests close ``store`` first and expect the new instance to
+        see its events and checkpoints. The cross-instance tests keep ``store`` open
+        and expect each instance to see the other's appends, as two processes would.
+        The default skips both; override it for a store whose data outlives an
+        instance (a file, a server).
 
         Args:
-            store: The instance :meth:`make_store` returned, already closed.
+            store: An instance :meth:`make_store` returned, open or closed.
             directory: The directory :meth:`make_store` was given for it.
 
         Returns:
-            A store that sees the same events and checkpoints as ``store`` did.
+            A new store instance on the same data.
         """
         pytest.skip(f"{type(self).__name__} does not override reopen_store().")
 
@@ -240,21 +245,40 @@ class StoreContract:
         self, new_store: Callable[[], EventStore]
     ) -> Iterator[Callable[[EventStore], EventStore]]:
         """Close a store and return a new instance on its data (see reopen_store)."""
-        reopened: list[EventStore] = []
+        with self._instances() as another:
 
-        def reopen(store: EventStore) -> EventStore:
+            def reopen(store: EventStore) -> EventStore:
+                if isinstance(store, ClosableStore):
+                    store.close()
+                return another(store)
+
+            yield reopen
+
+    @pytest.fixture
+    def second_instance(
+        self, new_store: Callable[[], EventStore]
+    ) -> Iterator[Callable[[EventStore], EventStore]]:
+        """Open another instance on a store's data, leaving the store open."""
+        with self._instances() as another:
+            yield another
+
+    @contextlib.contextmanager
+    def _instances(self) -> Iterator[Callable[[EventStore], EventStore]]:
+        opened: list[EventStore] = []
+
+        def another(store: EventStore) -> EventStore:
             directory = self._directories[id(store)]
-            if isinstance(store, ClosableStore):
-                store.close()
             again = self.reopen_store(store, directory)
-            reopened.append(again)
+            opened.append(again)
             self._directories[id(again)] = directory
             return again
 
-        yield reopen
-        for store in reopened:
-            if isinstance(store, ClosableStore):
-                store.close()
+        try:
+            yield another
+        finally:
+            for store in opened:
+                if isinstance(store, ClosableStore):
+                    store.close()
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -558,6 +582,37 @@ class StoreContract:
         assert again.load_checkpoint("at-oldest") is OLDEST
         assert again.load_checkpoint("at-first") == offsets[0]
         assert again.load_checkpoint("never-saved") is None
+
+    def test_instances_on_the_same_data_see_each_others_appends(
+        self, store: EventStore, second_instance: Callable[[EventStore], EventStore]
+    ) -> None:
+        other = second_instance(store)
+        mine = make_record()
+        offsets = [store.append(mine)]
+        theirs = make_record()
+        offsets.append(other.append(theirs))
+        self.assert_increasing(store, offsets)
+        self.assert_log(store, [mine, theirs], offsets)
+        self.assert_log(other, [mine, theirs], offsets)
+
+    def test_tail_wakes_for_an_append_through_another_instance(
+        self, store: EventStore, second_instance: Callable[[EventStore], EventStore]
+    ) -> None:
+        if not isinstance(store, TailingStore):
+            _lacks(TailingStore)
+        other = second_instance(store)
+        _, offsets = self.append_many(store, 1)
+        waiter = _Background(lambda: store.tail(offsets[0], timeout=30))
+        assert waiter.started.wait(self.wake_timeout)
+        time.sleep(0.05)
+        record = make_record()
+        offset = other.append(record)
+        assert waiter.join(self.wake_timeout), "tail did not see another instance's append"
+        assert waiter.error is None, waiter.error
+        page = waiter.result
+        assert isinstance(page, ReadResult), page
+        assert [e.offset for e in page.events] == [offset]
+        _assert_stored(page.events[0], record, offset)
 
     # -- CheckpointStore ----------------------------------------------------------------
 

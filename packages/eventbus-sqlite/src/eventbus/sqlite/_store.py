@@ -23,9 +23,9 @@ import json
 import math
 import os
 import sqlite3
+import _thread
 import threading
 import time
-from collections import deque
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -171,14 +171,19 @@ def _check_path(path: str) -> None:
 
 
 class _Pending:
-    """Rows waiting to be committed, and what became of them."""
+    """Rows waiting to be committed, and what became of them.
 
-    __slots__ = ("error", "offsets", "rows")
+    A caller that queues behind a running leader sleeps on ``wake``, which the leader
+    releases when the rows are committed (or failed), or to make it the next leader.
+    """
+
+    __slots__ = ("error", "offsets", "rows", "wake")
 
     def __init__(self, rows: list[_Row]) -> None:
         self.rows = rows
         self.offsets: list[Offset] | None = None
         self.error: BaseException | None = None
+        self.wake: _thread.LockType | None = None
 
 
 class _Reader:
@@ -261,7 +266,9 @@ class SQLiteStore:
         self._memory = text == MEMORY
         self._closed = False
         self._write_lock = threading.Lock()
-        self._pending: deque[_Pending] = deque()
+        self._pending: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._leading = False  # a thread is committing the queue (under _queue_lock)
         self._changed = threading.Condition(threading.Lock())
         self._commits = 0  # bumped after every commit of this store, under _changed
         self._readers: list[_Reader] = []
@@ -455,13 +462,11 @@ class SQLiteStore:
             for pending in batch:
                 pending.error = self._translate(exc)
 
-    def _drain(self) -> None:
-        """Commit everything queued; the write lock is held."""
-        batch: list[_Pending] = []
-        while self._pending:  # only the lock holder pops, so this cannot race empty
-            batch.append(self._pending.popleft())
+    def _drain(self, batch: list[_Pending]) -> None:
+        """Commit ``batch``; make sure every caller in it gets offsets or an error."""
         try:
-            self._commit(batch)
+            with self._write_lock:
+                self._commit(batch)
         finally:
             for pending in batch:
                 if pending.offsets is None and pending.error is None:
@@ -481,6 +486,32 @@ class SQLiteStore:
                 self._commits += 1
                 self._changed.notify_all()
 
+    def _lead(self) -> None:
+        """Commit everything queued, in one transaction, then hand over and wake everyone.
+
+        Exactly one thread leads at a time (``_leading``). Callers that queue while it
+        writes sleep on their own lock; afterwards the leader wakes the ones it
+        committed and promotes the first one queued since, so no caller wakes just to
+        find it must wait again.
+        """
+        with self._queue_lock:
+            batch = list(self._pending)
+            self._pending.clear()
+        try:
+            self._drain(batch)
+        finally:
+            with self._queue_lock:
+                if self._pending:
+                    successor = self._pending[0].wake
+                else:
+                    successor = None
+                    self._leading = False
+            for pending in batch:
+                if pending.wake is not None:
+                    pending.wake.release()
+            if successor is not None:
+                successor.release()
+
     def _translate(self, exc: sqlite3.Error) -> Exception:
         error = translate_sqlite_error(exc, self.path, closed=self._closed)
         error.__cause__ = exc
@@ -488,10 +519,18 @@ class SQLiteStore:
 
     def _submit(self, records: Sequence[EventRecord]) -> list[Offset]:
         pending = _Pending([_row_values(record) for record in records])
-        self._pending.append(pending)
-        with self._write_lock:
-            if pending.offsets is None and pending.error is None:
-                self._drain()  # we lead: commit our records and everyone queued behind
+        with self._queue_lock:
+            self._pending.append(pending)
+            if self._leading:
+                pending.wake = wake = _thread.allocate_lock()
+                wake.acquire()
+            else:
+                self._leading = True
+        if pending.wake is not None:
+            # A leader is writing: sleep until it committed our rows, or made us lead.
+            pending.wake.acquire()
+        if pending.offsets is None and pending.error is None:
+            self._lead()
         if pending.error is not None:
             raise pending.error
         assert pending.offsets is not None  # the leader set offsets or an error
