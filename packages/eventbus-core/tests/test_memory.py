@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-class TestMemoryStore(StoreContract):
+class TestMemoryStore(StoreContract[MemoryStore]):
     offsets_sort_as_strings = True
     malformed_offsets = (
         *StoreContract.malformed_offsets,

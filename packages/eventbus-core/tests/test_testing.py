@@ -113,21 +113,22 @@ class Handle:
         self.closed = True
 
 
-class TestBasicStore(StoreContract):
+class TestBasicStore(StoreContract[BasicStore]):
+    multi_instance = False
+
     def make_store(self, directory: Path) -> BasicStore:
         return BasicStore()
 
-    def reopen_store(self, store: object, directory: Path) -> BasicStore:
-        assert isinstance(store, BasicStore)
+    def reopen_store(self, store: BasicStore, directory: Path) -> BasicStore:
         return BasicStore(store.backend)
 
 
-class TestClosableBasicStore(StoreContract):
+class TestClosableBasicStore(StoreContract[ClosableBasicStore]):
     def make_store(self, directory: Path) -> ClosableBasicStore:
         return ClosableBasicStore()
 
 
-class TestReopenableStore(StoreContract):
+class TestReopenableStore(StoreContract[Handle]):
     offsets_sort_as_strings = True
 
     def make_store(self, directory: Path) -> Handle:
@@ -135,8 +136,7 @@ class TestReopenableStore(StoreContract):
         self.backends = {**getattr(self, "backends", {}), directory: backend}
         return Handle(backend)
 
-    def reopen_store(self, store: object, directory: Path) -> Handle:
-        assert isinstance(store, Handle)
+    def reopen_store(self, store: Handle, directory: Path) -> Handle:
         assert store.backend is self.backends[directory]
         return Handle(store.backend)
 
@@ -186,32 +186,34 @@ class SleepyTail(MemoryStore):
 
 
 def test_kit_catches_limit_truncation_that_skips_events() -> None:
-    kit = StoreContract()
+    kit = StoreContract[MemoryStore]()
     with pytest.raises(AssertionError):
         kit.test_resume_after_every_offset_yields_exactly_the_rest(DropsLastOfFullPage(), 3)
 
 
 def test_kit_catches_newest_replaying_history() -> None:
     with pytest.raises(AssertionError, match="must not replay history"):
-        StoreContract().test_read_newest_returns_concrete_tail_not_history(
+        StoreContract[MemoryStore]().test_read_newest_returns_concrete_tail_not_history(
             NewestReplaysEverything()
         )
 
 
 def test_kit_catches_history_mutable_through_caller_references() -> None:
     with pytest.raises(AssertionError):
-        StoreContract().test_history_is_immutable_through_caller_references(SharesCallerMetadata())
+        StoreContract[MemoryStore]().test_history_is_immutable_through_caller_references(
+            SharesCallerMetadata()
+        )
 
 
 def test_kit_catches_a_saved_newest_checkpoint() -> None:
     with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
-        StoreContract().test_checkpoint_rejects_newest_and_keeps_the_old_value(
+        StoreContract[MemoryStore]().test_checkpoint_rejects_newest_and_keeps_the_old_value(
             BadNewestCheckpoint()
         )
 
 
 def test_kit_catches_a_tail_that_does_not_wake() -> None:
-    class Impatient(StoreContract):
+    class Impatient(StoreContract[MemoryStore]):
         wake_timeout = 0.3
 
     with pytest.raises(AssertionError, match="did not wake up"):
@@ -255,4 +257,4 @@ def test_make_record_defaults_and_overrides() -> None:
 
 def test_make_store_must_be_overridden(tmp_path: Path) -> None:
     with pytest.raises(NotImplementedError, match="StoreContract must override make_store"):
-        StoreContract().make_store(tmp_path)
+        StoreContract[MemoryStore]().make_store(tmp_path)

@@ -574,6 +574,8 @@ class _Compiler:
             return self.compile(tp.__supertype__)
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
+        if origin is typing.Annotated:
+            return self.compile(args[0])
         if origin is typing.Literal:
             return _literal_conv(args)
         if origin is typing.Union or origin is types.UnionType:
@@ -743,11 +745,18 @@ class _Compiler:
         return _Plan(cls, fields, _identity, build)
 
     def _typeddict_plan(self, cls: type) -> _Plan:
-        hints = _hints(cls)
+        # With string annotations __required_keys__ misses NotRequired[...] on 3.11-3.13,
+        # so the wrappers are read from the resolved hints.
+        hints = _hints(cls, extras=True)
         required: frozenset[str] = cls.__required_keys__  # type: ignore[attr-defined]
-        specs: list[tuple[str, object, _Missing | Callable[[], Any]]] = [
-            (name, tp, _REQUIRED if name in required else _OMIT) for name, tp in hints.items()
-        ]
+        specs: list[tuple[str, object, _Missing | Callable[[], Any]]] = []
+        for name, tp in hints.items():
+            origin = typing.get_origin(tp)
+            is_required = name in required
+            if origin is typing.NotRequired or origin is typing.Required:
+                is_required = origin is typing.Required
+                tp = typing.get_args(tp)[0]
+            specs.append((name, tp, _REQUIRED if is_required else _OMIT))
         return _Plan(dict, self._fields(cls, specs), None, _identity)
 
 
@@ -769,9 +778,9 @@ def _constant(value: Any) -> Callable[[], Any]:
     return lambda: value
 
 
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: type, *, extras: bool = False) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(cls)
+        return typing.get_type_hints(cls, include_extras=extras)
     except Exception as exc:  # NameError for an unresolvable string annotation, and others
         raise _UnsupportedError(
             f"the annotations of {cls.__qualname__} could not be resolved ({exc}); event "

@@ -9,7 +9,7 @@ capability it claims) by subclassing :class:`StoreContract` in its own tests::
     from mybackend import MyStore
 
 
-    class TestMyStore(StoreContract):
+    class TestMyStore(StoreContract[MyStore]):
         def make_store(self, directory: Path) -> MyStore:
             return MyStore(directory / "events.db")
 
@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping, MutableSequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
 import pytest
 
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = ["StoreContract", "make_record"]
 
 _counter = itertools.count()
+_S = TypeVar("_S", bound=EventStore)
 
 
 def make_record(
@@ -159,8 +160,11 @@ class _Background:
         return not self._thread.is_alive()
 
 
-class StoreContract:
-    """Pytest base class: every test a store must pass. Subclass it as ``TestXStore``.
+class StoreContract(Generic[_S]):
+    """Pytest base class: every test a store must pass.
+
+    Subclass it as ``class TestXStore(StoreContract[XStore])``; the type parameter is
+    the store class :meth:`make_store` returns.
 
     Override :meth:`make_store`; override :meth:`reopen_store` when the store keeps
     its data across instances (files, servers) to run the persistence tests. The class
@@ -183,9 +187,14 @@ class StoreContract:
     concurrency: ClassVar[tuple[int, int]] = (10, 100)
     """(threads, appends per thread) for the concurrent-append test."""
 
+    multi_instance: ClassVar[bool] = True
+    """Whether two open instances on the same data (see :meth:`reopen_store`) see each
+    other's appends. Clear it for a store that allows one instance at a time; the
+    cross-instance tests then skip."""
+
     # -- hooks --------------------------------------------------------------------------
 
-    def make_store(self, directory: Path) -> EventStore:
+    def make_store(self, directory: Path) -> _S:
         """Return a new, empty store, independent of every other store made.
 
         Args:
@@ -196,7 +205,7 @@ class StoreContract:
         """
         raise NotImplementedError(f"{type(self).__name__} must override make_store().")
 
-    def reopen_store(self, store: EventStore, directory: Path) -> EventStore:
+    def reopen_store(self, store: _S, directory: Path) -> _S:
         """Return another instance on the same data as ``store``.
 
         The persistence tests close ``store`` first and expect the new instance to
@@ -226,10 +235,11 @@ class StoreContract:
             directory.mkdir()
             store = self.make_store(directory)
             made.append(store)
-            self._directories[id(store)] = directory
+            self._instances_made[id(store)] = (store, directory)
             return store
 
-        self._directories: dict[int, Path] = {}
+        # id -> (store, its directory); holding the store keeps its id unique.
+        self._instances_made: dict[int, tuple[_S, Path]] = {}
         yield factory
         for store in made:
             if isinstance(store, ClosableStore):
@@ -259,6 +269,8 @@ class StoreContract:
         self, new_store: Callable[[], EventStore]
     ) -> Iterator[Callable[[EventStore], EventStore]]:
         """Open another instance on a store's data, leaving the store open."""
+        if not self.multi_instance:
+            pytest.skip(f"{type(self).__name__}.multi_instance is False.")
         with self._instances() as another:
             yield another
 
@@ -267,10 +279,10 @@ class StoreContract:
         opened: list[EventStore] = []
 
         def another(store: EventStore) -> EventStore:
-            directory = self._directories[id(store)]
-            again = self.reopen_store(store, directory)
+            original, directory = self._instances_made[id(store)]
+            again = self.reopen_store(original, directory)
             opened.append(again)
-            self._directories[id(again)] = directory
+            self._instances_made[id(again)] = (again, directory)
             return again
 
         try:

@@ -1,0 +1,531 @@
+"""Durable subscriptions: ordered, checkpointed, resumable, with explicit poison policies."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from eventbus.core import (
+    NEWEST,
+    OLDEST,
+    BusClosedError,
+    BusUsageError,
+    Checkpoint,
+    DurableSubscription,
+    Envelope,
+    EventBus,
+    EventRecord,
+    HandlerFailure,
+    MemoryStore,
+    OffsetError,
+    PoisonEventError,
+    PoisonPolicy,
+    RegistrationError,
+    StoredEvent,
+    StoreUnavailableError,
+    SubscriptionInUseError,
+)
+
+from ._support import CheckpointingPlainStore, OrderPlaced, OrderShipped, PlainStore
+
+WAIT = 10.0  # generous bound for things that happen "soon"; never a timing assertion
+
+
+def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.002)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: OrderPlaced) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def ids(self) -> list[str]:
+        return [e.order_id for e in self.events]
+
+
+@pytest.fixture
+def store() -> Iterator[MemoryStore]:
+    yield MemoryStore()
+
+
+@pytest.fixture
+def failures() -> list[HandlerFailure]:
+    return []
+
+
+@pytest.fixture
+def bus(store: MemoryStore, failures: list[HandlerFailure]) -> Iterator[EventBus]:
+    bus = EventBus(store=store, on_error=failures.append)
+    yield bus
+    bus.close()
+
+
+def publish(bus: EventBus, *ids: str) -> list[str]:
+    return [bus.publish(OrderPlaced(i, 1.0)) or "" for i in ids]
+
+
+def test_history_then_live_in_log_order_with_checkpoints(bus: EventBus, store: MemoryStore) -> None:
+    offsets = publish(bus, "a", "b")
+    seen = Recorder()
+    durable = bus.subscribe_durable("mailer", seen)
+    assert durable.wait_caught_up(WAIT)
+    assert seen.ids() == ["a", "b"]
+    assert store.load_checkpoint("mailer") == offsets[-1]
+
+    live = publish(bus, "c")
+    eventually(lambda: seen.ids() == ["a", "b", "c"])
+    eventually(lambda: store.load_checkpoint("mailer") == live[0])
+    assert durable.running
+    assert durable.subscription_id == "mailer"
+    assert "mailer" in repr(durable)
+
+
+def test_restart_on_the_same_store_delivers_only_new_events() -> None:
+    store = PlainStoreWithMemory()
+    first = EventBus(store=store)
+    publish(first, "a", "b")
+    seen = Recorder()
+    first.subscribe_durable("s", seen).wait_caught_up(WAIT)
+    first.shutdown()  # closing the bus does not close a store that has no close()
+    publish_direct(store, "c")
+
+    second = EventBus(store=store)
+    again = Recorder()
+    second.subscribe_durable("s", again).wait_caught_up(WAIT)
+    assert again.ids() == ["c"]
+    second.close()
+
+
+class PlainStoreWithMemory(CheckpointingPlainStore):
+    """Checkpoints and events survive a bus closing: the store has no close()."""
+
+
+def publish_direct(store: Any, order_id: str) -> str:
+    """Append the way another process would: straight to the store."""
+    bus = EventBus(store=store)
+    offset = bus.publish(OrderPlaced(order_id, 1.0))
+    assert offset is not None
+    return offset
+
+
+def test_start_newest_is_saved_before_reading_so_downtime_events_are_kept() -> None:
+    store = PlainStoreWithMemory()
+    bus = EventBus(store=store)
+    publish(bus, "old")
+    seen = Recorder()
+    durable = bus.subscribe_durable("s", seen, start=NEWEST)
+    assert durable.wait_caught_up(WAIT)
+    assert seen.ids() == []
+    saved = store.load_checkpoint("s")
+    assert saved == store.read().events[-1].offset
+    durable.stop()
+    publish_direct(store, "during-downtime")
+    again = Recorder()
+    bus.subscribe_durable("s", again, start=NEWEST).wait_caught_up(WAIT)
+    assert again.ids() == ["during-downtime"]
+    bus.close()
+
+
+def test_start_at_an_offset_and_bad_offsets(bus: EventBus) -> None:
+    offsets = publish(bus, "a", "b", "c")
+    seen = Recorder()
+    bus.subscribe_durable("s", seen, start=offsets[0]).wait_caught_up(WAIT)
+    assert seen.ids() == ["b", "c"]
+    with pytest.raises(OffsetError):
+        bus.subscribe_durable("t", Recorder(), event_type=OrderPlaced, start="not-an-offset")
+    # The failed setup released the id.
+    bus.subscribe_durable("t", Recorder(), event_type=OrderPlaced).wait_caught_up(WAIT)
+
+
+def test_checkpoint_never_passes_an_unfinished_event(bus: EventBus, store: MemoryStore) -> None:
+    release = threading.Event()
+    started = threading.Event()
+    seen: list[str] = []
+
+    def slow(event: OrderPlaced) -> None:
+        started.set()
+        if event.order_id == "first":
+            release.wait(WAIT)
+        seen.append(event.order_id)
+
+    bus.subscribe_durable("s", slow)
+    publish(bus, "first", "second")
+    assert started.wait(WAIT)
+    # "second" is stored and newer, but "first" is still running: nothing is saved.
+    assert store.load_checkpoint("s") is OLDEST
+    release.set()
+    eventually(lambda: seen == ["first", "second"])
+    eventually(lambda: store.load_checkpoint("s") == store.read().events[-1].offset)
+
+
+def test_failures_are_retried_with_backoff_then_delivered(
+    bus: EventBus, store: MemoryStore, failures: list[HandlerFailure]
+) -> None:
+    attempts: list[str] = []
+
+    def flaky(event: OrderPlaced) -> None:
+        attempts.append(event.order_id)
+        if len(attempts) < 3:
+            raise RuntimeError("transient")
+
+    bus.subscribe_durable("s", flaky, retry_backoff=0.001, max_backoff=0.002)
+    publish(bus, "a")
+    eventually(lambda: store.load_checkpoint("s") == store.read().events[0].offset)
+    assert attempts == ["a", "a", "a"]
+    assert [f.stage for f in failures] == ["durable", "durable"]
+    assert all(isinstance(f.detail, StoredEvent) for f in failures)
+
+
+def always_fails(event: OrderPlaced) -> None:
+    raise RuntimeError(f"cannot handle {event.order_id}")
+
+
+def test_poison_abort_stops_and_keeps_the_checkpoint_before_the_event(
+    bus: EventBus, store: MemoryStore, failures: list[HandlerFailure]
+) -> None:
+    offsets = publish(bus, "ok", "bad")
+    handled: list[str] = []
+
+    def handler(event: OrderPlaced) -> None:
+        if event.order_id == "bad":
+            raise RuntimeError("poison")
+        handled.append(event.order_id)
+
+    durable = bus.subscribe_durable("s", handler, max_attempts=2, retry_backoff=0.001)
+    eventually(lambda: not durable.running)
+    assert isinstance(durable.error, PoisonEventError)
+    assert "bad" not in handled
+    assert store.load_checkpoint("s") == offsets[0]
+    assert durable.checkpoint == offsets[0]
+    assert isinstance(failures[-1].exception, PoisonEventError)
+    # The id is free again, and a new owner meets the same event first.
+    retry: list[str] = []
+    bus.subscribe_durable("s", lambda e: retry.append(e.order_id), event_type=OrderPlaced)
+    eventually(lambda: retry == ["bad"])
+
+
+def test_poison_skip_reports_checkpoints_past_it_and_goes_on(
+    bus: EventBus, store: MemoryStore, failures: list[HandlerFailure]
+) -> None:
+    publish(bus, "bad")  # a trailing poison event: no later event is needed to skip it
+    durable = bus.subscribe_durable(
+        "s", always_fails, event_type=OrderPlaced, max_attempts=1, on_poison=PoisonPolicy.SKIP
+    )
+    last = store.read().events[-1].offset
+    eventually(lambda: store.load_checkpoint("s") == last)
+    assert durable.running
+    poison = [f for f in failures if isinstance(f.exception, PoisonEventError)]
+    assert len(poison) == 1
+    assert isinstance(poison[0].detail, StoredEvent)
+    durable.stop()
+    # Restarting does not report the skipped event again.
+    before = len(failures)
+    bus.subscribe_durable(
+        "s", always_fails, event_type=OrderPlaced, max_attempts=1, on_poison=PoisonPolicy.SKIP
+    ).wait_caught_up(WAIT)
+    assert len(failures) == before
+
+
+def test_dead_letter_callable_receives_the_event_and_the_error(
+    bus: EventBus, store: MemoryStore
+) -> None:
+    dead: list[tuple[StoredEvent, BaseException]] = []
+    publish(bus, "bad", "next")
+    seen: list[str] = []
+
+    def handler(event: OrderPlaced) -> None:
+        if event.order_id == "bad":
+            raise ValueError("bad order")
+        seen.append(event.order_id)
+
+    bus.subscribe_durable(
+        "s", handler, max_attempts=1, on_poison=lambda stored, exc: dead.append((stored, exc))
+    )
+    eventually(lambda: seen == ["next"])
+    [(stored, exc)] = dead
+    assert stored.offset == store.read().events[0].offset
+    assert isinstance(exc, ValueError)
+
+
+def test_failing_dead_letter_aborts(bus: EventBus) -> None:
+    publish(bus, "bad")
+
+    def broken_dead_letter(stored: StoredEvent, exc: BaseException) -> None:
+        raise OSError("dead-letter queue down")
+
+    durable = bus.subscribe_durable(
+        "s", always_fails, event_type=OrderPlaced, max_attempts=1, on_poison=broken_dead_letter
+    )
+    eventually(lambda: not durable.running)
+    assert isinstance(durable.error, PoisonEventError)
+    assert "dead-letter" in str(durable.error)
+
+
+def test_undecodable_stored_event_is_poison(bus: EventBus, store: MemoryStore) -> None:
+    publish(bus, "a")
+    name = store.read().events[0].type_name
+    store.append(EventRecord("x", name, '{"order_id": 5}', datetime.now(UTC), {}, "other"))
+    durable = bus.subscribe_durable("s", Recorder())
+    eventually(lambda: not durable.running)
+    assert isinstance(durable.error, PoisonEventError)
+    assert store.load_checkpoint("s") == store.read().events[0].offset
+
+
+def test_filter_applies_in_replay_and_filtered_events_are_checkpointed(
+    bus: EventBus, store: MemoryStore
+) -> None:
+    publish(bus, "keep-1", "drop", "keep-2")
+    seen = Recorder()
+    bus.subscribe_durable("s", seen, where=lambda e: e.order_id.startswith("keep"))
+    eventually(lambda: store.load_checkpoint("s") == store.read().events[-1].offset)
+    assert seen.ids() == ["keep-1", "keep-2"]
+
+
+def test_failing_filter_is_poison(bus: EventBus) -> None:
+    publish(bus, "a")
+
+    def broken(event: OrderPlaced) -> bool:
+        raise KeyError("oops")
+
+    durable = bus.subscribe_durable("s", Recorder(), where=broken)
+    eventually(lambda: not durable.running)
+    assert isinstance(durable.error, PoisonEventError)
+
+
+def test_other_types_are_skipped_and_checkpointed(bus: EventBus, store: MemoryStore) -> None:
+    bus.publish(OrderShipped("x"))
+    publish(bus, "a")
+    seen = Recorder()
+    bus.subscribe_durable("s", seen).wait_caught_up(WAIT)
+    assert seen.ids() == ["a"]
+    assert store.load_checkpoint("s") == store.read().events[-1].offset
+
+
+def test_one_owner_per_subscription_id(bus: EventBus) -> None:
+    first = bus.subscribe_durable("s", Recorder())
+    with pytest.raises(SubscriptionInUseError, match="'s'"):
+        bus.subscribe_durable("s", Recorder())
+    assert first.stop(WAIT)
+    assert not first.running
+    bus.subscribe_durable("s", Recorder())
+
+
+def test_checkpoint_load_failure_aborts_setup(failures: list[HandlerFailure]) -> None:
+    class BrokenCheckpoints(CheckpointingPlainStore):
+        def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
+            raise StoreUnavailableError("checkpoint table unreadable")
+
+    store = BrokenCheckpoints()
+    bus = EventBus(store=store)
+    publish(bus, "a")
+    seen = Recorder()
+    with pytest.raises(StoreUnavailableError):
+        bus.subscribe_durable("s", seen)
+    assert seen.events == []
+    # Nothing was saved, and the id was released.
+    assert store.inner.load_checkpoint("s") is None
+    with pytest.raises(StoreUnavailableError):
+        bus.subscribe_durable("s", seen)
+
+
+def test_checkpoint_every_n_and_the_flush_on_stop(bus: EventBus, store: MemoryStore) -> None:
+    offsets = publish(bus, "1", "2", "3", "4", "5")
+    seen = Recorder()
+    durable = bus.subscribe_durable("s", seen, checkpoint_every=2)
+    eventually(lambda: len(seen.events) == 5)
+    # Caught up: the batch end flushed everything.
+    eventually(lambda: store.load_checkpoint("s") == offsets[-1])
+    durable.stop()
+
+
+def test_checkpoint_every_n_saves_only_every_n_while_busy(store: MemoryStore) -> None:
+    saves: list[Checkpoint] = []
+
+    class CountingStore(CheckpointingPlainStore):
+        def save_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
+            saves.append(offset)
+            super().save_checkpoint(subscription_id, offset)
+
+    counting = CountingStore()
+    bus = EventBus(store=counting)
+    offsets = publish(bus, "1", "2", "3", "4", "5")
+    bus.subscribe_durable("s", Recorder(), checkpoint_every=2, batch_size=10).wait_caught_up(WAIT)
+    # First-run start, then every second event, then the flush at the end of history.
+    assert saves == [OLDEST, offsets[1], offsets[3], offsets[4]]
+    bus.close()
+
+
+def test_checkpoint_interval_saves_by_time(store: MemoryStore) -> None:
+    saves: list[Checkpoint] = []
+
+    class CountingStore(CheckpointingPlainStore):
+        def save_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
+            saves.append(offset)
+            super().save_checkpoint(subscription_id, offset)
+
+    counting = CountingStore()
+    bus = EventBus(store=counting)
+    gate = threading.Event()
+
+    def handler(event: OrderPlaced) -> None:
+        if event.order_id == "1":
+            time.sleep(0.01)  # make sure the 1 ms interval has passed when "1" completes
+        if event.order_id == "2":
+            gate.wait(WAIT)
+
+    bus.subscribe_durable(
+        "s", handler, checkpoint_every=1000, checkpoint_interval=0.001, batch_size=10
+    )
+    offsets = publish(bus, "1", "2")
+    # While "2" is blocked, the interval has long passed since "1": it was saved.
+    eventually(lambda: offsets[0] in saves)
+    assert offsets[1] not in saves
+    gate.set()
+    eventually(lambda: counting.load_checkpoint("s") == offsets[1])
+    bus.close()
+
+
+def test_checkpoint_save_failure_is_reported_not_fatal(failures: list[HandlerFailure]) -> None:
+    class FlakyCheckpoints(CheckpointingPlainStore):
+        fail = True
+
+        def save_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
+            if offset is not OLDEST and self.fail:
+                self.fail = False
+                raise StoreUnavailableError("checkpoint write failed")
+            super().save_checkpoint(subscription_id, offset)
+
+    store = FlakyCheckpoints()
+    bus = EventBus(store=store, on_error=failures.append)
+    offsets = publish(bus, "a")
+    durable = bus.subscribe_durable("s", Recorder())
+    durable.wait_caught_up(WAIT)
+    assert any(isinstance(f.exception, StoreUnavailableError) for f in failures)
+    assert durable.running
+    more = publish(bus, "b")
+    eventually(lambda: store.load_checkpoint("s") == more[0])
+    assert offsets
+
+
+def test_coroutine_handlers_and_the_envelope(bus: EventBus, store: MemoryStore) -> None:
+    envelopes: list[Envelope] = []
+
+    async def handler(event: OrderPlaced, envelope: Envelope) -> None:
+        await asyncio.sleep(0)
+        envelopes.append(envelope)
+
+    offsets = publish(bus, "a")
+    bus.subscribe_durable("s", handler).wait_caught_up(WAIT)
+    [envelope] = envelopes
+    stored = store.read().events[0]
+    assert envelope.offset == offsets[0] == stored.offset
+    assert envelope.event_id == stored.event_id
+
+
+def test_events_appended_by_another_writer_arrive_live(bus: EventBus, store: MemoryStore) -> None:
+    seen = Recorder()
+    bus.subscribe_durable("s", seen).wait_caught_up(WAIT)
+    other = EventBus(store=store)  # another publisher sharing the store, not this bus
+    other.publish(OrderPlaced("from-elsewhere", 1.0))
+    eventually(lambda: seen.ids() == ["from-elsewhere"])
+
+
+def test_polling_fallback_without_tail_is_woken_by_publishes() -> None:
+    store = CheckpointingPlainStore()
+    bus = EventBus(store=store)
+    seen = Recorder()
+    bus.subscribe_durable("s", seen, poll_interval=30).wait_caught_up(WAIT)
+    publish(bus, "a")
+    # poll_interval is 30 s: only the publish wake-up can deliver this in time.
+    eventually(lambda: seen.ids() == ["a"])
+    bus.close()
+
+
+def test_reentrant_publish_from_a_durable_handler(bus: EventBus) -> None:
+    seen: list[str] = []
+
+    def handler(event: OrderPlaced) -> None:
+        seen.append(event.order_id)
+        if event.order_id == "a":
+            bus.publish(OrderPlaced("b", 1.0))
+
+    bus.subscribe_durable("s", handler)
+    publish(bus, "a")
+    eventually(lambda: seen == ["a", "b"])
+
+
+def test_stop_interrupts_retry_backoff_without_poisoning(
+    bus: EventBus, store: MemoryStore
+) -> None:
+    publish(bus, "a")
+    durable = bus.subscribe_durable(
+        "s", always_fails, event_type=OrderPlaced, max_attempts=3, retry_backoff=60
+    )
+    eventually(lambda: store.read().events != [])
+    time.sleep(0.05)
+    assert durable.stop(WAIT)
+    assert durable.error is None
+    assert store.load_checkpoint("s") is OLDEST
+
+
+def test_invalid_options_deliver_nothing_and_save_nothing(bus: EventBus, store: MemoryStore) -> None:
+    publish(bus, "a")
+    bad: list[dict[str, Any]] = [
+        {"start": 5},
+        {"start": ""},
+        {"where": "yes"},
+        {"on_poison": "skip"},
+        {"max_attempts": 0},
+        {"checkpoint_every": True},
+        {"batch_size": 0},
+        {"retry_backoff": 0},
+        {"max_backoff": -1},
+        {"poll_interval": "1"},
+        {"checkpoint_interval": 0},
+    ]
+    seen = Recorder()
+    for options in bad:
+        with pytest.raises((ValueError, TypeError)):
+            bus.subscribe_durable("s", seen, **options)
+    with pytest.raises(RegistrationError):
+        bus.subscribe_durable("", seen)
+    with pytest.raises(RegistrationError):
+        bus.subscribe_durable("s", "not callable")  # type: ignore[arg-type]
+    assert seen.events == []
+    assert store.load_checkpoint("s") is None
+
+
+def test_durable_needs_checkpoints_and_an_open_bus() -> None:
+    bus = EventBus(store=PlainStore())
+    with pytest.raises(BusUsageError, match="checkpoints"):
+        bus.subscribe_durable("s", Recorder())
+    separate = MemoryStore()
+    with_separate = EventBus(store=PlainStore(), checkpoints=separate)
+    with_separate.subscribe_durable("s", Recorder()).wait_caught_up(WAIT)
+    assert separate.load_checkpoint("s") is OLDEST
+    with_separate.close()
+    with pytest.raises(BusClosedError):
+        with_separate.subscribe_durable("t", Recorder())
+
+
+def test_close_stops_durable_subscriptions(store: MemoryStore) -> None:
+    bus = EventBus(store=store)
+    durable: DurableSubscription = bus.subscribe_durable("s", Recorder())
+    bus.close()
+    assert not durable.running
+    assert durable.stop() is True  # idempotent once the worker is gone
