@@ -550,7 +550,7 @@ def test_encode_errors_name_class_and_path(
 def test_encode_rejects_a_cycle_under_any() -> None:
     cyclic: dict[str, Any] = {}
     cyclic["me"] = cyclic
-    with pytest.raises(EncodeError, match=r"at \$\.payload: Circular reference"):
+    with pytest.raises(EncodeError, match=r"at \$\.payload\.me: Circular reference"):
         codec(Everything).encode(_everything(payload=cyclic))
 
 
@@ -638,12 +638,12 @@ def _everything_json(**changes: Any) -> str:
         ({"when": {}}, "$.when", "as a JSON array"),
         ({"pair": [1]}, "$.pair", "expected tuple[int, str] as a JSON array of 2"),
         ({"pair": [1, 2]}, "$.pair[1]", "expected str, got 2"),
-        ({"by_day": {"01": []}}, "$.by_day", "expected an int key, got '01'"),
-        ({"by_day": {"x": []}}, "$.by_day", "expected an int key, got 'x'"),
+        ({"by_day": {"01": []}}, '$.by_day["01"]', "expected an int key, got '01'"),
+        ({"by_day": {"x": []}}, "$.by_day.x", "expected an int key, got 'x'"),
         ({"by_day": {"2": ["bad"]}}, '$.by_day["2"][0]', "expected date text"),
         ({"by_day": []}, "$.by_day", "as a JSON object"),
-        ({"by_id": {"not-a-uuid": "x"}}, "$.by_id", "expected UUID text"),
-        ({"loose_dict": {"a b": 1, "ok": 2}, "by_color": {"purple": 1}}, "$.by_color", "Color"),
+        ({"by_id": {"not-a-uuid": "x"}}, '$.by_id["not-a-uuid"]', "expected UUID text"),
+        ({"loose_dict": {"a b": 1, "ok": 2}, "by_color": {"purple": 1}}, "$.by_color.purple", "Color"),
         ({"either": None}, "$.either", "expected int | str, got None"),
         ({"number": [1]}, "$.number", "expected int | float | datetime, got [1]"),
         ({"number": "soon"}, "$.number", "expected datetime text"),

@@ -529,3 +529,61 @@ def test_close_stops_durable_subscriptions(store: MemoryStore) -> None:
     bus.close()
     assert not durable.running
     assert durable.stop() is True  # idempotent once the worker is gone
+
+
+def test_a_handler_may_stop_its_own_subscription(bus: EventBus) -> None:
+    holder: list[DurableSubscription] = []
+    ready = threading.Event()
+    seen: list[str] = []
+
+    def handler(event: OrderPlaced) -> None:
+        ready.wait(WAIT)
+        seen.append(event.order_id)
+        assert holder[0].stop() is True  # from its own worker thread: no self-join
+
+    publish(bus, "a", "b")
+    holder.append(bus.subscribe_durable("s", handler, checkpoint_every=1))
+    ready.set()
+    eventually(lambda: not holder[0].running)
+    assert seen == ["a"]
+
+
+def test_transient_read_errors_are_retried_permanent_ones_stop(
+    failures: list[HandlerFailure],
+) -> None:
+    class Unsteady(CheckpointingPlainStore):
+        errors: list[Exception] = []
+
+        def read(self, after: Any = OLDEST, limit: int = 100) -> Any:
+            if self.errors:
+                raise self.errors.pop(0)
+            return super().read(after, limit)
+
+    store = Unsteady()
+    bus = EventBus(store=store, on_error=failures.append)
+    publish(bus, "a")
+    store.errors = [StoreUnavailableError("server restarting"), StoreUnavailableError("again")]
+    seen = Recorder()
+    durable = bus.subscribe_durable("s", seen, retry_backoff=0.001)
+    eventually(lambda: seen.ids() == ["a"])
+    assert [type(f.exception) for f in failures] == [StoreUnavailableError] * 2
+
+    store.errors = [OffsetError("the log was replaced")]
+    publish(bus, "b")
+    eventually(lambda: not durable.running)
+    assert isinstance(durable.error, OffsetError)
+    bus.close()
+
+
+def test_polling_wait_is_skipped_once_stopping() -> None:
+    store = CheckpointingPlainStore()
+    bus = EventBus(store=store)
+    durable = bus.subscribe_durable("s", Recorder(), poll_interval=30)
+    durable.wait_caught_up(WAIT)
+    durable.stop(WAIT)
+    # The guard for a stop() that lands between the loop check and the wait:
+    started = time.monotonic()
+    result = durable._wait_for_events(OLDEST)
+    assert time.monotonic() - started < 30
+    assert result.events == []
+    bus.close()

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-class TestMemoryStore(StoreContract[MemoryStore]):
+class TestMemoryStore(StoreContract):
     offsets_sort_as_strings = True
     malformed_offsets = (
         *StoreContract.malformed_offsets,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from pathlib import Path
 
-    from eventbus.core import Checkpoint, Offset, Position
+    from eventbus.core import Checkpoint, EventStore, Offset, Position
 
 
 class BasicStore:
@@ -113,22 +113,23 @@ class Handle:
         self.closed = True
 
 
-class TestBasicStore(StoreContract[BasicStore]):
+class TestBasicStore(StoreContract):
     multi_instance = False
 
     def make_store(self, directory: Path) -> BasicStore:
         return BasicStore()
 
-    def reopen_store(self, store: BasicStore, directory: Path) -> BasicStore:
+    def reopen_store(self, store: EventStore, directory: Path) -> BasicStore:
+        assert isinstance(store, BasicStore)
         return BasicStore(store.backend)
 
 
-class TestClosableBasicStore(StoreContract[ClosableBasicStore]):
+class TestClosableBasicStore(StoreContract):
     def make_store(self, directory: Path) -> ClosableBasicStore:
         return ClosableBasicStore()
 
 
-class TestReopenableStore(StoreContract[Handle]):
+class TestReopenableStore(StoreContract):
     offsets_sort_as_strings = True
 
     def make_store(self, directory: Path) -> Handle:
@@ -136,7 +137,8 @@ class TestReopenableStore(StoreContract[Handle]):
         self.backends = {**getattr(self, "backends", {}), directory: backend}
         return Handle(backend)
 
-    def reopen_store(self, store: Handle, directory: Path) -> Handle:
+    def reopen_store(self, store: EventStore, directory: Path) -> Handle:
+        assert isinstance(store, Handle)
         assert store.backend is self.backends[directory]
         return Handle(store.backend)
 
@@ -186,34 +188,32 @@ class SleepyTail(MemoryStore):
 
 
 def test_kit_catches_limit_truncation_that_skips_events() -> None:
-    kit = StoreContract[MemoryStore]()
+    kit = StoreContract()
     with pytest.raises(AssertionError):
         kit.test_resume_after_every_offset_yields_exactly_the_rest(DropsLastOfFullPage(), 3)
 
 
 def test_kit_catches_newest_replaying_history() -> None:
     with pytest.raises(AssertionError, match="must not replay history"):
-        StoreContract[MemoryStore]().test_read_newest_returns_concrete_tail_not_history(
+        StoreContract().test_read_newest_returns_concrete_tail_not_history(
             NewestReplaysEverything()
         )
 
 
 def test_kit_catches_history_mutable_through_caller_references() -> None:
     with pytest.raises(AssertionError):
-        StoreContract[MemoryStore]().test_history_is_immutable_through_caller_references(
-            SharesCallerMetadata()
-        )
+        StoreContract().test_history_is_immutable_through_caller_references(SharesCallerMetadata())
 
 
 def test_kit_catches_a_saved_newest_checkpoint() -> None:
     with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
-        StoreContract[MemoryStore]().test_checkpoint_rejects_newest_and_keeps_the_old_value(
+        StoreContract().test_checkpoint_rejects_newest_and_keeps_the_old_value(
             BadNewestCheckpoint()
         )
 
 
 def test_kit_catches_a_tail_that_does_not_wake() -> None:
-    class Impatient(StoreContract[MemoryStore]):
+    class Impatient(StoreContract):
         wake_timeout = 0.3
 
     with pytest.raises(AssertionError, match="did not wake up"):
@@ -257,4 +257,4 @@ def test_make_record_defaults_and_overrides() -> None:
 
 def test_make_store_must_be_overridden(tmp_path: Path) -> None:
     with pytest.raises(NotImplementedError, match="StoreContract must override make_store"):
-        StoreContract[MemoryStore]().make_store(tmp_path)
+        StoreContract().make_store(tmp_path)

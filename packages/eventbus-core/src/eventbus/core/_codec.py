@@ -724,7 +724,10 @@ class _Compiler:
         def build(values: dict[str, Any]) -> Any:
             if renames:
                 values = {renames.get(k, k): v for k, v in values.items()}
-            return cls(**values)
+            try:
+                return cls(**values)
+            except Exception as exc:  # a validator or converter rejected a stored value
+                raise _MismatchError(f"{cls.__qualname__}(...) raised {exc!r}") from exc
 
         return _Plan(cls, fields, _getter([f.name for f in fields]), build)
 

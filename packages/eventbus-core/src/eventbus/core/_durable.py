@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._envelope import Envelope
-from ._exceptions import DecodeError, PoisonEventError, UpcastFailedError
+from ._exceptions import (
+    DecodeError,
+    PoisonEventError,
+    StoreUnavailableError,
+    UpcastFailedError,
+)
 from ._store import (
     NEWEST,
     OLDEST,
@@ -206,11 +211,20 @@ class DurableSubscription:
 
     def _consume(self, cursor: Checkpoint) -> None:
         live = False
+        delay = self._options.retry_backoff
         while not self._stopping.is_set():
-            if live:
-                result = self._wait_for_events(cursor)
-            else:
-                result = self._store.read(cursor, limit=self._options.batch_size)
+            try:
+                if live:
+                    result = self._wait_for_events(cursor)
+                else:
+                    result = self._store.read(cursor, limit=self._options.batch_size)
+            except StoreUnavailableError as exc:
+                # Transient (a server restart, a busy file): report, back off, read again.
+                self._report(self._failure(exc, "durable", None, self._id, None))
+                self._stopping.wait(delay)
+                delay = min(delay * 2, self._options.max_backoff)
+                continue
+            delay = self._options.retry_backoff
             for stored in result.events:
                 if self._stopping.is_set() or not self._process(stored):
                     return

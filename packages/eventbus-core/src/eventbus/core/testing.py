@@ -9,11 +9,11 @@ capability it claims) by subclassing :class:`StoreContract` in its own tests::
     from mybackend import MyStore
 
 
-    class TestMyStore(StoreContract[MyStore]):
+    class TestMyStore(StoreContract):
         def make_store(self, directory: Path) -> MyStore:
             return MyStore(directory / "events.db")
 
-        def reopen_store(self, store: MyStore, directory: Path) -> MyStore:
+        def reopen_store(self, store: EventStore, directory: Path) -> MyStore:
             return MyStore(directory / "events.db")
 
 Capability tests (checkpoints, streaming reads, tail, offset ordering, close) run
@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping, MutableSequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import pytest
 
@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 __all__ = ["StoreContract", "make_record"]
 
 _counter = itertools.count()
-_S = TypeVar("_S", bound=EventStore)
 
 
 def make_record(
@@ -160,11 +159,8 @@ class _Background:
         return not self._thread.is_alive()
 
 
-class StoreContract(Generic[_S]):
-    """Pytest base class: every test a store must pass.
-
-    Subclass it as ``class TestXStore(StoreContract[XStore])``; the type parameter is
-    the store class :meth:`make_store` returns.
+class StoreContract:
+    """Pytest base class: every test a store must pass. Subclass it as ``TestXStore``.
 
     Override :meth:`make_store`; override :meth:`reopen_store` when the store keeps
     its data across instances (files, servers) to run the persistence tests. The class
@@ -194,7 +190,7 @@ class StoreContract(Generic[_S]):
 
     # -- hooks --------------------------------------------------------------------------
 
-    def make_store(self, directory: Path) -> _S:
+    def make_store(self, directory: Path) -> EventStore:
         """Return a new, empty store, independent of every other store made.
 
         Args:
@@ -205,7 +201,7 @@ class StoreContract(Generic[_S]):
         """
         raise NotImplementedError(f"{type(self).__name__} must override make_store().")
 
-    def reopen_store(self, store: _S, directory: Path) -> _S:
+    def reopen_store(self, store: EventStore, directory: Path) -> EventStore:
         """Return another instance on the same data as ``store``.
 
         The persistence tests close ``store`` first and expect the new instance to
@@ -239,7 +235,7 @@ class StoreContract(Generic[_S]):
             return store
 
         # id -> (store, its directory); holding the store keeps its id unique.
-        self._instances_made: dict[int, tuple[_S, Path]] = {}
+        self._instances_made: dict[int, tuple[EventStore, Path]] = {}
         yield factory
         for store in made:
             if isinstance(store, ClosableStore):

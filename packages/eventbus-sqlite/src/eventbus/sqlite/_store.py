@@ -19,11 +19,11 @@ Concurrency model:
 
 from __future__ import annotations
 
+import _thread
 import json
 import math
 import os
 import sqlite3
-import _thread
 import threading
 import time
 from datetime import datetime
@@ -537,6 +537,28 @@ class SQLiteStore:
             if successor is not None:
                 successor.release()
 
+    def _abandon(self, pending: _Pending) -> None:
+        """Withdraw a queued caller whose wait was interrupted (KeyboardInterrupt).
+
+        Rows not yet taken by a leader are dropped, so nothing is stored half-known;
+        if the caller had just been made leader, the role passes on, so later appends
+        never wait for a leader that left.
+        """
+        with self._queue_lock:
+            if pending not in self._pending:
+                return  # a leader already took the rows; their outcome is unknown
+            wake = pending.wake
+            assert wake is not None  # only queued followers wait, so only they abandon
+            promoted = pending is self._pending[0] and not wake.locked()
+            self._pending.remove(pending)
+            if promoted:
+                if self._pending:
+                    successor = self._pending[0].wake
+                    assert successor is not None
+                    successor.release()
+                else:
+                    self._leading = False
+
     def _translate(self, exc: sqlite3.Error) -> Exception:
         error = translate_sqlite_error(exc, self.path, closed=self._closed)
         error.__cause__ = exc
@@ -553,7 +575,11 @@ class SQLiteStore:
                 self._leading = True
         if pending.wake is not None:
             # A leader is writing: sleep until it committed our rows, or made us lead.
-            pending.wake.acquire()
+            try:
+                pending.wake.acquire()
+            except BaseException:
+                self._abandon(pending)
+                raise
         if pending.offsets is None and pending.error is None:
             self._lead()
         if pending.error is not None:
