@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         text = codec.encode(event)
         assert codec.decode(text) == event
         assert loads(text) == as_dict
-        pairs = [
-            ("decode", lambda: codec.decode(text), lambda: loads(text)),
-            ("encode", lambda: codec.encode(event), lambda: dumps(as_dict)),
+        pairs: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
+            ("decode", partial(codec.decode, text), partial(loads, text)),
+            ("encode", partial(codec.encode, event), partial(dumps, as_dict)),
         ]
         for op, measured, floor in pairs:
             codec_ns = statistics.median(_time(measured, args.n, args.runs))

@@ -256,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         _row("eventbus publish_async", core_version, 1, async_n, async_eventbus(async_n, runs))
     )
 
-    print(f"Dispatch, ns per publish (median of {runs} runs, GC off while timing), "
-          f"Python {python} on {platform.machine()}")
+    print(
+        f"Dispatch, ns per publish (median of {runs} runs, GC off while timing), "
+        f"Python {python} on {platform.machine()}"
+    )
     _print_table(rows)
     if skipped:
         print("skipped: " + ", ".join(sorted(set(skipped))))
@@ -283,10 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  bar: eventbus <= {bar}x the floor with {count} handler(s): {verdict}")
     async_floor_ns = median("async floor (await h(e))", 1)
     async_bus_ns = median("eventbus publish_async", 1)
-    assert async_floor_ns is not None and async_bus_ns is not None
+    assert async_floor_ns is not None
+    assert async_bus_ns is not None
     ratios["eventbus publish_async/1"] = async_bus_ns / async_floor_ns
-    print(f"publish_async / await floor, 1 coroutine handler: {async_bus_ns / async_floor_ns:6.2f}x"
-          " (no bar)")
+    print(
+        f"publish_async / await floor, 1 coroutine handler: {async_bus_ns / async_floor_ns:6.2f}x"
+        " (no bar)"
+    )
 
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple, NewType, NotRequired, Protocol, TypedDict
+from typing import Annotated, Any, Literal, NamedTuple, NewType, NotRequired, Protocol, TypedDict
 
 import pytest
 
@@ -115,7 +115,9 @@ class Everything:
 def _everything(**changes: Any) -> Everything:
     values: dict[str, Any] = {
         "id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
-        "at": datetime(2026, 11, 26, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        "at": datetime(
+            2026, 11, 26, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))
+        ),
         "naive": datetime(2026, 1, 2, 3, 4, 5),
         "day": date(2026, 2, 28),
         "clock": time(23, 59, 1, 5, tzinfo=UTC),
@@ -186,12 +188,12 @@ class Shipment(NamedTuple):
     lines: list[Line]
 
 
-Untyped = collections.namedtuple("Untyped", ["a"])  # noqa: PYI024 - untyped on purpose
+Untyped = collections.namedtuple("Untyped", ["a"])
 
 
 class Movie(TypedDict):
     title: str
-    year: int
+    year: Annotated[int, "the release year"]
     rating: NotRequired[float]
 
 
@@ -286,7 +288,7 @@ class Unresolvable:
 
 @dataclass
 class UnhashableAnnotation:
-    x: [int]  # type: ignore[valid-type]
+    x: [int]  # type: ignore[valid-type, misc]
 
 
 class Listener(Protocol):
@@ -303,7 +305,9 @@ T = typing.TypeVar("T")
 
 def _unsupported(tp: object) -> type:
     """A module-level dataclass with one field of type ``tp``."""
-    cls = dataclass(type("Holder", (), {"__annotations__": {"value": tp}, "__module__": __name__}))
+    cls: type = dataclass(
+        type("Holder", (), {"__annotations__": {"value": tp}, "__module__": __name__})
+    )
     return cls
 
 
@@ -458,10 +462,10 @@ def test_nested_dataclasses_use_their_own_converters() -> None:
         (Untyped, "Untyped.a has no type annotation"),
     ],
 )
-def test_unsupported_classes_are_rejected_naming_class_and_field(
-    cls: type, message: str
-) -> None:
-    with pytest.raises(RegistrationError, match="Cannot register|is a Protocol|is abstract") as info:
+def test_unsupported_classes_are_rejected_naming_class_and_field(cls: type, message: str) -> None:
+    with pytest.raises(
+        RegistrationError, match=r"Cannot register|is a Protocol|is abstract"
+    ) as info:
         codec(cls)
     assert message in str(info.value)
     assert cls.__qualname__ in str(info.value)
@@ -484,14 +488,15 @@ def test_unsupported_classes_are_rejected_naming_class_and_field(
     ],
 )
 def test_unsupported_field_types_are_rejected(tp: object, message: str) -> None:
-    with pytest.raises(RegistrationError, match="Holder.value") as info:
+    with pytest.raises(RegistrationError, match=r"Holder\.value") as info:
         codec(_unsupported(tp))
     assert message in str(info.value)
 
 
 def test_unions_of_plain_types_collapse() -> None:
     assert codec(_unsupported(int | Any)).decode('{"value":[1]}').value == [1]
-    c = codec(_unsupported(typing.Union[int, str, None]))
+    union = typing.Union[int, str, None]  # noqa: UP007 - the typing.Union spelling
+    c = codec(_unsupported(union))
     assert c.decode('{"value":null}').value is None
     with pytest.raises(DecodeError, match=r"\$\.value: expected int \| str \| None, got 1\.5"):
         c.decode('{"value":1.5}')
@@ -516,7 +521,11 @@ def test_unions_of_plain_types_collapse() -> None:
         ({"tags": {"x"}}, "$.tags", "expected frozenset[str]"),
         ({"tags": frozenset({1})}, "$.tags[0]", "expected str, got 1"),
         ({"numbers": [1]}, "$.numbers", "expected tuple[int, ...]"),
-        ({"lines": [Line(Sku("a"), Decimal(1)), Line(Sku("b"), 2.5)]}, "$.lines[1].price", "expected Decimal"),  # type: ignore[arg-type]
+        (
+            {"lines": [Line(Sku("a"), Decimal(1)), Line(Sku("b"), 2.5)]},  # type: ignore[arg-type]
+            "$.lines[1].price",
+            "expected Decimal",
+        ),
         ({"when": frozenset({1})}, "$.when[0]", "expected date"),
         ({"pair": (1, 2)}, "$.pair[1]", "expected str"),
         ({"pair": (1,)}, "$.pair", "expected tuple[int, str]"),
@@ -556,7 +565,7 @@ def test_encode_rejects_a_cycle_under_any() -> None:
 
 def test_encode_rejects_an_instance_of_another_class() -> None:
     with pytest.raises(EncodeError, match=r"at \$: expected Flat, got FlatSlots"):
-        codec(Flat).encode(FlatSlots("a", 1))  # type: ignore[arg-type]
+        codec(Flat).encode(FlatSlots("a", 1))
 
 
 def test_encode_errors_for_flat_and_plain_list_items() -> None:
@@ -643,7 +652,11 @@ def _everything_json(**changes: Any) -> str:
         ({"by_day": {"2": ["bad"]}}, '$.by_day["2"][0]', "expected date text"),
         ({"by_day": []}, "$.by_day", "as a JSON object"),
         ({"by_id": {"not-a-uuid": "x"}}, '$.by_id["not-a-uuid"]', "expected UUID text"),
-        ({"loose_dict": {"a b": 1, "ok": 2}, "by_color": {"purple": 1}}, "$.by_color.purple", "Color"),
+        (
+            {"loose_dict": {"a b": 1, "ok": 2}, "by_color": {"purple": 1}},
+            "$.by_color.purple",
+            "Color",
+        ),
         ({"either": None}, "$.either", "expected int | str, got None"),
         ({"number": [1]}, "$.number", "expected int | float | datetime, got [1]"),
         ({"number": "soon"}, "$.number", "expected datetime text"),
@@ -653,7 +666,11 @@ def _everything_json(**changes: Any) -> str:
         ({"line": {"sku": "a", "price": "x", "quantity": 1}}, "$.line.price", "expected Decimal"),
         ({"line": {"sku": "a", "price": "x"}}, "$.line.price", "expected Decimal"),
         ({"line": "a"}, "$.line", "expected Line | None, got 'a'"),
-        ({"lines": [{"sku": "a", "price": "1", "quantity": 1}, 3]}, "$.lines[1]", "expected Line as a JSON object"),
+        (
+            {"lines": [{"sku": "a", "price": "1", "quantity": 1}, 3]},
+            "$.lines[1]",
+            "expected Line as a JSON object",
+        ),
     ],
 )
 def test_decode_errors_name_class_and_json_path(

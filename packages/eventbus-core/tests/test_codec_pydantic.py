@@ -15,14 +15,15 @@ from eventbus.core._codec import EventCodec, build_codec
 from eventbus.core._names import event_name
 
 pydantic = pytest.importorskip("pydantic", minversion="2")
+BaseModel: Any = pydantic.BaseModel
 
 
-class Line(pydantic.BaseModel):  # type: ignore[misc]
+class Line(BaseModel):  # type: ignore[misc]
     sku: str
     price: Decimal
 
 
-class Order(pydantic.BaseModel):  # type: ignore[misc]
+class Order(BaseModel):  # type: ignore[misc]
     __event_name__ = "orders.pydantic"
 
     id: UUID
@@ -32,7 +33,7 @@ class Order(pydantic.BaseModel):  # type: ignore[misc]
     blob: Any = None
 
 
-class Hooked(pydantic.BaseModel):  # type: ignore[misc]
+class Hooked(BaseModel):  # type: ignore[misc]
     x: int
 
     def __event_encode__(self) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def test_model_nested_in_a_dataclass() -> None:
 def test_abstract_model_is_rejected() -> None:
     import abc
 
-    class Base(pydantic.BaseModel, abc.ABC):  # type: ignore[misc]
+    class Base(BaseModel, abc.ABC):  # type: ignore[misc]
         @abc.abstractmethod
         def kind(self) -> str: ...
 

@@ -57,12 +57,14 @@ def test_check_event_type_accepts_classes_and_object() -> None:
 
 
 def test_check_event_type_rejects_an_instance_and_shows_it() -> None:
-    with pytest.raises(RegistrationError, match=r"must be a class, got OrderPlaced\(order_id='x'\)"):
+    with pytest.raises(
+        RegistrationError, match=r"must be a class, got OrderPlaced\(order_id='x'\)"
+    ):
         check_event_type(OrderPlaced("x"))
 
 
 def test_check_event_type_rejects_a_protocol() -> None:
-    with pytest.raises(RegistrationError, match="Shape is a typing.Protocol"):
+    with pytest.raises(RegistrationError, match=r"Shape is a typing\.Protocol"):
         check_event_type(Shape)
 
 
@@ -190,7 +192,8 @@ def test_inspect_handler_reports_an_unreadable_signature() -> None:
     weird = Weird()
     with pytest.raises(RegistrationError, match="Cannot read the signature of handler") as info:
         inspect_handler(weird)
-    assert isinstance(info.value.__cause__, TypeError)
+    # TypeError on 3.11, ValueError from 3.12: both are what inspect.signature raises.
+    assert isinstance(info.value.__cause__, (TypeError, ValueError))
 
 
 def test_inspect_handler_names_a_nameless_callable_by_repr() -> None:
@@ -235,7 +238,9 @@ def test_infer_event_type_without_annotation_says_how_to_fix_it() -> None:
     def handler(event):  # type: ignore[no-untyped-def]
         pass
 
-    with pytest.raises(RegistrationError, match="first parameter 'event' has no annotation") as info:
+    with pytest.raises(
+        RegistrationError, match="first parameter 'event' has no annotation"
+    ) as info:
         infer_event_type(handler)
     assert "bus.subscribe(OrderPlaced, handler)" in str(info.value)
 
@@ -260,7 +265,7 @@ def test_infer_event_type_rejects_a_protocol_annotation() -> None:
     def handler(event: Shape) -> None:
         pass
 
-    with pytest.raises(RegistrationError, match="typing.Protocol"):
+    with pytest.raises(RegistrationError, match=r"typing\.Protocol"):
         infer_event_type(handler)
 
 

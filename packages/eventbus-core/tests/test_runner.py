@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from eventbus.core import BusClosedError, BusUsageError
-from eventbus.core import _runner
+from eventbus.core import BusClosedError, BusUsageError, _runner
 from eventbus.core._runner import AsyncRunner
 
 WAIT = 10.0  # generous: only ever reached when something is broken
@@ -26,7 +25,9 @@ def failures() -> Failures:
 
 @pytest.fixture
 def runner(failures: Failures) -> Iterator[AsyncRunner]:
-    runner = AsyncRunner(limit=None, report=lambda exc, event, sub: failures.append((exc, event, sub)))
+    runner = AsyncRunner(
+        limit=None, report=lambda exc, event, sub: failures.append((exc, event, sub))
+    )
     yield runner
     runner.stop()
 
@@ -98,7 +99,8 @@ def test_without_a_loop_handlers_run_on_a_loop_thread_the_runner_owns(runner: As
     assert runner.wait_idle(WAIT) is True
     assert calls == [("eventbus-handlers", "e1")]
     loop = runner.loop
-    assert loop is not None and loop.is_running()
+    assert loop is not None
+    assert loop.is_running()
     runner.stop()
     assert loop.is_closed()
     assert not any(t.name == "eventbus-handlers" for t in threading.enumerate())
@@ -289,7 +291,7 @@ async def test_wait_idle_on_the_handler_loop_with_work_pending_is_a_usage_error(
     calls: list[tuple[str, Any]] = []
     task = _schedule(runner, _recorder(calls), "e")
     assert task is not None
-    with pytest.raises(BusUsageError, match="await bus.ashutdown"):
+    with pytest.raises(BusUsageError, match=r"await bus\.ashutdown"):
         runner.wait_idle(None)
     await task
     # The refused wait did not close the runner.
@@ -308,7 +310,8 @@ def test_cancel_pending_with_a_closed_loop(runner: AsyncRunner) -> None:
         runner.bind_running_loop()
 
     asyncio.run(bind())
-    assert runner.loop is not None and runner.loop.is_closed()
+    assert runner.loop is not None
+    assert runner.loop.is_closed()
     assert runner.cancel_pending() is True
 
 

@@ -180,10 +180,14 @@ class BadNewestCheckpoint(MemoryStore):
 
 
 class SleepyTail(MemoryStore):
-    """A tail that ignores appends and sleeps out its timeout."""
+    """A tail that ignores appends and sleeps until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
 
     def tail(self, after: Position, *, timeout: float, limit: int = 100) -> ReadResult:
-        time.sleep(min(timeout, 1.0))
+        self.release.wait(timeout)
         return ReadResult([], OLDEST)
 
 
@@ -216,8 +220,12 @@ def test_kit_catches_a_tail_that_does_not_wake() -> None:
     class Impatient(StoreContract):
         wake_timeout = 0.3
 
-    with pytest.raises(AssertionError, match="did not wake up"):
-        Impatient().test_tail_wakes_when_another_thread_appends(SleepyTail())
+    store = SleepyTail()
+    try:
+        with pytest.raises(AssertionError, match="did not wake up"):
+            Impatient().test_tail_wakes_when_another_thread_appends(store)
+    finally:
+        store.release.set()
 
 
 def test_thread_failures_are_raised_in_the_test() -> None:

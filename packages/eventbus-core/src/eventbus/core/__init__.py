@@ -39,6 +39,8 @@ from ._handlers import Handler as Handler
 from ._handlers import Subscription as Subscription
 from ._ids import new_event_id as new_event_id
 from ._memory import MemoryStore as MemoryStore
+from ._names import event_name as event_name
+from ._names import wire_name as wire_name
 from ._store import NEWEST as NEWEST
 from ._store import OLDEST as OLDEST
 from ._store import Boundary as Boundary
@@ -94,6 +96,7 @@ __all__ = [
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
+    "StreamingReader",
     "Subscription",
     "SubscriptionError",
     "SubscriptionInUseError",
@@ -104,8 +107,10 @@ __all__ = [
     "UpcastRegistrationError",
     "WireNameConflictError",
     "current_metadata",
+    "event_name",
     "log_failure",
     "new_event_id",
     "open_store",
     "publish_metadata",
+    "wire_name",
 ]

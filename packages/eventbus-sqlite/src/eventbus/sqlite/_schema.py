@@ -16,7 +16,7 @@ from ._errors import SchemaVersionError
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["APPLICATION_ID", "CURRENT_VERSION", "MIGRATIONS", "ensure_schema"]
+__all__ = ["APPLICATION_ID", "CURRENT_VERSION", "MIGRATIONS", "check_database", "ensure_schema"]
 
 APPLICATION_ID: Final = 0x45764275
 """Written to the SQLite header (``PRAGMA application_id``); ASCII "EvBu"."""
@@ -53,27 +53,30 @@ CURRENT_VERSION: Final = max(MIGRATIONS)
 def _read_version(conn: sqlite3.Connection, path: str) -> int:
     """Return the schema version, 0 for an empty database; refuse foreign databases."""
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    tables = [
+    names = sorted(
         row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )
-    ]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+    )
     if app_id != APPLICATION_ID:
-        if not tables:
+        if not names:
             return 0
         raise StoreCorruptError(
-            f"The SQLite database {path!r} is not an eventbus store: it holds tables "
-            f"{sorted(tables)!r} and application_id {app_id!r} instead of {APPLICATION_ID!r}. "
+            f"The SQLite database {path!r} is not an eventbus store: it holds {names!r} "
+            f"and application_id {app_id!r} instead of {APPLICATION_ID!r}. "
             f"Point SQLiteStore at a new file or at one eventbus created."
         )
-    if "schema_version" not in tables:
+    if "schema_version" not in names:
         raise StoreCorruptError(
             f"The SQLite database {path!r} is marked as an eventbus store but has no "
             f"schema_version table; it was damaged or edited by hand."
         )
     version: int | None = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-    return 0 if version is None else version
+    if version is None:
+        raise StoreCorruptError(
+            f"The SQLite database {path!r} is marked as an eventbus store but its "
+            f"schema_version table is empty; it was damaged or edited by hand."
+        )
+    return version
 
 
 def _refuse_newer(version: int, path: str) -> None:
@@ -83,6 +86,27 @@ def _refuse_newer(version: int, path: str) -> None:
             f"eventbus-sqlite; this one reads up to version {CURRENT_VERSION!r}. "
             f"Upgrade eventbus-sqlite to open it."
         )
+
+
+def check_database(conn: sqlite3.Connection, path: str) -> int:
+    """Return the database's schema version without writing anything.
+
+    Args:
+        conn: A connection to the database.
+        path: The database path, named in errors.
+
+    Returns:
+        The schema version, 0 for an empty (new) database.
+
+    Raises:
+        SchemaVersionError: The database was written by a newer schema.
+        StoreCorruptError: The database belongs to another application or lost its
+            version table.
+        sqlite3.Error: Anything SQLite raised, such as "file is not a database".
+    """
+    version = _read_version(conn, path)
+    _refuse_newer(version, path)
+    return version
 
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> int:
@@ -104,8 +128,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> int:
             version table.
         sqlite3.Error: Anything SQLite raised; the caller translates it.
     """
-    found = _read_version(conn, path)
-    _refuse_newer(found, path)
+    found = check_database(conn, path)
     if found == CURRENT_VERSION:
         return found
     conn.execute("BEGIN IMMEDIATE")

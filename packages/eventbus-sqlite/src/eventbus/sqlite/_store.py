@@ -45,7 +45,7 @@ from eventbus.core import (
 )
 
 from ._errors import DatabasePathError, _map_sqlite_errors, translate_sqlite_error
-from ._schema import ensure_schema
+from ._schema import check_database, ensure_schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -316,6 +316,7 @@ class SQLiteStore:
         conn: sqlite3.Connection | None = None
         try:
             conn = self._connect()
+            check_database(conn, self.path)  # before anything is written to the file
             if not self._memory:
                 # Persistent in the file; the busy handler covers concurrent converters.
                 conn.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -363,7 +364,9 @@ class SQLiteStore:
         conn.execute("PRAGMA query_only = 1")
         reader = _Reader(conn)
         with self._readers_lock:
-            self._check_open_or_close(conn)
+            if self._closed:  # closed while this thread was connecting
+                conn.close()
+                self._check_open()
             # Close the connections of threads that ended, so short-lived threads
             # do not pile up open files.
             alive = []
@@ -376,11 +379,6 @@ class SQLiteStore:
             self._readers = alive
         self._local.reader = reader
         return reader
-
-    def _check_open_or_close(self, conn: sqlite3.Connection) -> None:
-        if self._closed:
-            conn.close()
-            self._check_open()
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """Run one read statement on this thread's reader (its own short transaction)."""
@@ -743,8 +741,9 @@ class SQLiteStore:
             if remaining <= 0:
                 return result
             with self._changed:
-                if self._commits == seen and not self._closed:
-                    self._changed.wait(min(delay, remaining))
+                self._changed.wait_for(
+                    lambda: self._commits != seen or self._closed, min(delay, remaining)
+                )
                 seen = self._commits
             self._check_open()
             delay = min(delay * 2, _MAX_POLL)
