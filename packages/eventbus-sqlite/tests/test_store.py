@@ -407,15 +407,6 @@ def test_reader_opened_during_close_is_not_leaked(store: SQLiteStore) -> None:
     assert store._readers == []
 
 
-def test_query_failing_because_of_close_reads_as_closed(store: SQLiteStore) -> None:
-    store.append(make_record())
-    reader = store._reader()
-    reader.conn.close()  # what close() does to another thread's connection
-    store._closed = True
-    with pytest.raises(StoreClosedError, match="closed while in use"):
-        store._query("SELECT 1", ())
-
-
 def test_corrupt_checkpoint_value_is_reported(db: Path, store: SQLiteStore) -> None:
     conn = _raw(db)
     conn.execute("INSERT INTO checkpoints (subscription_id, checkpoint) VALUES ('s', 'garbage')")

@@ -27,7 +27,7 @@ _WIDTH: Final = 20
 
 
 def _format(position: int) -> Offset:
-    return f"{position:0{_WIDTH}d}"
+    return "%020d" % position  # noqa: UP031 - the fastest spelling; _WIDTH digits
 
 
 def _check_limit(name: str, value: object) -> None:
@@ -70,7 +70,7 @@ class MemoryStore:
     previous process's MemoryStore) raises :class:`~eventbus.core.OffsetError`.
     """
 
-    __slots__ = ("__weakref__", "_checkpoints", "_closed", "_condition", "_events")
+    __slots__ = ("__weakref__", "_checkpoints", "_closed", "_condition", "_events", "_waiting")
 
     def __init__(self) -> None:
         """Create an empty store."""
@@ -78,6 +78,7 @@ class MemoryStore:
         self._checkpoints: dict[str, Checkpoint] = {}
         self._condition = threading.Condition(threading.Lock())
         self._closed = False
+        self._waiting = 0  # tail() callers in wait_for: appends skip notify_all without them
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._events)} events"
@@ -174,7 +175,8 @@ class MemoryStore:
         with self._condition:
             self._check_open()
             offset = self._store(record)
-            self._condition.notify_all()
+            if self._waiting:
+                self._condition.notify_all()
         return offset
 
     def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
@@ -199,7 +201,7 @@ class MemoryStore:
         with self._condition:
             self._check_open()
             offsets = [self._store(record) for record in batch]
-            if offsets:
+            if offsets and self._waiting:
                 self._condition.notify_all()
         return offsets
 
@@ -295,11 +297,15 @@ class MemoryStore:
         with self._condition:
             self._check_open()
             start = self._start(after)
-            self._condition.wait_for(
-                lambda: self._closed or len(self._events) > start,
-                # Lock waits reject timeouts above TIMEOUT_MAX; those mean "forever".
-                None if timeout >= threading.TIMEOUT_MAX else timeout,
-            )
+            self._waiting += 1
+            try:
+                self._condition.wait_for(
+                    lambda: self._closed or len(self._events) > start,
+                    # Lock waits reject timeouts above TIMEOUT_MAX; those mean "forever".
+                    None if timeout >= threading.TIMEOUT_MAX else timeout,
+                )
+            finally:
+                self._waiting -= 1
             self._check_open()
             return self._page(start, limit)
 

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from eventbus.core import (
-    StoreClosedError,
     StoreCorruptError,
     StoreError,
     StoreTimeoutError,
@@ -15,7 +14,7 @@ from eventbus.core import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
 __all__ = [
     "DatabasePathError",
@@ -43,15 +42,12 @@ def translate_sqlite_error(exc: sqlite3.Error, path: str, *, closed: bool = Fals
     Args:
         exc: The exception sqlite3 raised.
         path: The database path, named in the message.
-        closed: Whether the store had been closed when the error happened.
 
     Returns:
         The eventbus exception to raise ``from exc``.
     """
     text = str(exc)
     lowered = text.lower()
-    if closed:
-        return StoreClosedError(f"The SQLite store {path!r} was closed while in use ({text}).")
     if any(marker in lowered for marker in _CORRUPT_MARKERS):
         return StoreCorruptError(
             f"The SQLite database {path!r} is corrupt or not a database: {text}."
@@ -74,13 +70,11 @@ def translate_sqlite_error(exc: sqlite3.Error, path: str, *, closed: bool = Fals
 
 
 @contextmanager
-def _map_sqlite_errors(path: str, is_closed: Callable[[], bool]) -> Iterator[None]:
+def _map_sqlite_errors(path: str) -> Iterator[None]:
     """Re-raise any sqlite3 error inside the block as an eventbus StoreError.
 
     Args:
         path: The database path, named in messages.
-        is_closed: Tells whether the store was closed, so a failure caused by a
-            concurrent ``close`` reads as StoreClosedError.
 
     Raises:
         StoreError: A subclass chosen by :func:`translate_sqlite_error`.
@@ -88,4 +82,4 @@ def _map_sqlite_errors(path: str, is_closed: Callable[[], bool]) -> Iterator[Non
     try:
         yield
     except sqlite3.Error as exc:
-        raise translate_sqlite_error(exc, path, closed=is_closed()) from exc
+        raise translate_sqlite_error(exc, path) from exc

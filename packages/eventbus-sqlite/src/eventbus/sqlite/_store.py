@@ -347,9 +347,6 @@ class SQLiteStore:
 
     # -- connections and queries ------------------------------------------------------
 
-    def _is_closed(self) -> bool:
-        return self._closed
-
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(
@@ -382,7 +379,7 @@ class SQLiteStore:
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         """Run one read statement on this thread's reader (its own short transaction)."""
-        with _map_sqlite_errors(self.path, self._is_closed):
+        with _map_sqlite_errors(self.path):
             if self._memory:
                 with self._write_lock:
                     self._check_open()
@@ -558,7 +555,7 @@ class SQLiteStore:
                     self._leading = False
 
     def _translate(self, exc: sqlite3.Error) -> Exception:
-        error = translate_sqlite_error(exc, self.path, closed=self._closed)
+        error = translate_sqlite_error(exc, self.path)
         error.__cause__ = exc
         return error
 
@@ -802,7 +799,7 @@ class SQLiteStore:
             position = self._position(offset)
             self._check_known(position, offset)
             value = offset
-        with _map_sqlite_errors(self.path, self._is_closed), self._write_lock:
+        with _map_sqlite_errors(self.path), self._write_lock:
             self._check_open()
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
