@@ -70,8 +70,16 @@ def bus(failures: list[HandlerFailure]) -> Iterator[EventBus]:
     bus.close()
 
 
-def _handler_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "eventbus-handlers"]
+def _handler_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "eventbus-handlers"}
+
+
+@pytest.fixture
+def no_new_loop_threads() -> Iterator[None]:
+    """Assert the test leaves no bus loop thread running (other tests' threads aside)."""
+    before = _handler_threads()
+    yield
+    assert _handler_threads() - before == set()
 
 
 def _wait_until(predicate: Any, timeout: float = WAIT) -> bool:
@@ -395,13 +403,13 @@ def test_publish_from_a_plain_thread_runs_coroutine_handlers_on_the_bus_loop_thr
         ran_in.append(threading.current_thread().name)
         done.set()
 
-    assert _handler_threads() == []
+    before = _handler_threads()
     bus.publish(OrderPlaced("o-1"))
     assert done.wait(WAIT)
     assert ran_in == ["eventbus-handlers"]
-    assert len(_handler_threads()) == 1
+    assert len(_handler_threads() - before) == 1
     bus.close()
-    assert _handler_threads() == []
+    assert _handler_threads() - before == set()
     assert failures == []
 
 
@@ -1147,6 +1155,7 @@ async def test_the_async_context_manager_waits_and_closes() -> None:
     assert seen == ["o-1"]
 
 
+@pytest.mark.usefixtures("no_new_loop_threads")
 def test_shutdown_waits_for_in_flight_coroutine_handlers(bus: EventBus) -> None:
     started = threading.Event()
     release = threading.Event()
@@ -1170,9 +1179,9 @@ def test_shutdown_waits_for_in_flight_coroutine_handlers(bus: EventBus) -> None:
     assert bus.shutdown(WAIT) is True
     assert finished == ["o-1"]
     releaser.join()
-    assert _handler_threads() == []
 
 
+@pytest.mark.usefixtures("no_new_loop_threads")
 def test_shutdown_times_out_returns_false_and_cancels_the_handler(bus: EventBus) -> None:
     started = threading.Event()
     outcome: list[str] = []
@@ -1191,7 +1200,6 @@ def test_shutdown_times_out_returns_false_and_cancels_the_handler(bus: EventBus)
     assert bus.shutdown(0.05) is False
     assert outcome == ["cancelled"]
     assert bus.closed
-    assert _handler_threads() == []
 
 
 @pytest.mark.asyncio
@@ -1298,6 +1306,7 @@ def test_subscribe_publish_unsubscribe_from_many_threads(
     assert bus.handler_count(Tick) == 1
 
 
+@pytest.mark.usefixtures("no_new_loop_threads")
 def test_shutdown_racing_publishers_loses_no_scheduled_handler(
     failures: list[HandlerFailure],
 ) -> None:
@@ -1340,4 +1349,3 @@ def test_shutdown_racing_publishers_loses_no_scheduled_handler(
     # Every publish that returned had its handler run before shutdown returned (a
     # publisher may be stopped between its handler starting and counting the publish).
     assert sum(published) <= completed <= sum(published) + len(workers)
-    assert _handler_threads() == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -32,8 +31,11 @@ class Shipped(Struct):  # type: ignore[misc]
     payload: Any = None
 
 
+NOT_A_TYPE = 5
+
+
 class Unsupported(Struct):  # type: ignore[misc]
-    lock: threading.Lock
+    value: NOT_A_TYPE  # type: ignore[valid-type]
 
 
 @dataclass

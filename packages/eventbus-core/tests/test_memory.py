@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -149,6 +150,25 @@ def test_tail_without_a_finite_bound_waits_for_an_event(store: MemoryStore, time
     waiter.join(30)
     assert not waiter.is_alive()
     assert [e.offset for e in result[0].events] == [offset]
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_an_append_wakes_a_tail_that_is_already_waiting(store: MemoryStore, batch: bool) -> None:
+    result: list[ReadResult] = []
+    waiter = threading.Thread(target=lambda: result.append(store.tail(OLDEST, timeout=30)))
+    waiter.start()
+    for _ in range(3000):  # until the waiter is inside wait_for, so the notify path runs
+        if store._waiting:
+            break
+        time.sleep(0.01)
+    assert store._waiting == 1
+    record = make_record()
+    offsets = store.append_batch([record]) if batch else [store.append(record)]
+    waiter.join(30)
+    assert not waiter.is_alive()
+    assert [e.event_id for e in result[0].events] == [record.event_id]
+    assert [e.offset for e in result[0].events] == offsets
+    assert store._waiting == 0
 
 
 def test_checkpoints_check_their_id_and_offset(store: MemoryStore) -> None:

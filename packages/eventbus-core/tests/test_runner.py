@@ -101,9 +101,12 @@ def test_without_a_loop_handlers_run_on_a_loop_thread_the_runner_owns(runner: As
     loop = runner.loop
     assert loop is not None
     assert loop.is_running()
+    thread = runner._thread
+    assert thread is not None
+    assert thread.is_alive()
     runner.stop()
     assert loop.is_closed()
-    assert not any(t.name == "eventbus-handlers" for t in threading.enumerate())
+    assert not thread.is_alive()
     runner.stop()  # idempotent
 
 

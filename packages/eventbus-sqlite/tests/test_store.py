@@ -527,15 +527,34 @@ def test_close_fails_queued_appends_cleanly(store: SQLiteStore) -> None:
 def test_interrupted_leader_fails_its_batch_and_steps_down(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def interrupted(batch: object) -> None:
-        raise KeyboardInterrupt
+    real_write = store._write
 
-    monkeypatch.setattr(store, "_write", interrupted)
-    with pytest.raises(StoreUnavailableError, match="interrupted before it committed"):
-        store.append(make_record())
+    def write(batch: list[Any]) -> None:
+        if len(batch) > 1:
+            raise KeyboardInterrupt  # the leader of the second batch is interrupted
+        real_write(batch)
+
+    monkeypatch.setattr(store, "_write", write)
+    store._write_lock.acquire()
+    try:
+        first = _Call(lambda: store.append(make_record()))
+        _wait_until(lambda: store._leading and not store._pending, "the leader")
+        second = _Call(lambda: store.append(make_record()))
+        _wait_until(lambda: len(store._pending) == 1, "the second")
+        third = _Call(lambda: store.append(make_record()))
+        _wait_until(lambda: len(store._pending) == 2, "the third")
+    finally:
+        store._write_lock.release()
+    for call in (first, second, third):
+        call.join()
+    assert first.error is None
+    assert isinstance(second.error, KeyboardInterrupt)
+    assert isinstance(third.error, StoreUnavailableError)
+    assert "interrupted before it committed" in str(third.error)
     assert not store._leading
+    assert len(store.read().events) == 1
     monkeypatch.undo()
-    assert store.append(make_record()) == "00000000000000000001"
+    assert store.append(make_record()) == "00000000000000000002"
 
 
 class _InterruptedWake:
@@ -563,8 +582,10 @@ class _InterruptedWake:
         return self._lock.locked()
 
 
-def _interrupt_next_follower(monkeypatch: pytest.MonkeyPatch, *, after_release: bool) -> None:
-    made = iter([_InterruptedWake(after_release)])
+def _interrupt_next_follower(
+    monkeypatch: pytest.MonkeyPatch, *, after_release: bool, skip: int = 0
+) -> None:
+    made = iter([*([None] * skip), _InterruptedWake(after_release)])
     real = store_module._thread.allocate_lock
 
     class _Thread:
@@ -594,7 +615,7 @@ def test_follower_interrupted_while_queued_stores_nothing(
     assert not store._leading
 
 
-def test_follower_interrupted_after_its_rows_were_taken(
+def test_promoted_follower_interrupted_with_nobody_behind_steps_down(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _interrupt_next_follower(monkeypatch, after_release=True)
@@ -604,7 +625,7 @@ def test_follower_interrupted_after_its_rows_were_taken(
         _wait_until(lambda: store._leading and not store._pending, "the leader")
         follower = _Call(lambda: store.append(make_record()))
         _wait_until(lambda: len(store._pending) == 1, "the follower")
-        # The follower's rows are the successor's batch: it is promoted, then interrupted.
+        # The leader promotes the follower, whose wait is then interrupted.
     finally:
         store._write_lock.release()
     leader.join()
@@ -639,25 +660,27 @@ def test_promoted_follower_interrupted_passes_leadership_on(
     assert not store._leading
 
 
-def test_follower_interrupted_after_commit_keeps_the_event(
+def test_follower_interrupted_after_its_rows_were_taken_keeps_them(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _interrupt_next_follower(monkeypatch, after_release=True)
+    _interrupt_next_follower(monkeypatch, after_release=True, skip=1)
     store._write_lock.acquire()
     try:
-        leader = _Call(lambda: store.append(make_record()))
+        leader = _Call(lambda: store.append(make_record({"n": 0})))
         _wait_until(lambda: store._leading and not store._pending, "the leader")
-        store._write_lock.release()
-        leader.join()
-        # Now make the next append queue behind a leader that takes it into its batch.
-        store._write_lock.acquire()
-        second = _Call(lambda: store.append(make_record()))
-        _wait_until(lambda: store._leading and not store._pending, "the second leader")
+        successor = _Call(lambda: store.append(make_record({"n": 1})))
+        _wait_until(lambda: len(store._pending) == 1, "the successor")
+        quitter = _Call(lambda: store.append(make_record({"n": 2})))
+        _wait_until(lambda: len(store._pending) == 2, "the quitter")
     finally:
         store._write_lock.release()
-    second.join()
-    assert second.error is None
-    assert len(store.read().events) == 2
+    for call in (leader, successor, quitter):
+        call.join()
+    assert successor.error is None
+    # Its rows were committed in the successor's batch before the interrupt landed.
+    assert isinstance(quitter.error, KeyboardInterrupt)
+    assert [e.data for e in store.read().events] == ['{"n": 0}', '{"n": 1}', '{"n": 2}']
+    assert not store._leading
 
 
 # -- tailing ----------------------------------------------------------------------------

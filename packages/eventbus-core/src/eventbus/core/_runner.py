@@ -71,6 +71,9 @@ class AsyncRunner:
     def _loop_for_dispatch(self) -> asyncio.AbstractEventLoop:
         self.bind_running_loop()
         with self._lock:
+            # Refuse before starting a loop: after shutdown stopped the bus's loop
+            # thread, a racing publish must not start another one.
+            self._check_accepting()
             loop = self._loop
             if loop is None or loop.is_closed():
                 loop = self._start_owned_loop()
@@ -111,7 +114,6 @@ class AsyncRunner:
             the handler's task when it runs on the caller's loop, a future of the
             caller's loop when it runs on another one; None when no loop is running.
         """
-        self._check_accepting()
         loop = self._loop_for_dispatch()
         with self._lock:
             # Checked again under the lock wait_idle holds: a handler is either counted

@@ -36,7 +36,7 @@ _CORRUPT_MARKERS = ("not a database", "malformed", "corrupt")
 _BUSY_MARKERS = ("locked", "busy")
 
 
-def translate_sqlite_error(exc: sqlite3.Error, path: str, *, closed: bool = False) -> StoreError:
+def translate_sqlite_error(exc: sqlite3.Error, path: str) -> StoreError:
     """Turn a sqlite3 exception into the eventbus exception that describes it.
 
     Args:
