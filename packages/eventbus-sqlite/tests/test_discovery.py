@@ -1,0 +1,68 @@
+"""``sqlite://`` URLs, directly and through eventbus.core.open_store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from eventbus.core import open_store
+from eventbus.core.testing import make_record
+from eventbus.sqlite import DatabasePathError, SQLiteStore, open_sqlite_store
+
+
+def test_relative_path_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with open_sqlite_store("sqlite:///events.db") as store:
+        assert store.path == "events.db"
+        store.append(make_record())
+    assert (tmp_path / "events.db").exists()
+
+
+def test_absolute_path_url_with_options(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "ev ents.db"
+    path.parent.mkdir()
+    url = f"sqlite:///{path.as_posix().replace(' ', '%20')}"
+    assert url.startswith("sqlite:////")
+    with open_sqlite_store(url + "?durability=full&busy_timeout=2.5&read_batch_size=7") as store:
+        assert store.path == str(path)
+        assert store.durability == "full"
+        assert store._busy_timeout == 2.5
+        assert store._read_batch_size == 7
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "SQLITE://"])
+def test_memory_urls(url: str) -> None:
+    with open_sqlite_store(url) as store:
+        assert store.path == ":memory:"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("memory://", "is not a SQLite store URL"),
+        ("sqlite://host/events.db", "is not a SQLite store URL"),
+        ("sqlite:///events.db#frag", "is not a SQLite store URL"),
+        ("sqlite:///events.db?speed=fast", "unknown or repeated option 'speed'"),
+        ("sqlite:///events.db?durability=full&durability=normal", "repeated option"),
+        ("sqlite:///events.db?busy_timeout=soon", "not a number"),
+        ("sqlite:///events.db?read_batch_size=1.5", "not a number"),
+    ],
+)
+def test_bad_urls_are_refused(url: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=message):
+        open_sqlite_store(url)
+
+
+def test_percent_encoded_question_mark_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatabasePathError, match="contains"):
+        open_sqlite_store(f"sqlite:///{tmp_path.as_posix()}/a%3Fb.db")
+
+
+def test_open_store_finds_the_entry_point(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{os.fspath(tmp_path / 'events.db')}")
+    try:
+        assert isinstance(store, SQLiteStore)
+    finally:
+        store.close()

@@ -1,0 +1,12 @@
+"""The public surface of eventbus.sqlite is exactly its __all__."""
+
+from __future__ import annotations
+
+import eventbus.sqlite
+
+
+def test_all_is_sorted_and_complete() -> None:
+    public = {name for name in vars(eventbus.sqlite) if not name.startswith("_")}
+    public -= {"annotations"}
+    assert sorted(eventbus.sqlite.__all__) == eventbus.sqlite.__all__
+    assert set(eventbus.sqlite.__all__) == public

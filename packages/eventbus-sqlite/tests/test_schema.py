@@ -1,0 +1,161 @@
+"""The schema: version table, forward migrations, refusing newer and damaged files."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from eventbus.core import StoreCorruptError, StoreUnavailableError
+from eventbus.core.testing import make_record
+from eventbus.sqlite import SchemaVersionError, SQLiteStore
+from eventbus.sqlite import _schema as schema
+
+
+def _versions(path: Path) -> list[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT version FROM schema_version")]
+    finally:
+        conn.close()
+
+
+def test_new_file_gets_every_version_and_the_application_id(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    SQLiteStore(path).close()
+    assert _versions(path) == list(range(1, schema.CURRENT_VERSION + 1))
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == schema.APPLICATION_ID
+    conn.close()
+
+
+def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    SQLiteStore(path).close()
+    with SQLiteStore(path) as store:
+        store.append(make_record())
+    assert _versions(path) == [1]
+
+
+def test_newer_schema_is_refused_with_a_message_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version (version) VALUES (99)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaVersionError, match="schema version 99") as caught:
+        SQLiteStore(path)
+    assert "newer eventbus-sqlite" in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_forward_migration_applies_to_an_existing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "events.db"
+    with SQLiteStore(path) as store:
+        offset = store.append(make_record())
+    migrations = {**schema.MIGRATIONS, 2: ("ALTER TABLE events ADD COLUMN note TEXT",)}
+    monkeypatch.setattr(schema, "MIGRATIONS", migrations)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", 2)
+    with SQLiteStore(path) as store:
+        assert [e.offset for e in store.read().events] == [offset]
+    assert _versions(path) == [1, 2]
+    conn = sqlite3.connect(path)
+    assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(events)")]
+    conn.close()
+
+
+def test_failed_migration_leaves_the_file_at_its_old_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "events.db"
+    SQLiteStore(path).close()
+    migrations = {
+        **schema.MIGRATIONS,
+        2: ("CREATE TABLE extra (x)", "CREATE TABLE events (x)"),  # second step fails
+    }
+    monkeypatch.setattr(schema, "MIGRATIONS", migrations)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", 2)
+    with pytest.raises(StoreUnavailableError, match="already exists"):
+        SQLiteStore(path)
+    monkeypatch.undo()
+    assert _versions(path) == [1]
+    conn = sqlite3.connect(path)
+    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+    conn.close()
+    assert "extra" not in names
+
+
+def test_missing_version_table_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE schema_version")
+    conn.close()
+    with pytest.raises(StoreCorruptError, match="has no schema_version table"):
+        SQLiteStore(path)
+
+
+def test_empty_version_table_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM schema_version")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorruptError, match="schema_version table is empty"):
+        SQLiteStore(path)
+
+
+def test_concurrent_constructors_in_threads_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    barrier = threading.Barrier(5)
+    errors: list[BaseException] = []
+    stores: list[SQLiteStore] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            stores.append(SQLiteStore(path))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    offsets = [store.append(make_record()) for store in stores]
+    assert len(set(offsets)) == 5
+    for store in stores:
+        store.close()
+    assert _versions(path) == [1]
+
+
+def _open_and_append(path: str, start: multiprocessing.synchronize.Event) -> None:
+    start.wait(30)
+    with SQLiteStore(path) as store:
+        store.append(make_record())
+
+
+@pytest.mark.slow
+def test_concurrent_constructors_in_processes_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    children = [context.Process(target=_open_and_append, args=(str(path), start)) for _ in range(5)]
+    for child in children:
+        child.start()
+    start.set()
+    for child in children:
+        child.join(60)
+    assert [child.exitcode for child in children] == [0] * 5
+    assert _versions(path) == [1]
+    with SQLiteStore(path) as store:
+        assert len(store.read().events) == 5
