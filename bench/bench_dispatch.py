@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eventbus.core._bus import EventBus
+from eventbus.core import EventBus
 
 HANDLER_COUNTS = (1, 10)
 BARS = {1: 4.0, 10: 1.5}

@@ -7,13 +7,13 @@ matter, not the absolute figures:
 
 (a) single thread, commit per event: ``store.append(record)`` vs a raw
     ``INSERT`` + ``commit()`` per row into the same table with the same pragmas
-    (WAL, ``synchronous=NORMAL``; and again both with ``synchronous=FULL``). Bar ≥ 0.8×.
+    (WAL, ``synchronous=NORMAL``; and again both with ``synchronous=FULL``). Bar ≥ 0.8x.
 (b) 8 threads appending concurrently (group commit) vs raw ``executemany`` of the same
-    rows in one transaction. Bar ≥ 0.5×.
+    rows in one transaction. Bar ≥ 0.5x.
 (c) typed replay: ``store.iter_events()`` with every event's data decoded into a small
     frozen dataclass and one field read (as a projection would), vs a raw ``SELECT``
     of the same rows in pages of 500 + ``json.loads`` of the data and the same field
-    read from the dict. Bar ≥ 0.6×.
+    read from the dict. Bar ≥ 0.6x.
 (d) the same three workloads on eventsourcing's SQLite persistence (one aggregate per
     ``save``; 8 threads saving; notifications read back in pages of 500 and mapped to
     domain events), at its shipped settings.

@@ -28,6 +28,19 @@ class OrderShipped:
     order_id: str
 
 
+@dataclass(frozen=True)
+class V1:
+    __event_name__ = "thing.v1"
+    n: int
+
+
+@dataclass(frozen=True)
+class V2:
+    __event_name__ = "thing.v2"
+    n: int
+    doubled: int
+
+
 class PlainStore:
     """Only the required EventStore methods of a MemoryStore: no tail, no streaming."""
 

@@ -1045,6 +1045,19 @@ def test_unsubscribe_removes_exactly_that_registration(bus: EventBus) -> None:
     assert not bus.has_handlers(OrderPlaced)
 
 
+def test_removal_is_idempotent_when_two_unsubscribes_race(bus: EventBus) -> None:
+    subscription = bus.subscribe(Tick, print)
+    other = bus.subscribe(Tick, print)
+    # Two threads can both pass the handle's own "still active?" check; the bus's
+    # removal then runs twice and must remove the registration only once.
+    remove = subscription._unsubscribe
+    remove(subscription)
+    remove(subscription)
+    assert not subscription.active
+    assert other.active
+    assert bus.handler_count(Tick) == 1
+
+
 def test_a_handler_unsubscribed_during_a_publish_is_skipped(bus: EventBus) -> None:
     seen: list[str] = []
     later: list[Subscription[Any]] = []

@@ -697,6 +697,8 @@ def test_decode_keys_that_are_not_identifiers_are_quoted_in_paths() -> None:
         ("", "not valid JSON text"),
         (None, "not valid JSON text"),
         ("[1, 2]", "as a JSON object, got [1, 2] (list)"),
+        ('{"order_id":"a","amount":1} x', "not valid JSON text"),
+        ("[" * 100_000, "not valid JSON text (RecursionError"),
     ],
 )
 def test_corrupt_json_raises_decode_error(cls: type, data: Any, message: str) -> None:
@@ -704,6 +706,15 @@ def test_corrupt_json_raises_decode_error(cls: type, data: Any, message: str) ->
         codec(cls).decode(data)
     assert message in str(info.value)
     assert info.value.args[0].endswith(".")
+
+
+def test_surrounding_whitespace_is_accepted() -> None:
+    flat = codec(Flat)
+    assert flat.decode(' \n{"order_id":"a","amount":1}\t') == Flat("a", 1)
+    assert flat.decode('{"order_id":"a","amount":1} ') == Flat("a", 1)
+    text = _everything_json()
+    assert codec(Everything).decode(f" {text}") == _everything()
+    assert codec(Everything).decode(f"{text}\n") == _everything()
 
 
 def test_flat_decode_errors() -> None:

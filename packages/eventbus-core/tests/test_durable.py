@@ -32,7 +32,7 @@ from eventbus.core import (
     SubscriptionInUseError,
 )
 
-from ._support import CheckpointingPlainStore, OrderPlaced, OrderShipped, PlainStore
+from ._support import V1, V2, CheckpointingPlainStore, OrderPlaced, OrderShipped, PlainStore
 
 WAIT = 10.0  # generous bound for things that happen "soon"; never a timing assertion
 
@@ -587,3 +587,46 @@ def test_polling_wait_is_skipped_once_stopping() -> None:
     assert time.monotonic() - started < 30
     assert result.events == []
     bus.close()
+
+
+def test_caught_up_is_reached_while_a_hot_publisher_keeps_appending(
+    bus: EventBus, store: MemoryStore
+) -> None:
+    publish(bus, *[str(i) for i in range(50)])
+    stop = threading.Event()
+
+    def hot() -> None:
+        while not stop.is_set():
+            bus.publish(OrderPlaced("hot", 1.0))
+
+    publisher = threading.Thread(target=hot)
+    publisher.start()
+    try:
+        seen = Recorder()
+        durable = bus.subscribe_durable("s", seen)
+        # The history present at start is a bounded target: this returns although the
+        # log never stops growing (ebu bug 40).
+        assert durable.wait_caught_up(WAIT)
+        assert seen.ids()[:50] == [str(i) for i in range(50)]
+    finally:
+        stop.set()
+        publisher.join()
+
+
+def test_resuming_at_the_tail_is_caught_up_at_once(bus: EventBus, store: MemoryStore) -> None:
+    offsets = publish(bus, "a")
+    durable = bus.subscribe_durable("s", Recorder(), start=offsets[0])
+    assert durable.wait_caught_up(0)
+
+
+def test_an_old_schema_publish_wakes_a_subscription_to_the_new_schema(
+    bus: EventBus, store: MemoryStore
+) -> None:
+    def v1_to_v2(old: V1) -> V2:
+        return V2(old.n, old.n * 2)
+
+    bus.upcaster(v1_to_v2)
+    got: list[V2] = []
+    bus.subscribe_durable("s", got.append, event_type=V2, poll_interval=30).wait_caught_up(WAIT)
+    bus.publish(V1(21))
+    eventually(lambda: got == [V2(21, 42)])

@@ -29,7 +29,16 @@ from eventbus.core import (
     publish_metadata,
 )
 
-from ._support import FailingStore, GappyStore, OrderPlaced, OrderShipped, PlainStore, SlowStore
+from ._support import (
+    V1,
+    V2,
+    FailingStore,
+    GappyStore,
+    OrderPlaced,
+    OrderShipped,
+    PlainStore,
+    SlowStore,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,19 +349,6 @@ def test_raw_upcaster_applies_in_replay() -> None:
     bus.register(OrderV2)
     bus.register_upcaster("orders.v1", "orders.v2", lambda d: {"order_id": d["id"], "amount": 0.0})
     assert [e for e, _ in bus.replay_events()] == [OrderV2("a", 0.0)]
-
-
-@dataclasses.dataclass(frozen=True)
-class V1:
-    __event_name__ = "thing.v1"
-    n: int
-
-
-@dataclasses.dataclass(frozen=True)
-class V2:
-    __event_name__ = "thing.v2"
-    n: int
-    doubled: int
 
 
 def test_typed_upcaster_and_failed_upcast_never_delivers_old_schema() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from eventbus.core import StoreCorruptError, StoreUnavailableError
 from eventbus.core.testing import make_record
 from eventbus.sqlite import SchemaVersionError, SQLiteStore
 from eventbus.sqlite import _schema as schema
+
+CHILD = Path(__file__).with_name("_child.py")
 
 
 def _versions(path: Path) -> list[int]:
@@ -138,24 +141,22 @@ def test_concurrent_constructors_in_threads_all_succeed(tmp_path: Path) -> None:
     assert _versions(path) == [1]
 
 
-def _open_and_append(path: str, start: multiprocessing.synchronize.Event) -> None:
-    start.wait(30)
-    with SQLiteStore(path) as store:
-        store.append(make_record())
-
-
 @pytest.mark.slow
 def test_concurrent_constructors_in_processes_all_succeed(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    context = multiprocessing.get_context("spawn")
-    start = context.Event()
-    children = [context.Process(target=_open_and_append, args=(str(path), start)) for _ in range(5)]
-    for child in children:
-        child.start()
-    start.set()
-    for child in children:
-        child.join(60)
-    assert [child.exitcode for child in children] == [0] * 5
+    go = tmp_path / "go"
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(CHILD), "open-append", str(path), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(5)
+    ]
+    go.touch()  # all five start opening the fresh file at once
+    outputs = [child.communicate(timeout=60) for child in children]
+    assert [child.returncode for child in children] == [0] * 5, outputs
+    offsets = sorted(out.strip() for out, _ in outputs)
+    assert offsets == [f"{n:020d}" for n in range(1, 6)]
     assert _versions(path) == [1]
-    with SQLiteStore(path) as store:
-        assert len(store.read().events) == 5

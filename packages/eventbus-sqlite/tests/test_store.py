@@ -6,7 +6,7 @@ import dataclasses
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,6 @@ import pytest
 from eventbus.core import (
     NEWEST,
     OLDEST,
-    EventRecord,
     OffsetError,
     StoreClosedError,
     StoreCorruptError,
@@ -115,7 +114,7 @@ def test_bad_options_are_refused_before_touching_disk(
 
 
 def test_bytes_path_is_refused(db: Path) -> None:
-    with pytest.raises(TypeError, match="str or os.PathLike"):
+    with pytest.raises(TypeError, match=r"str or os\.PathLike"):
         SQLiteStore(bytes(db))  # type: ignore[arg-type]
 
 
@@ -298,7 +297,7 @@ def test_non_utc_timestamp_keeps_its_instant(store: SQLiteStore) -> None:
 
 def test_naive_timestamp_is_refused(store: SQLiteStore) -> None:
     with pytest.raises(ValueError, match="naive timestamp"):
-        store.append(make_record(timestamp=datetime(2026, 1, 1)))  # noqa: DTZ001
+        store.append(make_record(timestamp=datetime(2026, 1, 1)))
     assert store.read().events == []
 
 

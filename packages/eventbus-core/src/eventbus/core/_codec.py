@@ -68,6 +68,10 @@ _Fn: typing.TypeAlias = Callable[[Any], Any]
 # One encoder instance: json.dumps with options would build a new one per call.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _loads = json.loads
+# json.loads spends most of its time on two whitespace regexes around the C scanner;
+# stored JSON rarely has surrounding whitespace, so the scanner is called directly and
+# json.loads only parses what the scanner alone does not accept in full.
+_scan: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
 _JSON_KINDS = frozenset({"str", "int", "float", "bool", "null", "array", "object"})
 _KIND_OF_TYPE: dict[type, str] = {
     str: "str",
@@ -1093,11 +1097,20 @@ def _field_codec(cls: type[E], name: str, conv: _Conv, plan: _Plan | None) -> Ev
                 f"Cannot encode {_qualified(cls)} event (wire name {name!r}) at {path}: {exc}."
             ) from exc
 
+    def parse(data: str) -> Any:
+        try:
+            return _loads(data)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise _decode_error(cls, name, "$", f"not valid JSON text ({exc!r})") from exc
+
     def decode_general(data: str) -> E:
         try:
-            obj = _loads(data)
-        except (ValueError, TypeError) as exc:
-            raise _decode_error(cls, name, "$", f"not valid JSON text ({exc})") from exc
+            obj, end = _scan(data, 0)
+        except (StopIteration, ValueError, TypeError, RecursionError):
+            obj = parse(data)
+        else:
+            if end != len(data):
+                obj = parse(data)
         try:
             return dec_obj(obj)  # type: ignore[no-any-return]
         except _MismatchError as exc:
@@ -1111,12 +1124,16 @@ def _field_codec(cls: type[E], name: str, conv: _Conv, plan: _Plan | None) -> Ev
     keyset = frozenset(f.name for f in plan.fields)
     checks = tuple((f.name, f.conv.plain) for f in plan.fields if f.conv.plain is not None)
     build = plan.build
+    scan = _scan
 
     def decode_plain(data: str) -> E:
         try:
-            obj = _loads(data)
-        except (ValueError, TypeError) as exc:
-            raise _decode_error(cls, name, "$", f"not valid JSON text ({exc})") from exc
+            obj, end = scan(data, 0)
+        except (StopIteration, ValueError, TypeError, RecursionError):
+            obj = parse(data)
+        else:
+            if end != len(data):
+                obj = parse(data)
         if type(obj) is dict and obj.keys() == keyset:
             for key, plain in checks:
                 if type(obj[key]) not in plain:

@@ -29,6 +29,7 @@ from ._store import (
     Checkpoint,
     CheckpointStore,
     EventStore,
+    OffsetOrdering,
     Position,
     StoredEvent,
     TailingStore,
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["DeadLetterHandler", "DurableOptions", "DurableSubscription", "PoisonPolicy"]
 
 DeadLetterHandler = Callable[[StoredEvent, BaseException], object]
+
+_TAIL_SLICE = 1.0
 
 
 class PoisonPolicy(enum.Enum):
@@ -119,6 +122,9 @@ class DurableSubscription:
         self._wake = wake
         self._stopping = threading.Event()
         self._caught_up = threading.Event()
+        # The log's tail when the subscription started: reaching it means "caught up"
+        # even while a busy publisher keeps the log from ever reading empty.
+        self._barrier: Checkpoint | None = None
         self._phase = _Phase.RUNNING
         self._error: BaseException | None = None
         self._saved: Checkpoint | None = None
@@ -190,6 +196,12 @@ class DurableSubscription:
             self._checkpoints.save_checkpoint(self._id, start)
             saved = start
         self._saved = saved
+        if isinstance(self._store, OffsetOrdering):
+            barrier = self._store.read(NEWEST, limit=1).next
+            if barrier is OLDEST or (saved is not OLDEST and self._reached(saved, barrier)):
+                self._caught_up.set()
+            else:
+                self._barrier = barrier
         self._thread = threading.Thread(
             target=self._run, args=(saved,), name=f"eventbus-durable-{self._id}", daemon=True
         )
@@ -229,6 +241,9 @@ class DurableSubscription:
                 if self._stopping.is_set() or not self._process(stored):
                     return
                 cursor = stored.offset
+                if self._barrier is not None and self._reached(cursor, self._barrier):
+                    self._barrier = None
+                    self._caught_up.set()
             if not result.events:
                 cursor = result.next
                 if not live:
@@ -237,11 +252,16 @@ class DurableSubscription:
                     self._caught_up.set()
             self._maybe_flush_by_time()
 
+    def _reached(self, offset: str, barrier: Checkpoint) -> bool:
+        assert isinstance(self._store, OffsetOrdering)
+        return barrier is OLDEST or self._store.compare_offsets(offset, barrier) >= 0
+
     def _wait_for_events(self, cursor: Checkpoint) -> Any:
         if isinstance(self._store, TailingStore):
-            return self._store.tail(
-                cursor, timeout=self._options.poll_interval, limit=self._options.batch_size
-            )
+            # A blocked tail cannot be interrupted: wait in slices of at most
+            # _TAIL_SLICE so stop() is honoured promptly whatever poll_interval is.
+            timeout = min(self._options.poll_interval, _TAIL_SLICE)
+            return self._store.tail(cursor, timeout=timeout, limit=self._options.batch_size)
         with self._wake:
             if not self._stopping.is_set():
                 self._wake.wait(self._options.poll_interval)

@@ -148,16 +148,16 @@ class UpcasterRegistry:
             try:
                 old = decode(data)
             except CodecError as exc:
-                raise _failed(source, target, "the stored data did not decode", exc) from exc
+                raise _failed(source, target, "the stored data did not decode") from exc
             try:
                 new = fn(old)
             except Exception as exc:
-                raise _failed(source, target, f"{fn!r} raised {exc!r}", exc) from exc
+                raise _failed(source, target, f"{fn!r} raised {exc!r}") from exc
             try:
                 return encode(new)
             except CodecError as exc:
                 raise _failed(
-                    source, target, f"{fn!r} returned {new!r}, which is not a valid target", exc
+                    source, target, f"{fn!r} returned {new!r}, which is not a valid target"
                 ) from exc
 
         self._add(_Upcaster(source, target, step, fn))
@@ -257,7 +257,7 @@ def _annotated_endpoints(fn: Callable[..., Any]) -> tuple[object, object]:
     )
 
 
-def _failed(source: str, target: str, what: str, cause: BaseException) -> UpcastFailedError:
+def _failed(source: str, target: str, what: str) -> UpcastFailedError:
     return UpcastFailedError(f"Upcasting {source!r} to {target!r} failed: {what}.")
 
 
@@ -265,8 +265,8 @@ def _raw_step(source: str, target: str, fn: Callable[[dict[str, Any]], Any]) -> 
     def step(data: str) -> str:
         try:
             old = json.loads(data)
-        except ValueError as exc:
-            raise _failed(source, target, "the stored data is not valid JSON", exc) from exc
+        except (ValueError, RecursionError) as exc:
+            raise _failed(source, target, "the stored data is not valid JSON") from exc
         if type(old) is not dict:
             raise UpcastFailedError(
                 f"Upcasting {source!r} to {target!r} failed: the stored data is "
@@ -275,16 +275,16 @@ def _raw_step(source: str, target: str, fn: Callable[[dict[str, Any]], Any]) -> 
         try:
             new = fn(old)
         except Exception as exc:
-            raise _failed(source, target, f"{fn!r} raised {exc!r}", exc) from exc
+            raise _failed(source, target, f"{fn!r} raised {exc!r}") from exc
         if type(new) is not dict:
             raise UpcastFailedError(
                 f"Upcasting {source!r} to {target!r} failed: {fn!r} returned {new!r}, not a dict."
             )
         try:
             return _dumps(new)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise _failed(
-                source, target, f"{fn!r} returned a dict that is not JSON: {exc}", exc
+                source, target, f"{fn!r} returned a dict that is not JSON: {exc}"
             ) from exc
 
     return step

@@ -92,7 +92,7 @@ def check_database(conn: sqlite3.Connection, path: str) -> int:
     """Return the database's schema version without writing anything.
 
     Args:
-        conn: A connection to the database.
+        conn: A connection in autocommit mode (``isolation_level=None``).
         path: The database path, named in errors.
 
     Returns:
@@ -104,7 +104,13 @@ def check_database(conn: sqlite3.Connection, path: str) -> int:
             version table.
         sqlite3.Error: Anything SQLite raised, such as "file is not a database".
     """
-    version = _read_version(conn, path)
+    # One read transaction, so the header and the tables are seen at one moment even
+    # while another process commits the first migration.
+    conn.execute("BEGIN")
+    try:
+        version = _read_version(conn, path)
+    finally:
+        conn.rollback()
     _refuse_newer(version, path)
     return version
 

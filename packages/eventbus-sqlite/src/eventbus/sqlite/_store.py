@@ -739,7 +739,8 @@ class SQLiteStore:
                 return result
             with self._changed:
                 self._changed.wait_for(
-                    lambda: self._commits != seen or self._closed, min(delay, remaining)
+                    lambda seen=seen: self._commits != seen or self._closed,  # type: ignore[misc]
+                    min(delay, remaining),
                 )
                 seen = self._commits
             self._check_open()
