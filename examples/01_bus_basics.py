@@ -35,7 +35,10 @@ def main() -> None:
             print(f"  audit       got {type(event).__name__} {event.order_id}")
 
         # 2. Decorator with an explicit type (the annotation is then not read) and options.
-        @bus.subscribe(OrderPlaced, where=lambda e: e.amount > 100)
+        def is_big(event: OrderPlaced) -> bool:
+            return event.amount > 100
+
+        @bus.subscribe(OrderPlaced, where=is_big)
         def big_orders(event: OrderPlaced) -> None:
             print(f"  big_orders  got {event.order_id} ({event.amount})")
 

@@ -272,7 +272,9 @@ def test_replay_yields_stored_events_from_any_position() -> None:
     offsets = [bus.publish(OrderPlaced(str(i), float(i))) for i in range(5)]
 
     assert [s.offset for s in bus.replay()] == offsets
-    assert [s.offset for s in bus.replay(offsets[1])] == offsets[2:]
+    second = offsets[1]
+    assert second is not None
+    assert [s.offset for s in bus.replay(second)] == offsets[2:]
     assert list(bus.replay(NEWEST)) == []
     assert [s.offset for s in bus.replay(batch_size=2)] == offsets
 

@@ -287,6 +287,17 @@ def test_wait_idle_times_out_and_then_refuses_new_handlers(runner: AsyncRunner) 
     assert runner.wait_idle(WAIT) is True
 
 
+def test_after_a_shutdown_no_handler_restarts_a_loop_thread(runner: AsyncRunner) -> None:
+    calls: list[tuple[str, Any]] = []
+    _schedule(runner, _recorder(calls), "e1")  # starts the owned loop thread
+    assert runner.wait_idle(WAIT) is True
+    runner.stop()
+    with pytest.raises(BusClosedError):
+        _schedule(runner, _recorder(calls), "racing publish")
+    assert runner._thread is None  # refused before a new loop thread was started
+    assert [event for _, event in calls] == ["e1"]
+
+
 @pytest.mark.asyncio
 async def test_wait_idle_on_the_handler_loop_with_work_pending_is_a_usage_error(
     runner: AsyncRunner,

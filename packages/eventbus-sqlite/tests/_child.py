@@ -6,8 +6,6 @@ Usage::
     python _child.py append PATH COUNT TAG      # append COUNT records, print each offset
     python _child.py append-forever PATH        # append until killed, print each offset
     python _child.py tail PATH AFTER TIMEOUT    # wait for events after AFTER, print them
-    python _child.py durable PATH LOG           # publish forever; a durable handler logs
-                                                # "start OFFSET" / "done OFFSET" (fsynced)
 
 Each offset is printed (and flushed) only after ``append`` returned, so whatever the
 parent reads was committed.
@@ -15,47 +13,13 @@ parent reads was committed.
 
 from __future__ import annotations
 
-import os
-import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from eventbus.core import OLDEST, Envelope, EventBus
+from eventbus.core import OLDEST
 from eventbus.core.testing import make_record
 from eventbus.sqlite import SQLiteStore
-
-
-@dataclass(frozen=True)
-class Tick:
-    """The event of the durable crash test."""
-
-    __event_name__ = "crash.Tick"
-
-    n: int
-
-
-def _durable(path: str, log_path: str) -> None:
-    log = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives until the kill
-
-    def note(line: str) -> None:
-        log.write(line + "\n")
-        log.flush()
-        os.fsync(log.fileno())
-
-    def handler(event: Tick, envelope: Envelope) -> None:
-        note(f"start {envelope.offset}")
-        time.sleep(random.uniform(0, 0.002))  # the handler's work
-        note(f"done {envelope.offset}")
-
-    bus = EventBus(store=SQLiteStore(path))
-    bus.subscribe_durable("crash-sub", handler)
-    n = 0
-    while True:
-        bus.publish(Tick(n))
-        n += 1
-        time.sleep(0.0005)
 
 
 def main(argv: list[str]) -> int:
@@ -83,8 +47,6 @@ def main(argv: list[str]) -> int:
             result = store.tail(after, timeout=float(argv[3]))
             for event in result.events:
                 print(event.offset, event.data, flush=True)
-    elif command == "durable":
-        _durable(path, argv[2])
     else:
         raise SystemExit(f"unknown command {command!r}")
     return 0

@@ -44,36 +44,3 @@ def test_every_reported_append_survives_sigkill(tmp_path: Path, round_: int) -> 
     # Continuous: no holes, and at most a few appends committed but not yet printed.
     assert offsets == [f"{n:020d}" for n in range(1, len(offsets) + 1)]
     assert len(offsets) - len(reported) <= 1
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
-@pytest.mark.parametrize("round_", range(3))
-def test_durable_checkpoint_never_passes_an_unfinished_handler(tmp_path: Path, round_: int) -> None:
-    path = tmp_path / "events.db"
-    log = tmp_path / "handled.log"
-    with subprocess.Popen(
-        [sys.executable, str(CHILD), "durable", str(path), str(log)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    ) as child:
-        deadline = time.monotonic() + 60
-        while not (log.exists() and log.read_text().count("done") >= 5):
-            assert child.poll() is None, child.communicate()[1].decode()
-            assert time.monotonic() < deadline, "the durable handler never ran"
-            time.sleep(0.01)
-        time.sleep(random.uniform(0.0, 0.3))
-        os.kill(child.pid, signal.SIGKILL)
-    assert child.returncode == -signal.SIGKILL
-    done = {
-        line.split()[1]
-        for line in log.read_text().splitlines()
-        if line.startswith("done ") and len(line) == len("done ") + 20
-    }
-    with SQLiteStore(path) as store:
-        checkpoint = store.load_checkpoint("crash-sub")
-        assert isinstance(checkpoint, str), checkpoint
-        covered = [e.offset for e in store.iter_events() if e.offset <= checkpoint]
-    assert covered, "the checkpoint covers no event"
-    unfinished = [offset for offset in covered if offset not in done]
-    assert unfinished == [], f"checkpoint {checkpoint} passed unfinished events {unfinished}"

@@ -62,7 +62,5 @@ def test_percent_encoded_question_mark_is_refused(tmp_path: Path) -> None:
 
 def test_open_store_finds_the_entry_point(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{os.fspath(tmp_path / 'events.db')}")
-    try:
-        assert isinstance(store, SQLiteStore)
-    finally:
-        store.close()
+    assert isinstance(store, SQLiteStore)
+    store.close()

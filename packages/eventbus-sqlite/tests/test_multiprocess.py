@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -45,7 +46,7 @@ def test_processes_and_threads_appending_lose_nothing(tmp_path: Path) -> None:
     assert [e.offset for e in events] == [f"{n:020d}" for n in range(1, 1001)]
     tags: dict[str, list[int]] = {}
     for event in events:
-        data = __import__("json").loads(event.data)
+        data = json.loads(event.data)
         tags.setdefault(data["tag"], []).append(data["n"])
     assert tags == {tag: list(range(200)) for tag in ("p0", "p1", "p2", "p3", "parent")}
 
@@ -69,7 +70,7 @@ def test_tail_sees_events_another_process_appends(tmp_path: Path) -> None:
     with SQLiteStore(path) as store:
         tail = store.read(NEWEST).next
         writer = _spawn("append", str(path), "3", "w")
-        got = []
+        got: list[str] = []
         while len(got) < 3:
             result = store.tail(tail, timeout=60)
             assert result.events, "the writer's events never arrived"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
+import functools
 import sqlite3
 import threading
 import time
@@ -440,6 +442,10 @@ def test_checkpoint_of_oldest_is_stored_distinguishably(db: Path, store: SQLiteS
 # -- group commit -----------------------------------------------------------------------
 
 
+def _append_n(store: SQLiteStore, n: int) -> str:
+    return store.append(make_record({"n": n}))
+
+
 def test_appends_queued_behind_a_writer_share_one_transaction(store: SQLiteStore) -> None:
     commits: list[str] = []
     store._writer.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
@@ -447,7 +453,7 @@ def test_appends_queued_behind_a_writer_share_one_transaction(store: SQLiteStore
     try:
         leader = _Call(lambda: store.append(make_record({"n": 0})))
         _wait_until(lambda: store._leading and not store._pending, "the leader to take its batch")
-        followers = [_Call(lambda i=i: store.append(make_record({"n": i}))) for i in (1, 2, 3)]
+        followers = [_Call(functools.partial(_append_n, store, i)) for i in (1, 2, 3)]
         _wait_until(lambda: len(store._pending) == 3, "three queued followers")
     finally:
         store._write_lock.release()
@@ -585,7 +591,7 @@ def _interrupt_next_follower(
     monkeypatch: pytest.MonkeyPatch, *, after_release: bool, skip: int = 0
 ) -> None:
     made = iter([*([None] * skip), _InterruptedWake(after_release)])
-    real = store_module._thread.allocate_lock
+    real = _thread.allocate_lock
 
     class _Thread:
         @staticmethod

@@ -12,9 +12,11 @@ Supported event classes:
   is stored),
 * ``NamedTuple`` and ``TypedDict`` classes (a ``TypedDict`` decodes to a ``dict``),
 * attrs classes (rebuilt through their ``__init__``, so validators run),
-* any class with the hook pair ``__event_encode__(self) -> dict`` and
-  classmethod ``__event_decode__(cls, data: dict) -> Self``,
-* pydantic v2 models and msgspec Structs, which use their own JSON support.
+* any class with the hook pair ``__event_encode__(self) -> dict`` (JSON-ready
+  values) and classmethod ``__event_decode__(cls, data: dict) -> Self``; a class
+  that defines the hooks is always encoded through them, whatever else it is,
+* pydantic v2 models and msgspec Structs, which use their own JSON support (and
+  their own rules: msgspec does not type-check fields when encoding).
 
 None of the optional libraries is imported here: a class is recognised as a pydantic
 model or msgspec Struct only when that library is already loaded (it must be, for
@@ -26,10 +28,10 @@ rejected because JSON has no such numbers); ``datetime``/``date``/``time`` as IS
 8601 strings (an aware datetime keeps its UTC offset, not its zone name);
 ``Decimal`` and ``UUID`` as strings; ``bytes`` as base64; enums by value;
 ``list``/``tuple``/``set``/``frozenset`` as arrays (decoded back to their own
-type); ``dict`` with ``str``, ``int``, ``UUID`` or enum keys as objects;
+type); ``dict`` with ``str``, ``int``, ``UUID`` or str-valued enum keys as objects;
 ``Literal``; ``Optional`` and unions whose members have distinct JSON forms;
 nested event-like classes of every kind above, including recursive ones; ``Any``
-for a value that is already plain JSON.
+for a value that is already plain JSON (stored and returned as it is).
 
 Types are checked exactly (a ``bool`` is not an ``int``, an ``IntEnum`` member is
 not an ``int``) so that every value decodes to what was encoded. Unknown keys in
@@ -810,9 +812,9 @@ def _object_functions(cls: type, plan: _Plan) -> tuple[_Fn, _Fn]:
     keys = tuple(f.name for f in fields)
     keyset = frozenset(keys)
     convs = tuple(f.conv for f in fields)
-    pairs = tuple(zip(keys, convs, strict=True))
-    all_plain = all(c.passthrough for c in convs)
+    # Plain fields are only type-checked; the others go through their converters.
     checks = tuple((i, c.plain) for i, c in enumerate(convs) if c.plain is not None)
+    converted = tuple((f.name, f.conv) for f in fields if not f.conv.passthrough)
     get_values = plan.get_values
     build = plan.build
     pytype: Any = plan.pytype  # typed Any: mypy would narrow checked values to "object"
@@ -824,18 +826,16 @@ def _object_functions(cls: type, plan: _Plan) -> tuple[_Fn, _Fn]:
         if get_values is None:
             return _encode_mapping(obj)
         values = get_values(obj)
-        if all_plain:
-            for index, plain in checks:
-                if type(values[index]) not in plain:
-                    raise _MismatchError(
-                        f"expected {convs[index].describe}, got {_show(values[index])}"
-                    ).at(_key_segment(keys[index]))
-            return dict(zip(keys, values, strict=True))
-        out = {}
+        for index, plain in checks:
+            if type(values[index]) not in plain:
+                raise _MismatchError(
+                    f"expected {convs[index].describe}, got {_show(values[index])}"
+                ).at(_key_segment(keys[index]))
+        out = dict(zip(keys, values, strict=True))
         key = ""
         try:
-            for key, conv, value in zip(keys, convs, values, strict=True):
-                out[key] = conv.enc(value)
+            for key, conv in converted:
+                out[key] = conv.enc(out[key])
         except _MismatchError as exc:
             raise exc.at(_key_segment(key)) from exc.__cause__
         return out
@@ -860,22 +860,20 @@ def _object_functions(cls: type, plan: _Plan) -> tuple[_Fn, _Fn]:
             raise _MismatchError(f"expected {label} as a JSON object, got {_show(data)}")
         if data.keys() != keyset:
             return _decode_partial(data)
-        if all_plain:
-            for index, plain in checks:
-                key = keys[index]
-                if type(data[key]) not in plain:
-                    raise _MismatchError(
-                        f"expected {convs[index].describe}, got {_show(data[key])}"
-                    ).at(_key_segment(key))
-            return build(data)
-        out = {}
+        for index, plain in checks:
+            key = keys[index]
+            if type(data[key]) not in plain:
+                raise _MismatchError(
+                    f"expected {convs[index].describe}, got {_show(data[key])}"
+                ).at(_key_segment(key))
+        # The dict is fresh from the JSON parser, so it is converted in place.
         key = ""
         try:
-            for key, conv in pairs:
-                out[key] = conv.dec(data[key])
+            for key, conv in converted:
+                data[key] = conv.dec(data[key])
         except _MismatchError as exc:
             raise exc.at(_key_segment(key)) from exc.__cause__
-        return build(out)
+        return build(data)
 
     def _decode_partial(data: dict[str, Any]) -> Any:
         extra = data.keys() - keyset

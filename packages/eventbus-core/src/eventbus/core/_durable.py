@@ -241,7 +241,7 @@ class DurableSubscription:
                 if self._stopping.is_set() or not self._process(stored):
                     return
                 cursor = stored.offset
-                if self._barrier is not None and self._reached(cursor, self._barrier):
+                if self._barrier is not None and self._reached(stored.offset, self._barrier):
                     self._barrier = None
                     self._caught_up.set()
             if not result.events:

@@ -37,7 +37,7 @@ from ._protocol import (
     parse_delete,
     parse_head,
     read_operation,
-    resolve_values,
+    request_arguments,
     send_with_retry,
 )
 
@@ -50,6 +50,13 @@ __all__ = ["DurableStreamClient", "IdempotentProducer"]
 
 class _DeadlineReachedError(Exception):
     """Internal: a read's ``stop_after`` passed; the iteration ends quietly."""
+
+
+def _transport_error(exc: httpx.TransportError, deadline: float | None) -> httpx.TransportError:
+    """Hand a transport error to the core, unless it only means the read's time is up."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise _DeadlineReachedError from exc
+    return exc
 
 
 class DurableStreamClient:
@@ -98,25 +105,8 @@ class DurableStreamClient:
     # ------------------------------------------------------------------ I/O
 
     def _request(self, spec: RequestSpec, deadline: float | None) -> httpx.Request:
-        headers = resolve_values(self._headers, spec.user_headers)
-        headers.update(spec.headers)
-        params = resolve_values(self._params, spec.user_params)
-        params.update(spec.params)
-        timeout: Any = spec.timeout if spec.timeout is not None else httpx.USE_CLIENT_DEFAULT
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _DeadlineReachedError
-            timeout = self._http.timeout.as_dict()
-            timeout["read"] = min(timeout["read"] or remaining, remaining)
-            timeout = httpx.Timeout(**timeout)
         return self._http.build_request(
-            spec.method,
-            spec.url,
-            headers=headers,
-            params=params,
-            content=spec.content,
-            timeout=timeout,
+            **request_arguments(spec, self._headers, self._params, self._http.timeout, deadline)
         )
 
     def _perform(
@@ -125,18 +115,22 @@ class DurableStreamClient:
         pieces: dict[int, Iterator[bytes]],
         deadline: float | None,
     ) -> Any:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise _DeadlineReachedError
         if isinstance(action, Send):
             request = self._request(action.spec, deadline)
             try:
                 response = self._http.send(request, stream=True)
-                if action.stream and response.status_code == 200:
-                    pieces[id(response)] = response.iter_bytes()
-                    return response
+            except httpx.TransportError as exc:
+                return _transport_error(exc, deadline)
+            if action.stream and response.status_code == 200:
+                pieces[id(response)] = response.iter_bytes()
+                return response
+            try:
                 response.read()
             except httpx.TransportError as exc:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise _DeadlineReachedError from exc
-                return exc
+                response.close()
+                return _transport_error(exc, deadline)
             return response
         if isinstance(action, Sleep):
             if deadline is not None and time.monotonic() + action.seconds >= deadline:
@@ -147,9 +141,7 @@ class DurableStreamClient:
             try:
                 return next(pieces[id(action.response)], b"")
             except httpx.TransportError as exc:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise _DeadlineReachedError from exc
-                return exc
+                return _transport_error(exc, deadline)
         return True  # AwaitPrevious: batches go one at a time, so the previous one succeeded
 
     def _run(self, operation: Generator[Any, Any, Any], url: str) -> Any:

@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import json
 import random
+import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias
 
@@ -67,6 +68,7 @@ __all__ = [
     "parse_delete",
     "parse_head",
     "read_operation",
+    "request_arguments",
     "resolve_values",
     "send_with_retry",
 ]
@@ -141,6 +143,47 @@ def resolve_values(*layers: Mapping[str, HeaderValue] | None) -> dict[str, str]:
             for name, value in layer.items():
                 merged[name] = value() if callable(value) else value
     return merged
+
+
+def request_arguments(
+    spec: RequestSpec,
+    headers: Mapping[str, HeaderValue],
+    params: Mapping[str, HeaderValue],
+    timeout: httpx.Timeout,
+    deadline: float | None,
+) -> dict[str, Any]:
+    """Compute the keyword arguments of ``build_request`` for one attempt of ``spec``.
+
+    Dynamic values are resolved now, so every attempt (retries included) calls them again.
+
+    Args:
+        spec: the request.
+        headers: the client's headers (protocol and per-call headers win).
+        params: the client's query parameters (protocol and per-call parameters win).
+        timeout: the client's timeout.
+        deadline: a ``time.monotonic()`` instant the read timeout must not pass, or ``None``.
+
+    Returns:
+        ``method``, ``url``, ``headers``, ``params``, ``content`` and ``timeout``.
+    """
+    merged_headers = resolve_values(headers, spec.user_headers)
+    merged_headers.update(spec.headers)
+    merged_params = resolve_values(params, spec.user_params)
+    merged_params.update(spec.params)
+    chosen: Any = spec.timeout if spec.timeout is not None else httpx.USE_CLIENT_DEFAULT
+    if deadline is not None:
+        remaining = max(deadline - time.monotonic(), 0.001)
+        parts = (spec.timeout or timeout).as_dict()
+        parts["read"] = min(parts["read"] or remaining, remaining)
+        chosen = httpx.Timeout(**parts)
+    return {
+        "method": spec.method,
+        "url": spec.url,
+        "headers": merged_headers,
+        "params": merged_params,
+        "content": spec.content,
+        "timeout": chosen,
+    }
 
 
 # --------------------------------------------------------------------------- retry policy
@@ -988,14 +1031,27 @@ def read_operation(
         json_mode = is_json_content_type(content_type)
         yield from _sse_operation(policy, url, state, headers, params, timeout, json_mode)
         return
+    last: ReadChunk | None = None
     while True:
         mode = None if live is None or not state.up_to_date else "long-poll"
         spec = _read_spec(url, state, mode, headers, params, timeout)
         response = yield from send_with_retry(policy, spec)
         chunk = _chunk_from_response(spec, response, state)
-        yield Emit(chunk)
+        if _news(chunk, last):
+            yield Emit(chunk)
+            last = chunk
         if state.closed or (live is None and state.up_to_date):
             return
+
+
+def _news(chunk: ReadChunk, last: ReadChunk | None) -> bool:
+    """Whether a chunk tells the reader anything: data, or a changed position or state."""
+    return (
+        bool(chunk.data)
+        or last is None
+        or (chunk.next_offset, chunk.up_to_date, chunk.stream_closed)
+        != (last.next_offset, last.up_to_date, last.stream_closed)
+    )
 
 
 def _decode_sse_data(
@@ -1088,6 +1144,7 @@ def _sse_events(
     pending: list[bytes] = []
     items: list[Any] = []
     progressed = False
+    last: ReadChunk | None = None
     while True:
         piece: bytes | httpx.TransportError = yield NextBytes(response)
         if not isinstance(piece, bytes) or not piece:
@@ -1115,17 +1172,18 @@ def _sse_events(
                 else:
                     data = b"".join(pending)
                 pending = []
-                yield Emit(
-                    ReadChunk(
-                        data=data,
-                        next_offset=state.offset,
-                        up_to_date=state.up_to_date,
-                        stream_closed=state.closed,
-                        cursor=state.cursor,
-                        content_type=state.content_type,
-                        status=200,
-                    )
+                chunk = ReadChunk(
+                    data=data,
+                    next_offset=state.offset,
+                    up_to_date=state.up_to_date,
+                    stream_closed=state.closed,
+                    cursor=state.cursor,
+                    content_type=state.content_type,
+                    status=200,
                 )
+                if _news(chunk, last):
+                    yield Emit(chunk)
+                    last = chunk
                 if state.closed:
                     return progressed
             # Other event types are ignored: the protocol may add new ones.

@@ -1,0 +1,702 @@
+"""The asyncio face of the Durable Streams client, on ``httpx.AsyncClient``."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._errors import DurableStreamError, _map_httpx_errors
+from ._producer_core import DEFAULT_MAX_BATCH_BYTES, AwaitPrevious, Batch, ProducerCore
+from ._protocol import (
+    DEFAULT_TIMEOUT,
+    OCTET_STREAM,
+    AppendResult,
+    CloseResult,
+    CreateResult,
+    Emit,
+    HeaderValue,
+    LiveMode,
+    NextBytes,
+    ReadChunk,
+    RequestSpec,
+    RetryPolicy,
+    Send,
+    Sleep,
+    StreamInfo,
+    append_request,
+    close_request,
+    create_request,
+    delete_request,
+    head_request,
+    json_batch,
+    parse_append,
+    parse_close,
+    parse_create,
+    parse_delete,
+    parse_head,
+    read_operation,
+    request_arguments,
+    send_with_retry,
+)
+
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+
+__all__ = ["AsyncDurableStreamClient", "AsyncIdempotentProducer"]
+
+
+class _DeadlineReachedError(Exception):
+    """Internal: a read's ``stop_after`` passed; the iteration ends quietly."""
+
+
+def _transport_error(exc: httpx.TransportError, deadline: float | None) -> httpx.TransportError:
+    """Hand a transport error to the core, unless it only means the read's time is up."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise _DeadlineReachedError from exc
+    return exc
+
+
+class AsyncDurableStreamClient:
+    """An asyncio Durable Streams client: create, append, read, close, delete streams.
+
+    Stream URLs given to the methods are absolute, or relative to ``base_url``. Use it as a
+    async context manager, or await :meth:`close`.
+
+    Args:
+        base_url: the server's base URL, e.g. ``"http://127.0.0.1:4437/v1/stream"``.
+        headers: headers for every request; a callable value is called for each request.
+        params: query parameters for every request; callables as for ``headers``.
+        timeout: the httpx timeout; keep the read timeout above the server's long-poll timeout.
+        retry: the retry policy for transient failures (network errors, 5xx, 429).
+        transport: an httpx transport (tests use ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str = "",
+        *,
+        headers: Mapping[str, HeaderValue] | None = None,
+        params: Mapping[str, HeaderValue] | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        self._headers = dict(headers or {})
+        self._params = dict(params or {})
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._content_types: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def close(self) -> None:
+        """Close the connection pool; idempotent."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncDurableStreamClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ I/O
+
+    def _request(self, spec: RequestSpec, deadline: float | None) -> httpx.Request:
+        return self._http.build_request(
+            **request_arguments(spec, self._headers, self._params, self._http.timeout, deadline)
+        )
+
+    async def _perform(
+        self,
+        action: Send | Sleep | NextBytes | AwaitPrevious,
+        pieces: dict[int, AsyncIterator[bytes]],
+        deadline: float | None,
+        waiter: Callable[[int], Awaitable[bool]] | None = None,
+    ) -> Any:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise _DeadlineReachedError
+        if isinstance(action, Send):
+            request = self._request(action.spec, deadline)
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                return _transport_error(exc, deadline)
+            if action.stream and response.status_code == 200:
+                pieces[id(response)] = response.aiter_bytes()
+                return response
+            try:
+                await response.aread()
+            except httpx.TransportError as exc:
+                await response.aclose()
+                return _transport_error(exc, deadline)
+            return response
+        if isinstance(action, Sleep):
+            if deadline is not None and time.monotonic() + action.seconds >= deadline:
+                raise _DeadlineReachedError
+            await asyncio.sleep(action.seconds)
+            return None
+        if isinstance(action, NextBytes):
+            try:
+                return await anext(pieces[id(action.response)], b"")
+            except httpx.TransportError as exc:
+                return _transport_error(exc, deadline)
+        return True if waiter is None else await waiter(action.index)
+
+    async def _run(
+        self,
+        operation: Generator[Any, Any, Any],
+        url: str,
+        waiter: Callable[[int], Awaitable[bool]] | None = None,
+    ) -> Any:
+        value: Any = None
+        with _map_httpx_errors(url):
+            while True:
+                try:
+                    action = operation.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                value = await self._perform(action, {}, None, waiter)
+
+    async def _iterate(
+        self, operation: Generator[Any, Any, None], url: str, stop_after: float | None
+    ) -> AsyncIterator[ReadChunk]:
+        deadline = None if stop_after is None else time.monotonic() + stop_after
+        pieces: dict[int, AsyncIterator[bytes]] = {}
+        opened: list[httpx.Response] = []
+        value: Any = None
+        try:
+            with _map_httpx_errors(url):
+                while True:
+                    try:
+                        action = operation.send(value)
+                    except StopIteration:
+                        return
+                    if isinstance(action, Emit):
+                        yield action.chunk
+                        value = None
+                        continue
+                    value = await self._perform(action, pieces, deadline)
+                    if isinstance(action, Send) and id(value) in pieces:
+                        opened.append(value)
+        except _DeadlineReachedError:
+            return
+        finally:
+            operation.close()
+            for response in opened:
+                await response.aclose()
+
+    async def _content_type(self, url: str) -> str:
+        known = self._content_types.get(url)
+        if known is None:
+            known = (await self.head(url)).content_type or OCTET_STREAM
+        return known
+
+    # ------------------------------------------------------------------ operations
+
+    async def create(
+        self,
+        url: str,
+        *,
+        content_type: str = OCTET_STREAM,
+        ttl_seconds: int | None = None,
+        expires_at: datetime.datetime | str | None = None,
+        closed: bool = False,
+        data: bytes | str | None = None,
+        headers: Mapping[str, HeaderValue] | None = None,
+    ) -> CreateResult:
+        """Create a stream, or confirm that an identical one exists.
+
+        Args:
+            url: the stream URL.
+            content_type: the stream's content type (``application/json`` for JSON mode).
+            ttl_seconds: a sliding time-to-live in seconds (not with ``expires_at``).
+            expires_at: an absolute expiry, aware datetime or RFC 3339 text.
+            closed: create the stream already closed.
+            data: initial data (for JSON streams, JSON text; an array is a batch).
+            headers: extra headers for this request.
+
+        Returns:
+            Whether the stream was created, and its tail offset.
+
+        Raises:
+            StreamExistsError: it exists with another configuration.
+            BadRequestError: the server rejected the parameters.
+            ValueError: both ``ttl_seconds`` and ``expires_at`` were given.
+            DurableStreamError: any other failure.
+        """
+        spec = create_request(
+            url,
+            content_type=content_type,
+            ttl_seconds=ttl_seconds,
+            expires_at=expires_at,
+            closed=closed,
+            data=data,
+            headers=headers,
+        )
+        result: CreateResult = await self._run(self._simple(spec, parse_create), url)
+        self._content_types[url] = content_type
+        return result
+
+    def _simple(self, spec: RequestSpec, parse: Any) -> Generator[Any, Any, Any]:
+        response = yield from send_with_retry(self.retry, spec)
+        return parse(spec, response)
+
+    async def head(
+        self, url: str, *, headers: Mapping[str, HeaderValue] | None = None
+    ) -> StreamInfo:
+        """Read a stream's metadata.
+
+        Args:
+            url: the stream URL.
+            headers: extra headers for this request.
+
+        Returns:
+            Content type, tail offset, closure, TTL or expiry.
+
+        Raises:
+            StreamNotFoundError: there is no stream at ``url``.
+            DurableStreamError: any other failure.
+        """
+        info: StreamInfo = await self._run(
+            self._simple(head_request(url, headers), parse_head), url
+        )
+        if info.content_type is not None:
+            self._content_types[url] = info.content_type
+        return info
+
+    async def delete(self, url: str, *, headers: Mapping[str, HeaderValue] | None = None) -> None:
+        """Delete a stream.
+
+        Args:
+            url: the stream URL.
+            headers: extra headers for this request.
+
+        Raises:
+            StreamNotFoundError: there is no stream at ``url``.
+            DurableStreamError: any other failure.
+        """
+        spec = delete_request(url, headers)
+        await self._run(self._simple(spec, parse_delete), url)
+        self._content_types.pop(url, None)
+
+    async def append(
+        self,
+        url: str,
+        data: bytes | str,
+        *,
+        content_type: str | None = None,
+        seq: str | None = None,
+        close: bool = False,
+        headers: Mapping[str, HeaderValue] | None = None,
+    ) -> AppendResult:
+        """Append raw data (for a JSON stream: JSON text; an array appends each element).
+
+        Args:
+            url: the stream URL.
+            data: the body; text is sent as UTF-8.
+            content_type: the stream's content type; by default the one this client saw at
+                create or head, else learned with one HEAD.
+            seq: a ``Stream-Seq`` value that must sort after the previous one.
+            close: close the stream atomically with this append.
+            headers: extra headers for this request.
+
+        Returns:
+            The new tail offset.
+
+        Raises:
+            StreamClosedError: the stream is closed.
+            SequenceConflictError: ``seq`` does not sort after the previous one.
+            ContentTypeMismatchError: the content type is not the stream's.
+            StreamNotFoundError: there is no stream at ``url``.
+            BadRequestError: for instance an empty body or invalid JSON.
+            DurableStreamError: any other failure.
+        """
+        spec = append_request(
+            url,
+            data,
+            content_type=content_type or await self._content_type(url),
+            seq=seq,
+            close=close,
+            headers=headers,
+        )
+        result: AppendResult = await self._run(self._simple(spec, parse_append), url)
+        return result
+
+    async def append_json(
+        self,
+        url: str,
+        value: Any,
+        *,
+        seq: str | None = None,
+        headers: Mapping[str, HeaderValue] | None = None,
+    ) -> AppendResult:
+        """Append one JSON value as one message of a JSON stream.
+
+        Args:
+            url: the stream URL.
+            value: any JSON-serializable value (a list is stored as one message).
+            seq: a ``Stream-Seq`` value.
+            headers: extra headers for this request.
+
+        Returns:
+            The new tail offset.
+
+        Raises:
+            TypeError: ``value`` is not JSON-serializable.
+            DurableStreamError: as for :meth:`append`.
+        """
+        return await self.append_json_batch(url, [value], seq=seq, headers=headers)
+
+    async def append_json_batch(
+        self,
+        url: str,
+        values: Sequence[Any],
+        *,
+        seq: str | None = None,
+        headers: Mapping[str, HeaderValue] | None = None,
+    ) -> AppendResult:
+        """Append several JSON values in one request; each becomes one message.
+
+        Args:
+            url: the stream URL.
+            values: a non-empty sequence of JSON-serializable values.
+            seq: a ``Stream-Seq`` value.
+            headers: extra headers for this request.
+
+        Returns:
+            The new tail offset (one offset for the whole batch).
+
+        Raises:
+            ValueError: ``values`` is empty.
+            TypeError: a value is not JSON-serializable.
+            DurableStreamError: as for :meth:`append`.
+        """
+        body = json_batch(values)
+        return await self.append(
+            url, body, content_type="application/json", seq=seq, headers=headers
+        )
+
+    async def close_stream(
+        self,
+        url: str,
+        *,
+        data: bytes | str | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, HeaderValue] | None = None,
+    ) -> CloseResult:
+        """Close a stream, optionally appending a final message atomically; idempotent.
+
+        Args:
+            url: the stream URL.
+            data: a final message, or ``None``.
+            content_type: the final message's content type (default: the stream's).
+            headers: extra headers for this request.
+
+        Returns:
+            The final offset.
+
+        Raises:
+            StreamClosedError: ``data`` was given but the stream was already closed.
+            StreamNotFoundError: there is no stream at ``url``.
+            DurableStreamError: any other failure.
+        """
+        if data is not None and content_type is None:
+            content_type = await self._content_type(url)
+        spec = close_request(url, data=data, content_type=content_type, headers=headers)
+        result: CloseResult = await self._run(self._simple(spec, parse_close), url)
+        return result
+
+    async def read(
+        self,
+        url: str,
+        *,
+        offset: str = "-1",
+        headers: Mapping[str, HeaderValue] | None = None,
+        params: Mapping[str, HeaderValue] | None = None,
+    ) -> ReadChunk:
+        """Read once from ``offset`` (catch-up): one response, up to the server's chunk limit.
+
+        Args:
+            url: the stream URL.
+            offset: ``"-1"`` (start), ``"now"`` (tail) or an offset the server returned.
+            headers: extra headers for this request.
+            params: extra query parameters for this request.
+
+        Returns:
+            The data and the offset to continue from; ``up_to_date`` tells whether it ended
+            at the tail.
+
+        Raises:
+            StreamNotFoundError: there is no stream at ``url``.
+            BadRequestError: the offset is malformed.
+            DurableStreamError: any other failure.
+        """
+        async for chunk in self.iter_chunks(url, offset=offset, headers=headers, params=params):
+            return chunk
+        raise AssertionError("unreachable: a catch-up read emits a chunk")  # pragma: no cover
+
+    def iter_chunks(
+        self,
+        url: str,
+        *,
+        offset: str = "-1",
+        live: LiveMode = None,
+        stop_after: float | None = None,
+        headers: Mapping[str, HeaderValue] | None = None,
+        params: Mapping[str, HeaderValue] | None = None,
+    ) -> AsyncIterator[ReadChunk]:
+        """Iterate over a stream's data from ``offset``.
+
+        Without ``live`` the iteration ends once up to date. With ``"long-poll"`` or
+        ``"auto"`` it catches up, then long-polls (echoing the server's cursor); with ``"sse"``
+        it follows server-sent events, reconnecting from the last offset. A closed stream ends
+        every mode once fully read. Chunks may be empty; they still carry the offset.
+
+        Args:
+            url: the stream URL.
+            offset: where to start.
+            live: ``None``, ``"long-poll"``, ``"auto"`` or ``"sse"``.
+            stop_after: end the iteration quietly after this many seconds.
+            headers: extra headers for every request of the read (callables per request).
+            params: extra query parameters, as for ``headers``.
+
+        Yields:
+            The chunks, in stream order.
+
+        Raises:
+            StreamNotFoundError: there is no stream at ``url``.
+            MalformedResponseError: the server sent something unparseable.
+            DurableStreamError: any other failure.
+        """
+        operation = read_operation(
+            self.retry,
+            url,
+            offset=offset,
+            live=live,
+            headers=headers,
+            params=params,
+            timeout=None,
+            content_type=self._content_types.get(url),
+        )
+        return self._iterate(operation, url, stop_after)
+
+    async def producer(
+        self,
+        url: str,
+        producer_id: str,
+        *,
+        epoch: int = 0,
+        auto_claim: bool = False,
+        content_type: str | None = None,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        max_batch_items: int | None = None,
+        max_in_flight: int = 5,
+        linger: float = 0.0,
+        headers: Mapping[str, HeaderValue] | None = None,
+    ) -> AsyncIdempotentProducer:
+        """Make an idempotent producer writing to ``url``.
+
+        Args:
+            url: the stream URL.
+            producer_id: a stable id for this writer.
+            epoch: the starting epoch; a restarted writer uses a higher one to fence the old.
+            auto_claim: on a 403 (fenced), claim the server's epoch + 1 and retry.
+            content_type: the stream's content type (default: learned as for :meth:`append`).
+            max_batch_bytes: the size at which a batch is sent.
+            max_batch_items: the message count at which a batch is sent, or ``None``.
+            max_in_flight: how many batches may be in flight at once (pipelining).
+            linger: how long a non-full batch waits for more messages, in seconds.
+            headers: extra headers for every request.
+
+        Returns:
+            The producer.
+
+        Raises:
+            ValueError: an empty producer id, a negative epoch or linger, or a limit below 1.
+        """
+        if linger < 0:
+            raise ValueError(f"linger must be 0 seconds or more, got {linger!r}.")
+        core = ProducerCore(
+            url,
+            producer_id,
+            epoch=epoch,
+            auto_claim=auto_claim,
+            content_type=content_type or OCTET_STREAM,
+            max_batch_bytes=max_batch_bytes,
+            max_batch_items=max_batch_items,
+            max_in_flight=max_in_flight,
+            headers=headers,
+            retry=self.retry,
+        )
+        if content_type is None:
+            core.set_content_type(await self._content_type(url))
+        return AsyncIdempotentProducer(self, core, linger)
+
+
+class AsyncIdempotentProducer:
+    """Exactly-once appends with batching and pipelining, for one producer id on one stream.
+
+    :meth:`append` never blocks: it buffers, and the producer sends a batch when it is full or
+    after ``linger`` seconds, keeping up to ``max_in_flight`` batches in flight. Batches land in
+    order: one refused because an earlier one has not landed yet is retried after it. The
+    producer owns its sending tasks; :meth:`flush`, :meth:`close_stream` or :meth:`detach` waits
+    for them and raises the first delivery error. Make one with
+    :meth:`AsyncDurableStreamClient.producer`.
+    """
+
+    def __init__(self, client: AsyncDurableStreamClient, core: ProducerCore, linger: float) -> None:
+        self._client = client
+        self._core = core
+        self._linger = linger
+        self._queue: collections.deque[Batch] = collections.deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._settled: dict[int, asyncio.Future[bool]] = {}
+        self._timer: asyncio.Handle | None = None
+        self._error: BaseException | None = None
+        self._detached = False
+        self._closed: CloseResult | None = None
+        self.last_result: AppendResult | None = None
+
+    @property
+    def epoch(self) -> int:
+        """The producer's current epoch (it grows when auto-claim fences an older writer)."""
+        return self._core.epoch
+
+    def _check_open(self) -> None:
+        if self._detached:
+            raise DurableStreamError(
+                f"Producer {self._core.producer_id!r} on {self._core.url!r} was detached or "
+                "closed; make a new producer to write again."
+            )
+
+    def append(self, data: bytes | str) -> None:
+        """Buffer one message (for a JSON stream: one JSON value's text); never blocks.
+
+        Args:
+            data: the message.
+
+        Raises:
+            DurableStreamError: the producer was detached or closed.
+        """
+        self._check_open()
+        self._added(self._core.add(data))
+
+    def append_json(self, value: Any) -> None:
+        """Buffer one JSON value as one message of a JSON stream; never blocks.
+
+        Args:
+            value: any JSON-serializable value.
+
+        Raises:
+            ValueError: the stream is not a JSON stream.
+            TypeError: the value is not JSON-serializable.
+            DurableStreamError: the producer was detached or closed.
+        """
+        self._check_open()
+        self._added(self._core.add_json(value))
+
+    def _added(self, full: bool) -> None:
+        if full:
+            self._seal()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._linger, self._seal)
+
+    def _seal(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch = self._core.seal()
+        if batch is not None:
+            self._queue.append(batch)
+            self._pump()
+
+    def _pump(self) -> None:
+        limit = self._core.max_in_flight if self._core.epoch_known else 1
+        while self._queue and len(self._tasks) < limit:
+            batch = self._queue.popleft()
+            self._settled[batch.index] = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._deliver(batch))
+            self._tasks.add(task)
+
+    async def _wait_previous(self, index: int) -> bool:
+        previous = self._settled.get(index - 1)
+        return True if previous is None else await asyncio.shield(previous)
+
+    async def _deliver(self, batch: Batch) -> None:
+        settled = self._settled[batch.index]
+        try:
+            result = await self._client._run(
+                self._core.send_operation(batch), self._core.url, self._wait_previous
+            )
+        except Exception as exc:
+            self._error = self._error or exc
+            settled.set_result(False)
+        else:
+            self.last_result = result
+            settled.set_result(True)
+        finally:
+            self._settled.pop(batch.index - 1, None)
+            self._tasks.discard(asyncio.current_task())
+            self._pump()
+
+    async def flush(self) -> AppendResult | None:
+        """Send everything buffered and wait until every batch is delivered.
+
+        Returns:
+            The server's answer to the last request delivered, or ``None`` if none was.
+
+        Raises:
+            StaleEpochError: fenced by a newer epoch (without auto-claim).
+            DurableStreamError: a batch could not be delivered.
+        """
+        self._seal()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self.last_result
+
+    async def close_stream(self, data: bytes | str | None = None) -> CloseResult:
+        """Flush, then close the stream (with an optional final message); idempotent.
+
+        Args:
+            data: a final message, or ``None``.
+
+        Returns:
+            The stream's final offset.
+
+        Raises:
+            DurableStreamError: delivery failed.
+        """
+        if self._closed is not None:
+            return self._closed
+        self._check_open()
+        await self.flush()
+        if data is not None:
+            self._core.add(data)
+        batch = self._core.seal(close=True)
+        assert batch is not None  # seal(close=True) always makes a batch
+        result: AppendResult = await self._client._run(
+            self._core.send_operation(batch), self._core.url
+        )
+        self._detached = True
+        self.last_result = result
+        self._closed = CloseResult(final_offset=result.next_offset, status=result.status)
+        return self._closed
+
+    async def detach(self) -> None:
+        """Flush and stop: the stream stays open for other writers; idempotent.
+
+        Raises:
+            DurableStreamError: delivering the buffered messages failed.
+        """
+        if not self._detached:
+            self._detached = True
+            await self.flush()
