@@ -34,6 +34,7 @@ from ._exceptions import (
 )
 from ._handlers import Handler, Subscription, check_event_type, infer_event_type, inspect_handler
 from ._ids import new_event_id
+from ._codec import EventCodec
 from ._names import TypeRegistry, event_name
 from ._runner import AsyncRunner
 from ._store import (
@@ -167,6 +168,8 @@ class EventBus:
             checkpoints = store
         self._checkpoints = checkpoints
         self._types = TypeRegistry()
+        # Per-class codec cache for the publish path; the registry stays the authority.
+        self._codecs: dict[type[Any], EventCodec[Any]] = {}
         self._upcasters = UpcasterRegistry(self._types)
         self._durables: dict[str, DurableSubscription] = {}
         self._log_changed = threading.Condition()
@@ -549,7 +552,9 @@ class EventBus:
         )
 
     def _record_for(self, event: object, pairs: Mapping[str, str]) -> EventRecord:
-        codec = self._types.register(event.__class__)
+        codec = self._codecs.get(event.__class__)
+        if codec is None:
+            codec = self._codecs[event.__class__] = self._types.register(event.__class__)
         data = codec.encode(event)  # EncodeError here: nothing is stored
         return EventRecord(new_event_id(), codec.name, data, datetime.now(UTC), pairs, self._origin)
 

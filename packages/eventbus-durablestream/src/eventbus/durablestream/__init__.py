@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._async_client import AsyncDurableStreamClient as AsyncDurableStreamClient
+from ._async_client import AsyncIdempotentProducer as AsyncIdempotentProducer
 from ._client import DurableStreamClient as DurableStreamClient
 from ._client import IdempotentProducer as IdempotentProducer
 from ._errors import BadRequestError as BadRequestError
@@ -27,6 +29,8 @@ from ._protocol import StreamInfo as StreamInfo
 
 __all__ = [
     "AppendResult",
+    "AsyncDurableStreamClient",
+    "AsyncIdempotentProducer",
     "BadRequestError",
     "CloseResult",
     "ContentTypeMismatchError",
