@@ -220,18 +220,8 @@ def _in_threads(work: Callable[[int], None]) -> float:
     return elapsed
 
 
-def store_threads(files: _Files, records: list[EventRecord], *, no_io: bool = False) -> float:
+def store_threads(files: _Files, records: list[EventRecord]) -> float:
     store = SQLiteStore(files.new())
-    if no_io:
-        # The ceiling the thread handoffs alone allow: group commit with SQLite
-        # replaced by handing out offsets (informational, not a bar).
-        counter = iter(range(1, len(records) + 1))
-
-        def write(batch: list[Any]) -> None:
-            for pending in batch:
-                pending.offsets = [f"{next(counter):020d}" for _ in pending.rows]
-
-        store._write = write  # type: ignore[method-assign]
     shares = [records[i::THREADS] for i in range(THREADS)]
 
     def work(index: int) -> None:
@@ -242,7 +232,7 @@ def store_threads(files: _Files, records: list[EventRecord], *, no_io: bool = Fa
     elapsed = _in_threads(work)
     count = len(store.read(limit=len(records) + 1).events)
     store.close()
-    assert no_io or count == len(records), f"stored {count} of {len(records)}"
+    assert count == len(records), f"stored {count} of {len(records)}"
     return _eps(len(records), elapsed)
 
 
@@ -455,7 +445,6 @@ def main(argv: list[str] | None = None) -> int:
             measure("SQLiteStore", "append_full", lambda: store_append_each(files, each, "full"))
             measure("raw sqlite3", "threads", lambda: raw_executemany(files, many))
             measure("SQLiteStore", "threads", lambda: store_threads(files, many))
-            measure("group, no I/O", "threads", lambda: store_threads(files, many, no_io=True))
             measure("handoffs", "handoff", thread_round_trip)
             measure("raw sqlite3", "replay", lambda: raw_replay(replay_path, n_replay))
             measure("SQLiteStore", "replay", lambda: store_replay(replay_path, n_replay))

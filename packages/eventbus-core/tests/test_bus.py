@@ -125,7 +125,7 @@ def test_decorator_with_an_explicit_type_needs_no_annotation(bus: EventBus) -> N
     seen: list[Any] = []
 
     @bus.subscribe(OrderPlaced)
-    def handler(event):  # type: ignore[no-untyped-def]
+    def handler(event):  # no annotation, on purpose
         seen.append(event)
 
     bus.publish(OrderPlaced("o-1"))
@@ -235,7 +235,7 @@ def test_bad_handlers_are_refused(bus: EventBus, handler: Any, message: str) -> 
 
 
 def test_an_uninferable_type_is_refused_with_the_fix(bus: EventBus) -> None:
-    def handler(event):  # type: ignore[no-untyped-def]
+    def handler(event):  # no annotation, on purpose
         pass
 
     with pytest.raises(RegistrationError, match="has no annotation") as info:
@@ -1013,6 +1013,16 @@ def test_non_string_metadata_is_refused(bus: EventBus) -> None:
     bus.subscribe(OrderPlaced, lambda e, env: None)
     with pytest.raises(PublishError, match=r"must be strings; got 'retries': 3"):
         bus.publish(OrderPlaced("o-1"), metadata={"retries": 3})  # type: ignore[dict-item]
+
+
+def test_non_string_metadata_is_refused_even_when_no_handler_reads_it(bus: EventBus) -> None:
+    seen: list[str] = []
+    bus.subscribe(OrderPlaced, lambda e: seen.append(e.order_id))
+    with pytest.raises(PublishError, match=r"got 'retries': 3"):
+        bus.publish(OrderPlaced("o-1"), metadata={"retries": 3})  # type: ignore[dict-item]
+    with pytest.raises(PublishError, match=r"got 7: 'x'"):
+        bus.publish(Shipped("s-1"), metadata={7: "x"})  # type: ignore[dict-item]
+    assert seen == []
 
 
 def test_metadata_with_plain_handlers_still_delivers(bus: EventBus) -> None:

@@ -235,7 +235,7 @@ def test_infer_event_type_from_a_callable_instance() -> None:
 
 
 def test_infer_event_type_without_annotation_says_how_to_fix_it() -> None:
-    def handler(event):  # type: ignore[no-untyped-def]
+    def handler(event):  # no annotation, on purpose
         pass
 
     with pytest.raises(

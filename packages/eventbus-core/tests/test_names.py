@@ -161,6 +161,22 @@ def test_two_classes_with_one_name_conflict_and_nothing_half_registers() -> None
     assert TypeRegistry().register(SameNameB).event_type is SameNameB
 
 
+def test_register_all_is_all_or_nothing() -> None:
+    registry = TypeRegistry()
+    plain, decorated, again = registry.register_all(Plain, Decorated, Plain)
+    assert (plain.event_type, decorated.event_type) == (Plain, Decorated)
+    assert again is plain
+    assert registry.register(Plain) is plain
+    with pytest.raises(WireNameConflictError, match=r"'shared' is already bound to .*SameNameA"):
+        registry.register_all(Declared, SameNameA, SameNameB)
+    with pytest.raises(RegistrationError, match="is a Protocol"):
+        registry.register_all(Inheriting, Listener)
+    for cls in (Declared, SameNameA, SameNameB, Inheriting):
+        assert registry.codec_for_type(cls) is None
+    assert registry.codec_for_name("shared") is None
+    assert registry.codec_for_name("orders.declared") is None
+
+
 def test_a_class_renamed_after_registration_conflicts() -> None:
     registry = TypeRegistry()
     codec = registry.register(Renamed)

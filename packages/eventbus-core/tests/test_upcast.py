@@ -283,10 +283,6 @@ def test_typed_with_explicit_types_and_mixed_with_raw() -> None:
     assert types.codec_for_name("order.v2") is not None
 
 
-def _no_annotations(old):  # type: ignore[no-untyped-def]
-    return old
-
-
 def _no_return(old: V1):  # type: ignore[no-untyped-def]
     return old
 
@@ -325,7 +321,7 @@ def _to_self(old: V1) -> V1:
 @pytest.mark.parametrize(
     ("fn", "message", "cause"),
     [
-        (_no_annotations, "The source of typed upcaster .* must be an event class, got None", None),
+        (lambda old: old, "The source of typed upcaster .* must be an event class, got None", None),
         (_no_return, "The target of typed upcaster .* must be an event class, got None", None),
         (_dict_source, r"The source .* got dict\[str, typing.Any\]", None),
         (_two_params, "takes exactly one parameter, the old event; .* takes 2", None),
@@ -339,12 +335,14 @@ def _to_self(old: V1) -> V1:
 def test_typed_registration_rejects_bad_upcasters(
     fn: Any, message: str, cause: type[BaseException] | tuple[type[BaseException], ...] | None
 ) -> None:
-    _, upcasters = registries()
+    types, upcasters = registries()
     with pytest.raises(UpcastRegistrationError, match=message) as info:
         upcasters.register_typed(fn)
     if cause is not None:
         assert isinstance(info.value.__cause__, cause)
     assert not upcasters
+    # A rejected upcaster claims no wire name, not even for its valid source class.
+    assert types.codec_for_type(V1) is None
 
 
 def test_typed_endpoint_with_a_conflicting_wire_name_is_rejected() -> None:

@@ -8,6 +8,7 @@ import functools
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from eventbus.sqlite import MEMORY, DatabasePathError, SQLiteStore
 from eventbus.sqlite import _store as store_module
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 
 @pytest.fixture
@@ -447,8 +448,10 @@ def _append_n(store: SQLiteStore, n: int) -> str:
 
 
 def test_appends_queued_behind_a_writer_share_one_transaction(store: SQLiteStore) -> None:
-    commits: list[str] = []
-    store._writer.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    inserts: list[str] = []
+    store._writer.set_trace_callback(
+        lambda sql: inserts.append(sql) if sql.startswith("INSERT INTO events") else None
+    )
     store._write_lock.acquire()  # a long write in progress
     try:
         leader = _Call(lambda: store.append(make_record({"n": 0})))
@@ -459,10 +462,66 @@ def test_appends_queued_behind_a_writer_share_one_transaction(store: SQLiteStore
         store._write_lock.release()
     offsets = [leader.join()] + [f.join() for f in followers]
     assert len(set(offsets)) == 4
-    assert commits == ["COMMIT", "COMMIT"]  # the leader's own, then all three at once
+    # The leader's own statement, then one statement (one transaction) for all three.
+    assert [sql.count('{"n": ') for sql in inserts] == [1, 3]
     stored = {e.offset: e.data for e in store.read().events}
     assert stored == {offsets[i]: f'{{"n": {i}}}' for i in range(4)}
     assert not store._leading
+
+
+def test_large_batches_span_several_statements_in_one_transaction(store: SQLiteStore) -> None:
+    first = store.append(make_record())
+    records = [make_record({"n": n}) for n in range(150)]
+    offsets = store.append_batch(records)
+    assert offsets == [f"{n:020d}" for n in range(2, 152)]
+    assert [e.data for e in store.read(first, limit=200).events] == [r.data for r in records]
+    taken = records[140]
+    with pytest.raises(StoreError, match="already stored"):
+        store.append_batch([make_record() for _ in range(100)] + [taken])  # fails in chunk 2
+    assert store.read(NEWEST).next == offsets[-1]
+    assert not store._writer.in_transaction
+
+
+class _SlowMetadata(Mapping[str, str]):
+    """Metadata whose encoding blocks until released: an append that is slow to queue."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __getitem__(self, key: str) -> str:
+        return "v"
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[str]:
+        self.entered.set()
+        self.release.wait(10)
+        yield "k"
+
+
+def test_leader_yields_to_appends_not_yet_queued(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metadata = _SlowMetadata()
+    slow = _Call(lambda: store.append(dataclasses.replace(make_record(), metadata=metadata)))
+    assert metadata.entered.wait(10)
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+
+    def spy(seconds: float) -> None:
+        sleeps.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", spy)
+    first = store.append(make_record())  # leads while the slow append is still encoding
+    monkeypatch.undo()
+    assert sleeps == [0]
+    metadata.release.set()
+    second = slow.join()
+    assert store.compare_offsets(first, second) < 0
+    assert store.read(first).events[0].metadata == {"k": "v"}
 
 
 def test_one_bad_record_does_not_fail_its_group(store: SQLiteStore) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, TypeVar, overload
 
+from ._codec import EventCodec
 from ._durable import DeadLetterHandler, DurableOptions, DurableSubscription, PoisonPolicy
 from ._envelope import Envelope, current_metadata
 from ._exceptions import (
@@ -34,7 +35,6 @@ from ._exceptions import (
 )
 from ._handlers import Handler, Subscription, check_event_type, infer_event_type, inspect_handler
 from ._ids import new_event_id
-from ._codec import EventCodec
 from ._names import TypeRegistry, event_name
 from ._runner import AsyncRunner
 from ._store import (
@@ -183,7 +183,9 @@ class EventBus:
         self._by_type: dict[type[Any], list[Subscription[Any]]] = {}
         self._sequence = 0
         self._plans: dict[type[Any], _Plan] = {}
-        self._plain: dict[type[Any], tuple[Handler, ...]] = {}
+        # Fast path: event class -> (first handler, the others), for classes whose
+        # handlers are all plain sync functions on a bus without store or hooks.
+        self._plain: dict[type[Any], tuple[Handler, tuple[Handler, ...]]] = {}
         self._before: tuple[Callable[[Any], object], ...] = ()
         self._after: tuple[Callable[[Any], object], ...] = ()
         self._sync_locks: dict[int, threading.RLock] = {}
@@ -467,11 +469,18 @@ class EventBus:
         """
         plain = self._plain.get(event.__class__)
         if plain is not None and metadata is None:
-            for handler in plain:
-                try:
-                    handler(event)
-                except Exception as exc:
-                    self._report_handler(exc, event, handler)
+            # The common case, one handler, costs one call inside one ``try``.
+            first, rest = plain
+            try:
+                first(event)
+            except Exception as exc:
+                self._report_handler(exc, event, first)
+            if rest:
+                for handler in rest:
+                    try:
+                        handler(event)
+                    except Exception as exc:
+                        self._report_handler(exc, event, handler)
             return None
         return self._publish(event, metadata)
 
@@ -538,6 +547,8 @@ class EventBus:
         self, plan: _Plan, event: object, metadata: Mapping[str, str] | None
     ) -> Envelope | None:
         if self._store is None and not plan.needs_envelope:
+            if metadata:
+                _merge_metadata(metadata)  # validate: bad metadata fails on every bus
             return None
         pairs = _merge_metadata(metadata)
         if self._store is None:
@@ -674,7 +685,8 @@ class EventBus:
             )
             self._plans[event_type] = plan
             if plan.plain_handlers is not None and self._fast_path_allowed():
-                self._plain[event_type] = plan.plain_handlers
+                handlers = plan.plain_handlers or (_no_handler,)
+                self._plain[event_type] = (handlers[0], handlers[1:])
         return plan
 
     def _fast_path_allowed(self) -> bool:
@@ -1092,6 +1104,10 @@ class EventBus:
 
 
 _UNKNOWN: Final = object()
+
+
+def _no_handler(event: object) -> None:
+    """Stands in for the first handler of a class nobody subscribed to."""
 
 
 def _as_store_error(exc: Exception, what: str) -> StoreError:

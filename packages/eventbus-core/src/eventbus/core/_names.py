@@ -129,28 +129,60 @@ class TypeRegistry:
         codec = self._by_type.get(cls)
         if codec is not None and codec.name == name:
             return codec
+        return self.register_all(cls)[0]
+
+    def register_all(self, *classes: type) -> list[EventCodec[Any]]:
+        """Register several classes at once: all of them, or on any error none.
+
+        Args:
+            *classes: The event classes.
+
+        Returns:
+            Their codecs, in the order given.
+
+        Raises:
+            RegistrationError: A class is not a class, is abstract or a ``Protocol``,
+                or cannot be encoded.
+            WireNameConflictError: A wire name is bound to another class (already,
+                or by another class in this call), or a class is bound to another
+                wire name.
+        """
+        named = [(cls, event_name(cls)) for cls in classes]
         # Compile outside the lock: resolving annotations may run user code.
-        built = build_codec(cls, name)
+        built: dict[type, EventCodec[Any]] = {
+            cls: build_codec(cls, name) for cls, name in named if cls not in self._by_type
+        }
         with self._lock:
-            bound = self._by_type.get(cls)
-            if bound is not None:
-                if bound.name != name:
+            # Copy-on-write: a conflict part-way leaves the published tables untouched.
+            by_name = dict(self._by_name)
+            by_type = dict(self._by_type)
+            codecs: list[EventCodec[Any]] = []
+            for cls, name in named:
+                bound = by_type.get(cls)
+                if bound is not None:
+                    if bound.name != name:
+                        raise WireNameConflictError(
+                            f"{_qualified(cls)} is registered under wire name {bound.name!r} "
+                            f"and cannot also be registered as {name!r}; its __event_name__ "
+                            "changed after registration."
+                        )
+                    codecs.append(bound)
+                    continue
+                holder = by_name.get(name)
+                if holder is not None:
                     raise WireNameConflictError(
-                        f"{_qualified(cls)} is registered under wire name {bound.name!r} and "
-                        f"cannot also be registered as {name!r}; its __event_name__ changed "
-                        "after registration."
+                        f"Wire name {name!r} is already bound to "
+                        f"{_qualified(holder.event_type)}, so {_qualified(cls)} cannot use it "
+                        "too; give one of them a distinct name with @wire_name(...) or "
+                        "__event_name__."
                     )
-                return bound
-            holder = self._by_name.get(name)
-            if holder is not None:
-                raise WireNameConflictError(
-                    f"Wire name {name!r} is already bound to {_qualified(holder.event_type)}, "
-                    f"so {_qualified(cls)} cannot use it too; give one of them a distinct "
-                    "name with @wire_name(...) or __event_name__."
-                )
-            self._by_name[name] = built
-            self._by_type[cls] = built
-        return built
+                codec = built[cls]
+                by_name[name] = codec
+                by_type[cls] = codec
+                codecs.append(codec)
+            self._by_name = by_name
+            self._by_type = by_type
+        return codecs
 
     def codec_for_name(self, name: str) -> EventCodec[Any] | None:
         """The codec registered under a wire name.

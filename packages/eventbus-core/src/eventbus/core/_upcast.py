@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._codec import EventCodec
 from ._exceptions import CodecError, EventBusError, UpcastFailedError, UpcastRegistrationError
 from ._names import TypeRegistry, event_name
 
@@ -132,8 +131,7 @@ class UpcasterRegistry:
             target = event_name(target_cls)
             # Checked before claiming names so a rejected upcaster claims nothing.
             self._check(source, target, self._table)
-            from_codec: EventCodec[Any] = self._types.register(source_cls)
-            to_codec: EventCodec[Any] = self._types.register(target_cls)
+            from_codec, to_codec = self._types.register_all(source_cls, target_cls)
         except UpcastRegistrationError:
             raise
         except EventBusError as exc:

@@ -6,6 +6,7 @@ from ._async_client import AsyncDurableStreamClient as AsyncDurableStreamClient
 from ._async_client import AsyncIdempotentProducer as AsyncIdempotentProducer
 from ._client import DurableStreamClient as DurableStreamClient
 from ._client import IdempotentProducer as IdempotentProducer
+from ._discovery import open_durablestream_store as open_durablestream_store
 from ._errors import BadRequestError as BadRequestError
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
 from ._errors import DurableStreamConnectionError as DurableStreamConnectionError
@@ -26,6 +27,7 @@ from ._protocol import CreateResult as CreateResult
 from ._protocol import ReadChunk as ReadChunk
 from ._protocol import RetryPolicy as RetryPolicy
 from ._protocol import StreamInfo as StreamInfo
+from ._store import DurableStreamStore as DurableStreamStore
 
 __all__ = [
     "AppendResult",
@@ -38,6 +40,7 @@ __all__ = [
     "DurableStreamClient",
     "DurableStreamConnectionError",
     "DurableStreamError",
+    "DurableStreamStore",
     "DurableStreamTimeoutError",
     "IdempotentProducer",
     "MalformedResponseError",
@@ -52,4 +55,5 @@ __all__ = [
     "StreamInfo",
     "StreamNotFoundError",
     "UnexpectedStatusError",
+    "open_durablestream_store",
 ]

@@ -293,6 +293,7 @@ class AsyncDurableStreamClient:
         seq: str | None = None,
         close: bool = False,
         headers: Mapping[str, HeaderValue] | None = None,
+        params: Mapping[str, HeaderValue] | None = None,
     ) -> AppendResult:
         """Append raw data (for a JSON stream: JSON text; an array appends each element).
 
@@ -304,6 +305,7 @@ class AsyncDurableStreamClient:
             seq: a ``Stream-Seq`` value that must sort after the previous one.
             close: close the stream atomically with this append.
             headers: extra headers for this request.
+            params: extra query parameters for this request.
 
         Returns:
             The new tail offset.
@@ -323,6 +325,7 @@ class AsyncDurableStreamClient:
             seq=seq,
             close=close,
             headers=headers,
+            params=params,
         )
         result: AppendResult = await self._run(self._simple(spec, parse_append), url)
         return result

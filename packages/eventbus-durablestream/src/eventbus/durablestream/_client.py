@@ -281,6 +281,7 @@ class DurableStreamClient:
         seq: str | None = None,
         close: bool = False,
         headers: Mapping[str, HeaderValue] | None = None,
+        params: Mapping[str, HeaderValue] | None = None,
     ) -> AppendResult:
         """Append raw data (for a JSON stream: JSON text; an array appends each element).
 
@@ -292,6 +293,7 @@ class DurableStreamClient:
             seq: a ``Stream-Seq`` value that must sort after the previous one.
             close: close the stream atomically with this append.
             headers: extra headers for this request.
+            params: extra query parameters for this request.
 
         Returns:
             The new tail offset.
@@ -311,6 +313,7 @@ class DurableStreamClient:
             seq=seq,
             close=close,
             headers=headers,
+            params=params,
         )
         result: AppendResult = self._run(self._simple(spec, parse_append), url)
         return result

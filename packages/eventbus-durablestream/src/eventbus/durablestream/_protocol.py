@@ -665,6 +665,7 @@ def append_request(
     close: bool = False,
     producer: tuple[str, int, int] | None = None,
     headers: Mapping[str, HeaderValue] | None = None,
+    params: Mapping[str, HeaderValue] | None = None,
     op: str = "append",
 ) -> RequestSpec:
     """Build the POST that appends data.
@@ -677,6 +678,7 @@ def append_request(
         close: close the stream atomically with this append.
         producer: ``(producer id, epoch, seq)`` of an idempotent producer, or ``None``.
         headers: per-call headers.
+        params: per-call query parameters.
         op: the operation name for error messages.
 
     Returns:
@@ -699,6 +701,7 @@ def append_request(
         h,
         content=body,
         user_headers=headers,
+        user_params=params,
         replay_safe=producer is not None,
     )
 
@@ -1031,6 +1034,8 @@ def read_operation(
         json_mode = is_json_content_type(content_type)
         yield from _sse_operation(policy, url, state, headers, params, timeout, json_mode)
         return
+    # At "now" there is nothing to catch up on: a live read starts waiting at once.
+    state.up_to_date = offset == "now" and live is not None
     last: ReadChunk | None = None
     while True:
         mode = None if live is None or not state.up_to_date else "long-poll"

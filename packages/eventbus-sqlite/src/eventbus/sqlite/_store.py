@@ -20,6 +20,7 @@ Concurrency model:
 from __future__ import annotations
 
 import _thread
+import functools
 import json
 import math
 import os
@@ -67,10 +68,18 @@ _EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
 _MIN_POLL: Final = 0.001
 _MAX_POLL: Final = 0.05
 
-_INSERT: Final = (
-    "INSERT INTO events (event_id, type_name, data, timestamp, metadata, origin) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
+_ROWS_PER_INSERT: Final = 64  # 6 parameters a row stays far below SQLite's limit of 999
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        "INSERT INTO events (event_id, type_name, data, timestamp, metadata, origin) "
+        f"VALUES {values}"
+    )
+
+
 _SELECT: Final = (
     "SELECT position, event_id, type_name, data, timestamp, metadata, origin "
     "FROM events WHERE position > ? ORDER BY position LIMIT ?"
@@ -293,6 +302,7 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._queue_lock = threading.Lock()
+        self._appending = 0  # threads inside _submit (under _queue_lock)
         self._leading = False  # a thread is committing the queue (under _queue_lock)
         self._changed = threading.Condition(threading.Lock())
         self._commits = 0  # bumped after every commit of this store, under _changed
@@ -309,7 +319,7 @@ class SQLiteStore:
             timeout=self._busy_timeout,
             isolation_level=None,  # autocommit: transactions are explicit BEGIN/COMMIT
             check_same_thread=False,
-            cached_statements=32,
+            cached_statements=_ROWS_PER_INSERT + 16,  # every INSERT size, and reads
         )
 
     def _connect_writer(self) -> sqlite3.Connection:
@@ -444,25 +454,41 @@ class SQLiteStore:
 
     # -- writing ----------------------------------------------------------------------
 
+    def _insert(self, rows: list[_Row]) -> int:
+        """Insert ``rows`` with one statement; return the position of the last one."""
+        cursor = self._writer.execute(_insert_sql(len(rows)), [v for row in rows for v in row])
+        return cursor.lastrowid  # type: ignore[return-value]
+
     def _write(self, batch: list[_Pending]) -> None:
-        """Commit every row of ``batch`` in one transaction; the write lock is held."""
-        conn = self._writer
-        cursor = conn.cursor()
-        execute = cursor.execute
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for pending in batch:
-                offsets = []
-                for row in pending.rows:
-                    execute(_INSERT, row)
-                    offsets.append(f"{cursor.lastrowid:020d}")
-                pending.offsets = offsets
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.rollback()  # a no-op when SQLite already rolled back by itself
-            for pending in batch:
-                pending.offsets = None
-            raise
+        """Commit every row of ``batch`` atomically; the write lock is held.
+
+        Up to ``_ROWS_PER_INSERT`` rows go in one multi-row ``INSERT`` in autocommit
+        mode: one statement is one transaction, and the whole group costs one call
+        into SQLite (one release of the GIL, which matters when threads wait for it).
+        Larger groups use ``BEGIN IMMEDIATE`` around several such statements. The
+        rows of one statement get consecutive positions (the write lock is held
+        throughout), so the last position gives all the others.
+        """
+        rows = [row for pending in batch for row in pending.rows]
+        if len(rows) <= _ROWS_PER_INSERT:
+            last = self._insert(rows)
+        else:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(rows), _ROWS_PER_INSERT):
+                    last = self._insert(rows[start : start + _ROWS_PER_INSERT])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.rollback()  # a no-op when SQLite already rolled back by itself
+                raise
+        position = last - len(rows)
+        for pending in batch:
+            offsets = []
+            for _ in pending.rows:
+                position += 1
+                offsets.append(f"{position:020d}")
+            pending.offsets = offsets
 
     def _commit(self, batch: list[_Pending]) -> None:
         """Commit ``batch``, giving each caller its offsets or its own error."""
@@ -515,6 +541,13 @@ class SQLiteStore:
         find it must wait again.
         """
         with self._queue_lock:
+            stragglers = self._appending > len(self._pending)
+        if stragglers:
+            # Other threads are inside append but not queued yet (typically the ones
+            # the last leader just woke, about to append again). Letting them run for a
+            # moment puts them in this transaction instead of a commit of their own.
+            time.sleep(0)
+        with self._queue_lock:
             batch = list(self._pending)
             self._pending.clear()
         try:
@@ -560,23 +593,29 @@ class SQLiteStore:
         return error
 
     def _submit(self, records: Sequence[EventRecord]) -> list[Offset]:
-        pending = _Pending([_row_values(record) for record in records])
         with self._queue_lock:
-            self._pending.append(pending)
-            if self._leading:
-                pending.wake = wake = _thread.allocate_lock()
-                wake.acquire()
-            else:
-                self._leading = True
-        if pending.wake is not None:
-            # A leader is writing: sleep until it committed our rows, or made us lead.
-            try:
-                pending.wake.acquire()
-            except BaseException:
-                self._abandon(pending)
-                raise
-        if pending.offsets is None and pending.error is None:
-            self._lead()
+            self._appending += 1
+        try:
+            pending = _Pending([_row_values(record) for record in records])
+            with self._queue_lock:
+                self._pending.append(pending)
+                if self._leading:
+                    pending.wake = wake = _thread.allocate_lock()
+                    wake.acquire()
+                else:
+                    self._leading = True
+            if pending.wake is not None:
+                # A leader is writing: sleep until it committed our rows, or made us lead.
+                try:
+                    pending.wake.acquire()
+                except BaseException:
+                    self._abandon(pending)
+                    raise
+            if pending.offsets is None and pending.error is None:
+                self._lead()
+        finally:
+            with self._queue_lock:
+                self._appending -= 1
         if pending.error is not None:
             raise pending.error
         assert pending.offsets is not None  # the leader set offsets or an error

@@ -1,0 +1,42 @@
+"""``durablestream+http://`` and ``durablestream+https://`` URLs for ``open_store``."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ._store import DurableStreamStore
+
+__all__ = ["open_durablestream_store"]
+
+_SCHEMES = {"durablestream+http": "http", "durablestream+https": "https"}
+
+
+def open_durablestream_store(url: str) -> DurableStreamStore:
+    """Open the store a ``durablestream+http(s)://host:port/path/of/stream`` URL names.
+
+    ``durablestream+http://127.0.0.1:4437/v1/stream/orders`` is the stream
+    ``/v1/stream/orders`` on the server ``http://127.0.0.1:4437``.
+
+    Args:
+        url: The store URL.
+
+    Returns:
+        The store, with default options.
+
+    Raises:
+        ValueError: The URL has another scheme, no host, no stream path, a query or a
+            fragment.
+        StoreError: The server could not be reached or refused the stream.
+    """
+    parts = urlsplit(url)
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc or parts.path in ("", "/"):
+        raise ValueError(
+            f"{url!r} is not a Durable Streams store URL; expected "
+            "'durablestream+http://host:port/path/of/stream' (or durablestream+https)."
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(
+            f"{url!r} has a query or fragment; a Durable Streams store URL takes neither."
+        )
+    return DurableStreamStore(f"{scheme}://{parts.netloc}", parts.path)
