@@ -49,7 +49,9 @@ def parse_args(description: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def report(title: str, rows: list[Row], path: Path | None, extra: dict[str, Any] | None = None) -> None:
+def report(
+    title: str, rows: list[Row], path: Path | None, extra: dict[str, Any] | None = None
+) -> None:
     """Print the table and write the JSON file."""
     print(f"\n## {title}  (Python {sys.version.split()[0]})\n")
     print("| case | value | floor | ratio | bar | result |")

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -59,8 +59,8 @@ class Recorder:
 
 
 @pytest.fixture
-def store() -> Iterator[MemoryStore]:
-    yield MemoryStore()
+def store() -> MemoryStore:
+    return MemoryStore()
 
 
 @pytest.fixture
@@ -469,9 +469,7 @@ def test_reentrant_publish_from_a_durable_handler(bus: EventBus) -> None:
     eventually(lambda: seen == ["a", "b"])
 
 
-def test_stop_interrupts_retry_backoff_without_poisoning(
-    bus: EventBus, store: MemoryStore
-) -> None:
+def test_stop_interrupts_retry_backoff_without_poisoning(bus: EventBus, store: MemoryStore) -> None:
     publish(bus, "a")
     durable = bus.subscribe_durable(
         "s", always_fails, event_type=OrderPlaced, max_attempts=3, retry_backoff=60
@@ -483,7 +481,9 @@ def test_stop_interrupts_retry_backoff_without_poisoning(
     assert store.load_checkpoint("s") is OLDEST
 
 
-def test_invalid_options_deliver_nothing_and_save_nothing(bus: EventBus, store: MemoryStore) -> None:
+def test_invalid_options_deliver_nothing_and_save_nothing(
+    bus: EventBus, store: MemoryStore
+) -> None:
     publish(bus, "a")
     bad: list[dict[str, Any]] = [
         {"start": 5},
@@ -552,7 +552,7 @@ def test_transient_read_errors_are_retried_permanent_ones_stop(
     failures: list[HandlerFailure],
 ) -> None:
     class Unsteady(CheckpointingPlainStore):
-        errors: list[Exception] = []
+        errors: ClassVar[list[Exception]] = []
 
         def read(self, after: Any = OLDEST, limit: int = 100) -> Any:
             if self.errors:
