@@ -209,9 +209,17 @@ def test_is_json_content_type() -> None:
 # --------------------------------------------------------------------------- errors
 
 
-def _error(status: int, headers: dict[str, str] | None = None, **spec_kw: Any) -> Exception:
-    spec = RequestSpec(spec_kw.pop("op", "append"), spec_kw.pop("method", "POST"), URL, **spec_kw)
-    return error_for_response(spec, _response(status, headers, b"server text"))
+def _error(
+    status: int,
+    headers: dict[str, str] | None = None,
+    *,
+    op: str = "append",
+    method: str = "POST",
+    sent: dict[str, str] | None = None,
+    body: bytes = b"server text",
+) -> Any:
+    spec = RequestSpec(op, method, URL, headers=sent or {})
+    return error_for_response(spec, _response(status, headers, body))
 
 
 def test_error_for_response_statuses() -> None:
@@ -233,9 +241,12 @@ def test_error_for_response_statuses() -> None:
     assert isinstance(odd_gap, ProducerSequenceGapError)
     assert odd_gap.received == -1
     assert isinstance(_error(409, method="PUT", op="create"), StreamExistsError)
-    seq = _error(409, headers=None, **{"headers": {"Stream-Seq": "2"}})
-    assert isinstance(seq, SequenceConflictError)
+    seq = _error(409, sent={"Stream-Seq": "2"})
+    assert type(seq) is SequenceConflictError
+    both = _error(409, sent={"Stream-Seq": "2"}, body=b"Content-type mismatch")
+    assert isinstance(both, ContentTypeMismatchError)
     assert isinstance(_error(409), ContentTypeMismatchError)
+    assert "server said" not in str(_error(500, body=b""))
 
 
 def test_error_messages_name_the_problem() -> None:

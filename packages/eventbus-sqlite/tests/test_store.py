@@ -8,7 +8,6 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,7 @@ from eventbus.sqlite import MEMORY, DatabasePathError, SQLiteStore
 from eventbus.sqlite import _store as store_module
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 
 @pytest.fixture
@@ -482,31 +481,22 @@ def test_large_batches_span_several_statements_in_one_transaction(store: SQLiteS
     assert not store._writer.in_transaction
 
 
-class _SlowMetadata(Mapping[str, str]):
-    """Metadata whose encoding blocks until released: an append that is slow to queue."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __getitem__(self, key: str) -> str:
-        return "v"
-
-    def __len__(self) -> int:
-        return 1
-
-    def __iter__(self) -> Iterator[str]:
-        self.entered.set()
-        self.release.wait(10)
-        yield "k"
-
-
-def test_leader_yields_to_appends_not_yet_queued(
+def test_leader_after_a_group_yields_once_to_the_woken_callers(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    metadata = _SlowMetadata()
-    slow = _Call(lambda: store.append(dataclasses.replace(make_record(), metadata=metadata)))
-    assert metadata.entered.wait(10)
+    store._write_lock.acquire()
+    try:
+        leader = _Call(lambda: store.append(make_record()))
+        _wait_until(lambda: store._leading and not store._pending, "the leader")
+        second = _Call(lambda: store.append(make_record()))
+        _wait_until(lambda: len(store._pending) == 1, "the second")
+        third = _Call(lambda: store.append(make_record()))
+        _wait_until(lambda: len(store._pending) == 2, "the third")
+    finally:
+        store._write_lock.release()
+    for call in (leader, second, third):
+        call.join()
+    assert store._woken == 1  # the second led [second, third] and woke the third
     sleeps: list[float] = []
     real_sleep = time.sleep
 
@@ -515,13 +505,11 @@ def test_leader_yields_to_appends_not_yet_queued(
         real_sleep(seconds)
 
     monkeypatch.setattr(time, "sleep", spy)
-    first = store.append(make_record())  # leads while the slow append is still encoding
+    store.append(make_record())  # yields once: the woken caller may append again
+    store.append(make_record())  # alone: no yield
     monkeypatch.undo()
     assert sleeps == [0]
-    metadata.release.set()
-    second = slow.join()
-    assert store.compare_offsets(first, second) < 0
-    assert store.read(first).events[0].metadata == {"k": "v"}
+    assert len(store.read().events) == 5
 
 
 def test_one_bad_record_does_not_fail_its_group(store: SQLiteStore) -> None:

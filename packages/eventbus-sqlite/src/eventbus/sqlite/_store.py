@@ -302,7 +302,7 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._queue_lock = threading.Lock()
-        self._appending = 0  # threads inside _submit (under _queue_lock)
+        self._woken = 0  # callers the last leader woke (under _queue_lock)
         self._leading = False  # a thread is committing the queue (under _queue_lock)
         self._changed = threading.Condition(threading.Lock())
         self._commits = 0  # bumped after every commit of this store, under _changed
@@ -540,20 +540,20 @@ class SQLiteStore:
         committed and promotes the first one queued since, so no caller wakes just to
         find it must wait again.
         """
-        with self._queue_lock:
-            stragglers = self._appending > len(self._pending)
-        if stragglers:
-            # Other threads are inside append but not queued yet (typically the ones
-            # the last leader just woke, about to append again). Letting them run for a
-            # moment puts them in this transaction instead of a commit of their own.
+        if self._woken:  # an unlocked read is enough for a heuristic
+            # The last leader just woke other callers; under load they are about to
+            # append again. Letting them run for a moment puts their records in this
+            # transaction instead of a commit of their own.
             time.sleep(0)
         with self._queue_lock:
             batch = list(self._pending)
             self._pending.clear()
+            self._woken = 0
         try:
             self._drain(batch)
         finally:
             with self._queue_lock:
+                self._woken = len(batch) - 1  # everyone in it but this leader
                 if self._pending:
                     successor = self._pending[0].wake
                 else:
@@ -593,29 +593,23 @@ class SQLiteStore:
         return error
 
     def _submit(self, records: Sequence[EventRecord]) -> list[Offset]:
+        pending = _Pending([_row_values(record) for record in records])
         with self._queue_lock:
-            self._appending += 1
-        try:
-            pending = _Pending([_row_values(record) for record in records])
-            with self._queue_lock:
-                self._pending.append(pending)
-                if self._leading:
-                    pending.wake = wake = _thread.allocate_lock()
-                    wake.acquire()
-                else:
-                    self._leading = True
-            if pending.wake is not None:
-                # A leader is writing: sleep until it committed our rows, or made us lead.
-                try:
-                    pending.wake.acquire()
-                except BaseException:
-                    self._abandon(pending)
-                    raise
-            if pending.offsets is None and pending.error is None:
-                self._lead()
-        finally:
-            with self._queue_lock:
-                self._appending -= 1
+            self._pending.append(pending)
+            if self._leading:
+                pending.wake = wake = _thread.allocate_lock()
+                wake.acquire()
+            else:
+                self._leading = True
+        if pending.wake is not None:
+            # A leader is writing: sleep until it committed our rows, or made us lead.
+            try:
+                pending.wake.acquire()
+            except BaseException:
+                self._abandon(pending)
+                raise
+        if pending.offsets is None and pending.error is None:
+            self._lead()
         if pending.error is not None:
             raise pending.error
         assert pending.offsets is not None  # the leader set offsets or an error
