@@ -2,8 +2,9 @@
 
 Every workload is measured in the same process and run, median of several runs, each
 on a fresh database file in one temporary folder, with the garbage collector disabled
-while timing (as ``timeit`` does), so the ratios against the raw floor are what
-matter, not the absolute figures:
+while timing (as ``timeit`` does). Each ratio is the median over the runs of the case
+divided by the raw floor measured just before it in the same run, so the ratios are
+what matter, not the absolute figures:
 
 (a) single thread, commit per event: ``store.append(record)`` vs a raw
     ``INSERT`` + ``commit()`` per row into the same table with the same pragmas
@@ -479,7 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             if row.workload != workload:
                 continue
-            ratio = row.median_eps / floor
+            # Paired: each run's case over the floor measured right before it, then the
+            # median of those ratios, so load from elsewhere on the machine cancels out.
+            floors = samples[("raw sqlite3", workload)]
+            ratio = statistics.median(
+                case / raw for case, raw in zip(samples[(row.case, workload)], floors, strict=True)
+            )
             ratios.setdefault(workload, {})[row.case] = ratio
             spread = f"{row.min_eps:,.0f}..{row.max_eps:,.0f}"
             print(

@@ -141,8 +141,8 @@ def test_append_within_the_timeout_returns_the_offset() -> None:
     store = SlowStore()
     store.release.set()
     with EventBus(store=store, append_timeout=5) as bus:
-        offset = bus.publish(OrderPlaced("o-1", 1.0))
-    assert offset == store.inner.read().events[0].offset
+        offsets = [bus.publish(OrderPlaced("o-1", 1.0)), bus.publish(OrderPlaced("o-2", 1.0))]
+    assert offsets == [e.offset for e in store.inner.read().events]
 
 
 def test_unserialisable_event_fails_before_anything_is_stored() -> None:

@@ -45,6 +45,8 @@ class DSServer:
             except subprocess.TimeoutExpired:  # pragma: no cover - only if the server hangs
                 self.process.kill()
                 self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def server_dir() -> Path:

@@ -1001,9 +1001,9 @@ class EventBus:
         return durable
 
     def _release_durable(self, durable: DurableSubscription) -> None:
+        # Only the owner releases its id (its worker, or a failed setup), exactly once.
         with self._lock:
-            if self._durables.get(durable.subscription_id) is durable:
-                del self._durables[durable.subscription_id]
+            self._durables.pop(durable.subscription_id, None)
 
     # -- failures --------------------------------------------------------------------
 

@@ -366,10 +366,16 @@ class DurableStreamStore:
                 f"The server rejected the offset {server_offset!r} of {self._url!r}: "
                 f"{exc.server_message!r}."
             ) from exc
-        return self._decode(chunk)
+        next_offset = chunk.next_offset
+        if server_offset != "-1" and not chunk.data and next_offset < server_offset:
+            # The file-backed reference server can answer a read at an offset it just
+            # returned with an older tail (its file lags its long-poll wake-up): never
+            # move backwards.
+            next_offset = server_offset
+        return self._decode(chunk, next_offset)
 
-    def _decode(self, chunk: ReadChunk) -> DecodedChunk:
-        decoded = decode_chunk(chunk.json(), chunk.next_offset, self._on_undecodable)
+    def _decode(self, chunk: ReadChunk, next_offset: str) -> DecodedChunk:
+        decoded = decode_chunk(chunk.json(), next_offset, self._on_undecodable)
         if decoded.events:
             self._nonempty = True
         return decoded
@@ -514,12 +520,18 @@ class DurableStreamStore:
             chunk = self._long_poll(server, remaining)
             if chunk is None:
                 continue
-            decoded = self._decode(chunk)
+            decoded = self._decode(chunk, chunk.next_offset)
             server = decoded.next_offset
+            # Never deliver what precedes the position (see _fetch on lagging servers).
+            fresh = [e for e in decoded.events if self._after(e.offset, position)]
             with self._read_lock:
-                self._window = _Window(position, decoded.events, server)
-            events = decoded.events[:limit]
+                self._window = _Window(position, fresh, server)
+            events = fresh[:limit]
         return ReadResult(events, events[-1].offset)
+
+    @staticmethod
+    def _after(offset: str, position: Checkpoint) -> bool:
+        return position is OLDEST or compare_tokens(offset, position) > 0
 
     def _long_poll(self, server_offset: str, remaining: float) -> ReadChunk | None:
         """Long-poll from ``server_offset`` on a helper thread; None when time ran out."""

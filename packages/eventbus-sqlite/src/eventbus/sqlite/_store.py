@@ -158,7 +158,7 @@ def _decode(rows: list[Any]) -> list[StoredEvent]:
     append = events.append
     for position, event_id, type_name, data, timestamp, metadata, origin in rows:
         event = _new_event(StoredEvent)
-        _set_offset(event, f"{position:020d}")
+        _set_offset(event, "%020d" % position)  # noqa: UP031 - the fastest formatting
         _set_event_id(event, event_id)
         _set_type_name(event, type_name)
         _set_data(event, data)
@@ -729,9 +729,8 @@ class SQLiteStore:
             rows = self._query(_SELECT, (start, batch_size))
             if not rows:
                 return
-            events = _decode(rows)
-            start = int(events[-1].offset)
-            yield from events
+            start = rows[-1][0]
+            yield from _decode(rows)
 
     def tail(self, after: Position, *, timeout: float, limit: int = 100) -> ReadResult:
         """Wait until events exist after ``after``, then return them like :meth:`read`.
