@@ -398,3 +398,17 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+@pytest.mark.asyncio
+async def test_sync_publish_with_a_store_refuses_to_block_the_running_loop() -> None:
+    store = MemoryStore()
+    bus = EventBus(store=store)
+    with pytest.raises(BusUsageError, match="publish_async"):
+        bus.publish(OrderPlaced("a", 1.0))
+    with pytest.raises(BusUsageError, match="publish_many_async"):
+        bus.publish_many([OrderPlaced("a", 1.0)])
+    assert store.read().events == []
+    # Without a store, publish from a coroutine is fine: nothing blocks.
+    EventBus().publish(OrderPlaced("a", 1.0))
+    await bus.aclose()

@@ -17,7 +17,7 @@ import subprocess
 import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import pytest
 
@@ -45,7 +45,7 @@ class DSServer:
             except subprocess.TimeoutExpired:  # pragma: no cover - only if the server hangs
                 self.process.kill()
                 self.process.wait()
-        if self.process.stdout is not None:
+        if self.process.stdout is not None:  # pragma: no branch - always piped
             self.process.stdout.close()
 
 
@@ -78,17 +78,22 @@ def start_server(data_dir: Path | None = None, long_poll_ms: int = LONG_POLL_MS)
     process = subprocess.Popen(
         command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
-    lines: queue.Queue[str] = queue.Queue()
+    urls: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
-    stdout = process.stdout
-    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    threading.Thread(target=_drain, args=(process.stdout, urls), daemon=True).start()
     try:
-        line = lines.get(timeout=30)
+        url = urls.get(timeout=30)
     except queue.Empty:  # pragma: no cover - only if the server cannot start
         process.kill()
         raise
-    assert line.startswith("DS_SERVER_URL="), f"unexpected launcher output {line!r}"
-    return DSServer(line.strip().removeprefix("DS_SERVER_URL="), process, data_dir)
+    return DSServer(url, process, data_dir)
+
+
+def _drain(stdout: IO[str], urls: queue.Queue[str]) -> None:
+    """Pass on the launcher's URL line and keep reading the server's log, so it never blocks."""
+    for line in stdout:
+        if line.startswith("DS_SERVER_URL="):
+            urls.put(line.strip().removeprefix("DS_SERVER_URL="))
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ from ._exceptions import (
 from ._handlers import Handler, Subscription, check_event_type, infer_event_type, inspect_handler
 from ._ids import new_event_id
 from ._names import TypeRegistry, event_name
-from ._runner import AsyncRunner
+from ._runner import AsyncRunner, running_loop
 from ._store import (
     OLDEST,
     Boundary,
@@ -341,7 +341,7 @@ class EventBus:
         if event_type is None:
             event_type = infer_event_type(handler)
         if is_async:
-            self._runner.bind_running_loop()
+            self._runner.bindrunning_loop()
         with self._lock:
             self._check_open()
             if self._store is not None and event_type is not object:
@@ -485,6 +485,7 @@ class EventBus:
         return self._publish(event, metadata)
 
     def _publish(self, event: object, metadata: Mapping[str, str] | None) -> Offset | None:
+        self._refuse_store_io_on_a_loop("publish")
         plan = self._prepare(event)
         self._run_hooks(self._before, event, "before_publish")
         envelope = self._envelope_for(plan, event, metadata)
@@ -515,7 +516,7 @@ class EventBus:
             StoreError: strict mode, the append failed (no handler ran).
             BusClosedError: the bus is closed.
         """
-        self._runner.bind_running_loop()
+        self._runner.bindrunning_loop()
         plan = self._prepare(event)
         self._run_hooks(self._before, event, "before_publish")
         if self._store is None:
@@ -528,6 +529,14 @@ class EventBus:
             await asyncio.wait(pending)
         self._run_hooks(self._after, event, "after_publish")
         return None if envelope is None else envelope.offset
+
+    def _refuse_store_io_on_a_loop(self, method: str) -> None:
+        # A store call would block every coroutine on this loop until the I/O is done.
+        if self._store is not None and running_loop() is not None:
+            raise BusUsageError(
+                f"bus.{method}() would block the running event loop on the store's I/O; "
+                f"from asyncio code use 'await bus.{method}_async(...)'."
+            )
 
     def _prepare(self, event: object) -> _Plan:
         if self._state is _State.CLOSED:
@@ -726,6 +735,7 @@ class EventBus:
         Raises:
             The same errors as :meth:`publish`.
         """
+        self._refuse_store_io_on_a_loop("publish_many")
         batch = list(events)
         plans = [self._prepare(event) for event in batch]
         for event in batch:
@@ -744,7 +754,7 @@ class EventBus:
         Returns:
             The offsets, in order (None entries on a bus without a store).
         """
-        self._runner.bind_running_loop()
+        self._runner.bindrunning_loop()
         batch = list(events)
         plans = [self._prepare(event) for event in batch]
         for event in batch:

@@ -20,7 +20,7 @@ from ._exceptions import BusClosedError, BusUsageError
 if TYPE_CHECKING:
     import contextvars
 
-__all__ = ["AsyncRunner"]
+__all__ = ["AsyncRunner", "running_loop"]
 
 Reporter = Callable[[BaseException, Any, Any], None]
 
@@ -121,7 +121,7 @@ class AsyncRunner:
             self._check_accepting()
             self._inflight += 1
         coro = self._run(coroutine_function, args, sequential_key, subscription)
-        running = _running_loop()
+        running = running_loop()
         if running is loop:
             return self._create_task(loop, coro, context)
         if running is None:
@@ -228,7 +228,7 @@ class AsyncRunner:
                 pending: they could never finish while this call blocks that loop.
         """
         with self._lock:
-            if self._inflight and _running_loop() is self._loop:
+            if self._inflight and running_loop() is self._loop:
                 raise BusUsageError(
                     "Cannot block the event loop that runs the bus's coroutine handlers "
                     "while waiting for them; use 'await bus.ashutdown(timeout)' or "
@@ -282,7 +282,7 @@ def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future[
         loop.call_soon_threadsafe(resolve)
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
