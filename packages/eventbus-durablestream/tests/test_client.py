@@ -205,12 +205,14 @@ def test_catch_up_iteration_ends_up_to_date(client: DurableStreamClient, path: s
     assert chunks[-1].up_to_date
 
 
-def test_long_poll_waits_for_new_data(client: DurableStreamClient, path: str) -> None:
+def test_long_poll_waits_for_new_data(
+    client: DurableStreamClient, ds_url: str, path: str
+) -> None:
     client.create(path, content_type="text/plain")
     tail = client.append(path, "old").next_offset
     assert tail is not None
     timer = threading.Timer(0.1, lambda: httpx.post(
-        f"{client._http.base_url}{path.lstrip('/')}",
+        f"{ds_url}{path}",
         content=b"new",
         headers={"Content-Type": "text/plain"},
     ))
@@ -283,10 +285,10 @@ def test_sse_learns_the_content_type(ds_url: str, path: str) -> None:
     assert [c.json() for c in chunks if c.data] == [[1]]
 
 
-def test_sse_follows_new_data(client: DurableStreamClient, path: str) -> None:
+def test_sse_follows_new_data(client: DurableStreamClient, ds_url: str, path: str) -> None:
     client.create(path, content_type="text/plain")
     timer = threading.Timer(0.2, lambda: httpx.post(
-        f"{client._http.base_url}{path.lstrip('/')}",
+        f"{ds_url}{path}",
         content=b"live",
         headers={"Content-Type": "text/plain"},
     ))
@@ -389,8 +391,14 @@ def test_sse_control_garbage_is_a_parse_error(client: DurableStreamClient, path:
 
 
 def _mock(handler: Any, **kw: Any) -> DurableStreamClient:
+    def with_head(request: httpx.Request) -> httpx.Response:
+        if request.method == "HEAD":  # SSE reads learn the stream's content type first
+            return httpx.Response(200, headers={"Content-Type": "text/plain"})
+        response: httpx.Response = handler(request)
+        return response
+
     return DurableStreamClient(
-        "http://ds.test", transport=httpx.MockTransport(handler), retry=FAST, **kw
+        "http://ds.test", transport=httpx.MockTransport(with_head), retry=FAST, **kw
     )
 
 
@@ -462,7 +470,7 @@ def test_sse_reconnects_from_the_last_offset() -> None:
             )
         return httpx.Response(200, headers=headers, content=body)
 
-    with _mock(handler, headers={}) as c:
+    with _mock(handler) as c:
         chunks = list(c.iter_chunks("/s", live="sse", offset="-1"))
     assert [(c.data, c.next_offset, c.stream_closed) for c in chunks] == [
         (b"one", "0_1", False),
@@ -535,7 +543,10 @@ def test_sse_json_garbage_and_errors() -> None:
             200, headers={"Content-Type": "text/event-stream"}, content=b"event: data\ndata: {\n\n"
         )
 
-    with _mock(handler) as c, pytest.raises(MalformedResponseError, match="not valid JSON"):
+    with (
+        DurableStreamClient("http://ds.test", transport=httpx.MockTransport(handler)) as c,
+        pytest.raises(MalformedResponseError, match="not valid JSON"),
+    ):
         list(c.iter_chunks("/s", live="sse"))
     with (
         _mock(lambda request: httpx.Response(404, text="Stream not found")) as c,
@@ -555,7 +566,7 @@ def test_sse_json_scalar_event_is_one_message() -> None:
             return httpx.Response(200, headers={"Content-Type": "application/json"})
         return httpx.Response(200, headers={"Content-Type": "text/event-stream"}, content=body)
 
-    with _mock(handler) as c:
+    with DurableStreamClient("http://ds.test", transport=httpx.MockTransport(handler)) as c:
         assert [c.json() for c in c.iter_chunks("/s", live="sse")] == [[5]]
 
 

@@ -341,7 +341,7 @@ class EventBus:
         if event_type is None:
             event_type = infer_event_type(handler)
         if is_async:
-            self._runner.bindrunning_loop()
+            self._runner.bind_running_loop()
         with self._lock:
             self._check_open()
             if self._store is not None and event_type is not object:
@@ -516,7 +516,7 @@ class EventBus:
             StoreError: strict mode, the append failed (no handler ran).
             BusClosedError: the bus is closed.
         """
-        self._runner.bindrunning_loop()
+        self._runner.bind_running_loop()
         plan = self._prepare(event)
         self._run_hooks(self._before, event, "before_publish")
         if self._store is None:
@@ -754,7 +754,7 @@ class EventBus:
         Returns:
             The offsets, in order (None entries on a bus without a store).
         """
-        self._runner.bindrunning_loop()
+        self._runner.bind_running_loop()
         batch = list(events)
         plans = [self._prepare(event) for event in batch]
         for event in batch:
