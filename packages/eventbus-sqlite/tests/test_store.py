@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
 import dataclasses
 import functools
 import sqlite3
@@ -435,7 +436,8 @@ def test_checkpoint_of_oldest_is_stored_distinguishably(db: Path, store: SQLiteS
     offset = store.append(make_record())
     store.save_checkpoint("a", OLDEST)
     store.save_checkpoint("b", offset)
-    rows = dict(_raw(db).execute("SELECT subscription_id, checkpoint FROM checkpoints"))
+    with contextlib.closing(_raw(db)) as conn:
+        rows = dict(conn.execute("SELECT subscription_id, checkpoint FROM checkpoints"))
     assert rows == {"a": "oldest", "b": offset}
 
 

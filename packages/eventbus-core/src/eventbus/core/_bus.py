@@ -718,8 +718,8 @@ class EventBus:
             WireNameConflictError: a wire name already belongs to another class.
             RegistrationError: a class that cannot be an event.
         """
-        for event_type in event_types:
-            self._types.register(check_event_type(event_type))
+        # All or nothing: one bad class leaves none of them registered.
+        self._types.register_all(*(check_event_type(t) for t in event_types))
 
     def publish_many(
         self, events: Iterable[object], /, *, metadata: Mapping[str, str] | None = None
