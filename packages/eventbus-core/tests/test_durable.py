@@ -562,13 +562,13 @@ def test_transient_read_errors_are_retried_permanent_ones_stop(
     store = Unsteady()
     bus = EventBus(store=store, on_error=failures.append)
     publish(bus, "a")
-    store.errors = [StoreUnavailableError("server restarting"), StoreUnavailableError("again")]
+    Unsteady.errors = [StoreUnavailableError("server restarting"), StoreUnavailableError("again")]
     seen = Recorder()
     durable = bus.subscribe_durable("s", seen, retry_backoff=0.001)
     eventually(lambda: seen.ids() == ["a"])
     assert [type(f.exception) for f in failures] == [StoreUnavailableError] * 2
 
-    store.errors = [OffsetError("the log was replaced")]
+    Unsteady.errors = [OffsetError("the log was replaced")]
     publish(bus, "b")
     eventually(lambda: not durable.running)
     assert isinstance(durable.error, OffsetError)
