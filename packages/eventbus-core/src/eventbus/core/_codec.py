@@ -67,8 +67,35 @@ E = TypeVar("E")
 
 _Fn: typing.TypeAlias = Callable[[Any], Any]
 
-# One encoder instance: json.dumps with options would build a new one per call.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _make_dumps() -> Callable[[Any], str]:
+    """Compact JSON text, NaN refused: json's C encoder, built once.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs more than
+    the encoding itself for a small event; the encoder is stateless, so it is reused.
+    """
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - only interpreters without json's C accelerator
+        return encoder.encode
+    iterencode = make(
+        None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    join = "".join
+
+    def dumps(value: Any) -> str:
+        # Without the marker dict (whose entries an exception would leave behind) a
+        # cycle shows up as unbounded recursion; report it the way json does.
+        try:
+            return join(iterencode(value, 0))
+        except RecursionError:
+            raise ValueError("Circular reference detected") from None
+
+    return dumps
+
+
+_dumps = _make_dumps()
 _loads = json.loads
 # json.loads spends most of its time on two whitespace regexes around the C scanner;
 # stored JSON rarely has surrounding whitespace, so the scanner is called directly and

@@ -283,7 +283,5 @@ def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future[
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+    """The running event loop of this thread, or None (without raising, so it is cheap)."""
+    return asyncio.events._get_running_loop()
