@@ -121,6 +121,12 @@ def any_server(request: pytest.FixtureRequest) -> DSServer:
 
 
 @pytest.fixture
+def any_url(any_server: DSServer) -> str:
+    """The base URL of each server mode in turn."""
+    return any_server.url
+
+
+@pytest.fixture
 def ds_url(ds_server: DSServer) -> str:
     """The memory server's base URL."""
     return ds_server.url

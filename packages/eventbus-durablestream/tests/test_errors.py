@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -39,7 +41,9 @@ def _instance(cls: type[Exception]) -> Exception:
     if issubclass(cls, httpx.RequestError):
         return cls("boom", request=REQUEST)
     if issubclass(cls, httpx.StreamError):
-        return cls() if cls is not httpx.StreamError else cls("boom")
+        maker: Any = cls
+        made: Exception = maker() if cls is not httpx.StreamError else maker("boom")
+        return made
     return cls("boom")
 
 

@@ -47,9 +47,7 @@ URL = "http://127.0.0.1:1/v1/stream/s"
 
 
 def _response(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> Any:
-    return httpx.Response(
-        status, headers=headers, content=body, request=httpx.Request("POST", URL)
-    )
+    return httpx.Response(status, headers=headers, content=body, request=httpx.Request("POST", URL))
 
 
 # --------------------------------------------------------------------------- retry policy
@@ -178,7 +176,7 @@ def test_create_request_headers() -> None:
     [
         (5, "2030-01-01T00:00:00Z", "not both"),
         (-1, None, "ttl_seconds"),
-        (None, datetime.datetime(2030, 1, 1), "timezone-aware"),  # noqa: DTZ001
+        (None, datetime.datetime(2030, 1, 1), "timezone-aware"),
     ],
 )
 def test_create_request_rejects_bad_expiry(ttl: Any, expires: Any, match: str) -> None:

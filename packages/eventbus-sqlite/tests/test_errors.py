@@ -56,8 +56,11 @@ def test_errors_map_by_meaning(exc: sqlite3.Error, expected: type[StoreError]) -
 
 
 def test_misuse_and_integrity_messages_say_what_happened() -> None:
-    integrity = translate_sqlite_error(sqlite3.IntegrityError("UNIQUE constraint"), PATH)
-    assert "already stored" in str(integrity)
+    duplicate = sqlite3.IntegrityError("UNIQUE constraint failed: events.event_id")
+    assert "already stored" in str(translate_sqlite_error(duplicate, PATH))
+    other = translate_sqlite_error(sqlite3.IntegrityError("CHECK constraint failed"), PATH)
+    assert "rejected the write: CHECK constraint failed." in str(other)
+    assert "already stored" not in str(other)
     misuse = translate_sqlite_error(sqlite3.ProgrammingError("closed"), PATH)
     assert "misused" in str(misuse)
 

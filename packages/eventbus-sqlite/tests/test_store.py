@@ -214,10 +214,10 @@ def test_unopenable_file_is_named(tmp_path: Path) -> None:
     assert str(link) in str(caught.value)
 
 
-def test_writer_failure_during_open_closes_the_connection(db: Path) -> None:
+def test_locked_database_at_open_times_out_and_writes_nothing(db: Path) -> None:
     empty = _raw(db)
     empty.execute("PRAGMA journal_mode = WAL")
-    empty.execute("BEGIN EXCLUSIVE")  # holds even readers off the new file
+    empty.execute("BEGIN EXCLUSIVE")  # holds the write lock of the still empty file
     try:
         with pytest.raises(StoreTimeoutError, match="stayed locked") as caught:
             SQLiteStore(db, busy_timeout=0)

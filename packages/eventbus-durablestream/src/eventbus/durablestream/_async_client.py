@@ -21,6 +21,7 @@ from ._protocol import (
     HeaderValue,
     LiveMode,
     NextBytes,
+    NoCookieJar,
     ReadChunk,
     RequestSpec,
     RetryPolicy,
@@ -86,7 +87,9 @@ class AsyncDurableStreamClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(
+            base_url=base_url, timeout=timeout, transport=transport, cookies=NoCookieJar()
+        )
         self._headers = dict(headers or {})
         self._params = dict(params or {})
         self.retry = retry if retry is not None else RetryPolicy()

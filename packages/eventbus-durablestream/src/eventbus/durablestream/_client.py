@@ -19,6 +19,7 @@ from ._protocol import (
     HeaderValue,
     LiveMode,
     NextBytes,
+    NoCookieJar,
     ReadChunk,
     RequestSpec,
     RetryPolicy,
@@ -84,7 +85,9 @@ class DurableStreamClient:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout, transport=transport, cookies=NoCookieJar()
+        )
         self._headers = dict(headers or {})
         self._params = dict(params or {})
         self.retry = retry if retry is not None else RetryPolicy()

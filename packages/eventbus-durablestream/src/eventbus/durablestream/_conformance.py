@@ -31,7 +31,7 @@ from ._errors import (
     StreamExistsError,
     StreamNotFoundError,
 )
-from ._protocol import OCTET_STREAM, ReadChunk, RetryPolicy, is_json_content_type
+from ._protocol import OCTET_STREAM, AppendResult, ReadChunk, RetryPolicy, is_json_content_type
 
 __all__ = ["main", "serve"]
 
@@ -251,14 +251,13 @@ class _ReadCollector:
         self.offset: str | None = command.get("offset")
         self.up_to_date = False
         self.closed = False
-        self.seen = False
+        self.stopped = False
         self.status = 200
 
     def add(self, chunk: ReadChunk) -> bool:
         """Record a chunk; return whether to stop."""
-        self.seen = True
-        if not self.chunks:
-            self.status = chunk.status
+        # The status reported is that of the response that brought the first data.
+        self.status = self.status if self.chunks else chunk.status
         if chunk.data:
             self.chunks.append(
                 {"data": _chunk_data(chunk, self.json_stream), "offset": chunk.next_offset}
@@ -266,7 +265,10 @@ class _ReadCollector:
         self.offset = chunk.next_offset
         self.up_to_date = chunk.up_to_date
         self.closed = chunk.stream_closed
-        return len(self.chunks) >= self.max_chunks or (self.wait_up_to_date and self.up_to_date)
+        self.stopped = len(self.chunks) >= self.max_chunks or (
+            self.wait_up_to_date and self.up_to_date
+        )
+        return self.stopped
 
     def result(self) -> dict[str, Any]:
         return {
@@ -275,10 +277,26 @@ class _ReadCollector:
             "status": self.status,
             "chunks": self.chunks,
             "offset": self.offset if self.offset is not None else "-1",
-            # A live read that timed out without news has caught up.
-            "upToDate": self.up_to_date or not self.seen or not self.closed,
+            # A live read that ran until its time was up has caught up with the stream.
+            "upToDate": self.up_to_date or not (self.stopped or self.closed),
             "streamClosed": self.closed,
         }
+
+
+def _collect(chunks: Iterator[ReadChunk], collector: _ReadCollector) -> _ReadCollector:
+    for chunk in chunks:
+        if collector.add(chunk):
+            break
+    chunks.close()  # type: ignore[attr-defined]
+    return collector
+
+
+async def _acollect(chunks: AsyncIterator[ReadChunk], collector: _ReadCollector) -> _ReadCollector:
+    async for chunk in chunks:
+        if collector.add(chunk):
+            break
+    await chunks.aclose()  # type: ignore[attr-defined]
+    return collector
 
 
 def _live_mode(live: Any) -> Any:
@@ -308,7 +326,9 @@ class _SyncFace:
             return local
         if kind == "benchmark":
             return self.benchmark(command)
-        method = getattr(self, "do_" + kind.replace("-", "_"))
+        method = getattr(self, "do_" + kind.replace("-", "_"), None)
+        if method is None:
+            raise _CommandError("NOT_SUPPORTED", f"Unknown command type {kind!r}.")
         result: dict[str, Any] = method(command, a.url(command))
         return result
 
@@ -333,14 +353,12 @@ class _SyncFace:
 
     def do_connect(self, command: dict[str, Any], url: str) -> dict[str, Any]:
         info = self.client.head(url, headers=command.get("headers"))
-        if info.content_type:
-            self.a.content_types[command["path"]] = info.content_type
+        self.a.content_types[command["path"]] = info.content_type or OCTET_STREAM
         return {"type": "connect", "success": True, "status": 200, "offset": info.next_offset}
 
     def do_head(self, command: dict[str, Any], url: str) -> dict[str, Any]:
         info = self.client.head(url, headers=command.get("headers"))
-        if info.content_type:
-            self.a.content_types[command["path"]] = info.content_type
+        self.a.content_types[command["path"]] = info.content_type or OCTET_STREAM
         return _head_result(info)
 
     def do_delete(self, command: dict[str, Any], url: str) -> dict[str, Any]:
@@ -388,8 +406,7 @@ class _SyncFace:
             chunk = self.client.read(url, offset=offset, headers=headers, params=params)
             out = _catch_up_result(chunk, json_stream)
         else:
-            collector = _ReadCollector(command, json_stream)
-            chunks: Iterator[ReadChunk] = self.client.iter_chunks(
+            chunks = self.client.iter_chunks(
                 url,
                 offset=offset,
                 live=live,
@@ -397,11 +414,7 @@ class _SyncFace:
                 headers=headers,
                 params=params,
             )
-            for chunk in chunks:
-                if collector.add(chunk):
-                    break
-            chunks.close()  # type: ignore[attr-defined]
-            out = collector.result()
+            out = _collect(chunks, _ReadCollector(command, json_stream)).result()
         _sent(out, headers_sent, params_sent)
         return out
 
@@ -475,16 +488,13 @@ class _SyncFace:
             content_type = op.get("contentType") or OCTET_STREAM
             created = self.client.create(url, content_type=content_type)
             payload = _roundtrip_payload(content_type, op["size"])
-            # One thread: append, then long-poll from the offset before it.
+            # One thread: append, then follow the stream live from the offset before it.
             self.client.append(url, payload, content_type=content_type)
-            received = 0
-            for chunk in self.client.iter_chunks(
+            chunks = self.client.iter_chunks(
                 url, offset=created.next_offset or "-1", live=op.get("live") or "long-poll"
-            ):
-                if chunk.data:
-                    received = len(chunk.data)
-                    break
-            metrics["bytesTransferred"] = op["size"] + received
+            )
+            first = _collect(chunks, _ReadCollector({"maxChunks": 1}, json_stream=False))
+            metrics["bytesTransferred"] = op["size"] + len(first.chunks[0]["data"])
         elif kind == "create":
             self.client.create(url, content_type=op.get("contentType") or OCTET_STREAM)
         elif kind == "throughput_append":
@@ -529,7 +539,9 @@ class _AsyncFace:
             return local
         if kind == "benchmark":
             return await self.benchmark(command)
-        method = getattr(self, "do_" + kind.replace("-", "_"))
+        method = getattr(self, "do_" + kind.replace("-", "_"), None)
+        if method is None:
+            raise _CommandError("NOT_SUPPORTED", f"Unknown command type {kind!r}.")
         result: dict[str, Any] = await method(command, a.url(command))
         return result
 
@@ -554,14 +566,12 @@ class _AsyncFace:
 
     async def do_connect(self, command: dict[str, Any], url: str) -> dict[str, Any]:
         info = await self.client.head(url, headers=command.get("headers"))
-        if info.content_type:
-            self.a.content_types[command["path"]] = info.content_type
+        self.a.content_types[command["path"]] = info.content_type or OCTET_STREAM
         return {"type": "connect", "success": True, "status": 200, "offset": info.next_offset}
 
     async def do_head(self, command: dict[str, Any], url: str) -> dict[str, Any]:
         info = await self.client.head(url, headers=command.get("headers"))
-        if info.content_type:
-            self.a.content_types[command["path"]] = info.content_type
+        self.a.content_types[command["path"]] = info.content_type or OCTET_STREAM
         return _head_result(info)
 
     async def do_delete(self, command: dict[str, Any], url: str) -> dict[str, Any]:
@@ -609,8 +619,7 @@ class _AsyncFace:
             chunk = await self.client.read(url, offset=offset, headers=headers, params=params)
             out = _catch_up_result(chunk, json_stream)
         else:
-            collector = _ReadCollector(command, json_stream)
-            chunks: AsyncIterator[ReadChunk] = self.client.iter_chunks(
+            chunks = self.client.iter_chunks(
                 url,
                 offset=offset,
                 live=live,
@@ -618,11 +627,7 @@ class _AsyncFace:
                 headers=headers,
                 params=params,
             )
-            async for chunk in chunks:
-                if collector.add(chunk):
-                    break
-            await chunks.aclose()  # type: ignore[attr-defined]
-            out = collector.result()
+            out = (await _acollect(chunks, _ReadCollector(command, json_stream))).result()
         _sent(out, headers_sent, params_sent)
         return out
 
@@ -699,18 +704,16 @@ class _AsyncFace:
             created = await self.client.create(url, content_type=content_type)
             payload = _roundtrip_payload(content_type, op["size"])
 
-            async def first_data() -> int:
-                async for chunk in self.client.iter_chunks(
-                    url, offset=created.next_offset or "-1", live=op.get("live") or "long-poll"
-                ):
-                    if chunk.data:
-                        return len(chunk.data)
-                return 0
-
+            chunks = self.client.iter_chunks(
+                url, offset=created.next_offset or "-1", live=op.get("live") or "long-poll"
+            )
             # The reader waits while the append happens, as a live consumer would.
-            reader = asyncio.create_task(first_data())
+            reader = asyncio.create_task(
+                _acollect(chunks, _ReadCollector({"maxChunks": 1}, json_stream=False))
+            )
             await self.client.append(url, payload, content_type=content_type)
-            metrics["bytesTransferred"] = op["size"] + await reader
+            first = await reader
+            metrics["bytesTransferred"] = op["size"] + len(first.chunks[0]["data"])
         elif kind == "create":
             await self.client.create(url, content_type=op.get("contentType") or OCTET_STREAM)
         elif kind == "throughput_append":
@@ -779,14 +782,16 @@ def _catch_up_result(chunk: ReadChunk, json_stream: bool) -> dict[str, Any]:
     }
 
 
-def _idempotent_append_result(result: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "idempotent-append", "success": True, "status": 200}
-    if result is not None:
-        out["offset"] = result.next_offset
-        out["duplicate"] = result.duplicate
-        if result.producer_seq is not None:
-            out["producerSeq"] = result.producer_seq
-    return out
+def _idempotent_append_result(result: AppendResult | None) -> dict[str, Any]:
+    assert result is not None  # a flush after an append always sent a request
+    return {
+        "type": "idempotent-append",
+        "success": True,
+        "status": 200,
+        "offset": result.next_offset,
+        "duplicate": result.duplicate,
+        "producerSeq": result.producer_seq,
+    }
 
 
 def _batch_result(result: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from eventbus.core import EventRecord, StoredEvent
 
-from ._offsets import anchored
+from ._offsets import INDEX_WIDTH, SEPARATOR
 
 __all__ = ["FORMAT_VERSION", "DecodedChunk", "UndecodableHandler", "decode_chunk", "encode_batch"]
 
@@ -76,29 +76,30 @@ class DecodedChunk:
 
 
 def _decode_one(item: Any) -> tuple[str, tuple[Any, ...]]:
-    if not isinstance(item, dict) or item.get("v") != FORMAT_VERSION:
-        raise ValueError("it is not an eventbus envelope of format version 1")
-    fields: tuple[Any, ...] = (
-        item.get("id"),
-        item.get("type"),
-        item.get("data"),
-        item.get("origin"),
-    )
-    anchor, ts, meta = item.get("s"), item.get("ts"), item.get("meta")
-    if not all(isinstance(f, str) for f in (*fields, anchor, ts)) or not isinstance(meta, list):
+    try:
+        version, anchor, ts, meta = item["v"], item["s"], item["ts"], item["meta"]
+        event_id, type_name, data, origin = item["id"], item["type"], item["data"], item["origin"]
+    except (KeyError, TypeError, IndexError):
+        raise ValueError("it is not an eventbus envelope") from None
+    if version != FORMAT_VERSION:
+        raise ValueError(f"its format version {version!r} is not {FORMAT_VERSION}")
+    if not (
+        type(anchor) is type(ts) is type(event_id) is type(type_name) is type(data) is str
+        and type(origin) is str
+        and type(meta) is list
+    ):
         raise ValueError("a field is missing or has the wrong type")
-    assert isinstance(anchor, str)  # checked just above, for mypy
-    assert isinstance(ts, str)
     timestamp = datetime.fromisoformat(ts)
-    if timestamp.utcoffset() is None:
-        raise ValueError(f"the timestamp {ts!r} has no UTC offset")
+    if timestamp.tzinfo is not UTC:
+        if timestamp.utcoffset() is None:
+            raise ValueError(f"the timestamp {ts!r} has no UTC offset")
+        timestamp = timestamp.astimezone(UTC)
     metadata = dict(meta)
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise ValueError("a metadata key or value is not a string")
-    event_id, type_name, data, origin = fields
+    for key, value in metadata.items():
+        if type(key) is not str or type(value) is not str:
+            raise ValueError("a metadata key or value is not a string")
     # Read-only: a read result shares its events with the store's read cache.
-    frozen = MappingProxyType(metadata)
-    return anchor, (event_id, type_name, data, timestamp.astimezone(UTC), frozen, origin)
+    return anchor, (event_id, type_name, data, timestamp, MappingProxyType(metadata), origin)
 
 
 def decode_chunk(
@@ -117,26 +118,31 @@ def decode_chunk(
     Returns:
         The named events.
     """
-    decoded: list[tuple[str, tuple[Any, ...]]] = []
-    for item in items:
-        try:
-            decoded.append(_decode_one(item))
-        except (ValueError, TypeError) as exc:
-            on_undecodable(item, exc)
     events: list[StoredEvent] = []
     anchors: list[str] = []
+    # An event is named once the next one shows whether its POST goes on.
+    waiting: tuple[str, tuple[Any, ...]] | None = None
     index = 0
-    count = len(decoded)
-    for position, (anchor, fields) in enumerate(decoded):
-        following = decoded[position + 1][0] if position + 1 < count else None
-        if following == anchor:
-            token = anchored(anchor, index)
-            index += 1
-        else:
-            # The last event of its POST: the server offset after the POST, which is
-            # the next POST's anchor, or the response's end for the last POST.
-            token = next_offset if following is None else following
-            index = 0
-        events.append(StoredEvent(token, *fields))
-        anchors.append(anchor)
+    for item in items:
+        try:
+            current = _decode_one(item)
+        except (ValueError, TypeError) as exc:
+            on_undecodable(item, exc)
+            continue
+        if waiting is not None:
+            anchor = waiting[0]
+            if current[0] == anchor:
+                token = f"{anchor}{SEPARATOR}{index:0{INDEX_WIDTH}d}"
+                index += 1
+            else:
+                # The last event of its POST: the server offset after the POST, which
+                # is the next POST's anchor.
+                token = current[0]
+                index = 0
+            events.append(StoredEvent(token, *waiting[1]))
+            anchors.append(anchor)
+        waiting = current
+    if waiting is not None:  # the last POST of the response ends at its end
+        events.append(StoredEvent(next_offset, *waiting[1]))
+        anchors.append(waiting[0])
     return DecodedChunk(events, anchors, next_offset)

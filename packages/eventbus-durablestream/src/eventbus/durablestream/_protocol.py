@@ -13,6 +13,7 @@ import base64
 import binascii
 import dataclasses
 import datetime
+import http.cookiejar
 import json
 import random
 import time
@@ -45,6 +46,7 @@ __all__ = [
     "HeaderValue",
     "LiveMode",
     "NextBytes",
+    "NoCookieJar",
     "Operation",
     "ReadChunk",
     "RequestSpec",
@@ -98,6 +100,13 @@ H_EXPECTED_SEQ: Final = "Producer-Expected-Seq"
 H_RECEIVED_SEQ: Final = "Producer-Received-Seq"
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 _MAX_SAFE_INTEGER: Final = 2**53 - 1
+
+
+class NoCookieJar(http.cookiejar.CookieJar):
+    """A cookie jar that stores nothing: the protocol has no cookies, so skip their cost."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        """Ignore the response's cookies (so the jar stays empty and sends none)."""
 
 
 def is_json_content_type(content_type: str | None) -> bool:

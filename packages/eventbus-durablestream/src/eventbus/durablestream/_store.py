@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -64,6 +65,24 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     offsets: list[Offset] = field(default_factory=list)
     error: BaseException | None = None
+    waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+
+def _wake(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.cancelled():  # a caller that gave up no longer waits
+            future.set_result(None)
+
+
+def _settle(group: list[_Pending]) -> None:
+    """Wake the callers of a group: threads directly, each event loop with one call."""
+    loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in group:
+        pending.done.set()
+        if pending.waiter is not None:
+            loops.setdefault(pending.waiter[0], []).append(pending.waiter[1])
+    for loop, futures in loops.items():
+        loop.call_soon_threadsafe(_wake, futures)
 
 
 @dataclass(slots=True)
@@ -153,6 +172,8 @@ class DurableStreamStore:
         self._waiters: set[threading.Event] = set()
         self._queue: list[_Pending] = []
         self._committing = False
+        # Drains started by append_async, kept so they are not garbage-collected early.
+        self._drainers: set[asyncio.Future[None]] = set()
         self._producer_id = f"eventbus-{uuid.uuid4().hex}"
         self._epoch = 0
         self._producer_seq = 0
@@ -243,20 +264,56 @@ class DurableStreamStore:
                 return []
         return self._commit(list(records))
 
-    def _commit(self, records: Sequence[EventRecord]) -> list[Offset]:
-        pending = _Pending(records, sum(len(r.data) for r in records))
+    async def append_async(self, record: EventRecord) -> Offset:
+        """Store one event exactly once without blocking the event loop.
+
+        Concurrent callers share POSTs (group commit) without holding a thread each:
+        the requests run on one worker thread at a time.
+
+        Args:
+            record: The event.
+
+        Returns:
+            The event's offset.
+
+        Raises:
+            StoreClosedError: The store was closed.
+            StoreUnavailableError: As for :meth:`append`.
+            StoreError: The server refused the append.
+        """
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[None] = loop.create_future()
+        pending = _Pending([record], len(record.data))
+        pending.waiter = (loop, settled)
+        if self._enqueue(pending):
+            drain = loop.run_in_executor(None, self._drain)
+            self._drainers.add(drain)
+            drain.add_done_callback(self._drainers.discard)
+        await settled
+        return self._outcome(pending)[0]
+
+    def _enqueue(self, pending: _Pending) -> bool:
+        """Queue ``pending``; True when the caller must drain the queue."""
         with self._lock:
             if self._closed:
                 raise self._closed_error()
             self._queue.append(pending)
             lead = not self._committing
             self._committing = True
-        if lead:
-            self._drain()
-        pending.done.wait()
+        return lead
+
+    @staticmethod
+    def _outcome(pending: _Pending) -> list[Offset]:
         if pending.error is not None:
             raise pending.error
         return pending.offsets
+
+    def _commit(self, records: Sequence[EventRecord]) -> list[Offset]:
+        pending = _Pending(records, sum(len(r.data) for r in records))
+        if self._enqueue(pending):
+            self._drain()
+        pending.done.wait()
+        return self._outcome(pending)
 
     def _drain(self) -> None:
         """Post everything queued, one group of appends per POST, until the queue is empty."""
@@ -277,12 +334,12 @@ class DurableStreamStore:
             except BaseException as exc:  # handed to every waiting caller
                 for pending in group:
                     pending.error = exc
-                    pending.done.set()
+                _settle(group)
                 continue
             for pending in group:
                 pending.offsets = offsets[: len(pending.records)]
                 offsets = offsets[len(pending.records) :]
-                pending.done.set()
+            _settle(group)
 
     def _head_tail(self) -> str:
         return self._require(self._client.head(self._stream).next_offset, "HEAD")
@@ -298,6 +355,7 @@ class DurableStreamStore:
         """Append ``records`` as one POST exactly once; return their offsets."""
         anchor = self._tail if self._tail is not None else self._head_tail()
         attempt = 0
+        ambiguous = False
         try:
             while True:
                 headers = {
@@ -306,6 +364,12 @@ class DurableStreamStore:
                     "Producer-Seq": str(self._producer_seq),
                 }
                 try:
+                    # After a failure the POST may have landed, and a server that crashed
+                    # may have lost its producer state with it: look before resending.
+                    landed = self._landed(anchor, records) if ambiguous else None
+                    if landed is not None:
+                        self._tail = None
+                        break
                     result = self._client.append(
                         self._stream,
                         encode_batch(records, anchor),
@@ -314,21 +378,36 @@ class DurableStreamStore:
                         headers=headers,
                     )
                 except ProducerSequenceGapError:
-                    raise
+                    # The server lost track of this producer (e.g. its state expired):
+                    # nothing was stored; start a new session and send the batch again.
+                    self._epoch += 1
+                    self._producer_seq = 0
+                    continue
                 except SequenceConflictError:
                     # Another writer appended first; this batch was not stored. Same
                     # producer sequence, new anchor.
                     anchor = self._head_tail()
                     continue
                 except StoreUnavailableError:
-                    # The POST may have been stored: resend it as is, the server
-                    # deduplicates by (producer, epoch, sequence).
                     delay = self._retry.delay(attempt)
                     if delay is None or self._closed:
                         raise
                     attempt += 1
+                    ambiguous = True
                     time.sleep(delay)
                     continue
+                if result.next_offset is None:  # a deduplicated retry: the first one landed
+                    landed = self._landed(anchor, records)
+                    if landed is None:
+                        raise StoreCorruptError(
+                            f"The server deduplicated a POST at {anchor!r} on {self._url!r}, "
+                            f"but its {len(records)} events are not there."
+                        )
+                    self._tail = None
+                    break
+                landed = [anchored(anchor, i) for i in range(len(records) - 1)]
+                landed.append(result.next_offset)
+                self._tail = result.next_offset
                 break
         except BaseException:
             # Whatever became of the batch, a later one must not be taken for its retry:
@@ -339,22 +418,15 @@ class DurableStreamStore:
             raise
         self._producer_seq += 1
         self._nonempty = True
-        if result.next_offset is None:  # a deduplicated retry: the first attempt landed
-            end = self._end_of_post(anchor, len(records))
-            self._tail = None
-        else:
-            end = self._tail = result.next_offset
-        return [anchored(anchor, i) for i in range(len(records) - 1)] + [end]
+        return landed
 
-    def _end_of_post(self, anchor: str, count: int) -> str:
+    def _landed(self, anchor: str, records: list[EventRecord]) -> list[Offset] | None:
+        """The offsets of ``records`` if they are stored at ``anchor``, else None."""
         chunk = self._fetch(anchor)
-        mine = [e.offset for e, a in zip(chunk.events, chunk.anchors, strict=True) if a == anchor]
-        if len(mine) != count:
-            raise StoreCorruptError(
-                f"The server deduplicated a POST at {anchor!r} on {self._url!r}, but the "
-                f"{count} events are not there ({len(mine)} found)."
-            )
-        return mine[-1]
+        mine = [e for e, a in zip(chunk.events, chunk.anchors, strict=True) if a == anchor]
+        if [e.event_id for e in mine] != [r.event_id for r in records]:
+            return None
+        return [e.offset for e in mine]
 
     # -- reads --------------------------------------------------------------------------
 
@@ -479,8 +551,8 @@ class DurableStreamStore:
             if not page.events:
                 return
             for event in page.events:
-                with self._open():
-                    pass
+                if self._closed:
+                    raise self._closed_error()
                 yield event
             position = page.next
 

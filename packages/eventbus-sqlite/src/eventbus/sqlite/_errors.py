@@ -60,10 +60,8 @@ def translate_sqlite_error(exc: sqlite3.Error, path: str) -> StoreError:
             f"than the busy timeout: {text}."
         )
     if isinstance(exc, sqlite3.IntegrityError):
-        return StoreError(
-            f"The SQLite database {path!r} rejected the write: {text} (an event with the "
-            "same event_id is already stored)."
-        )
+        why = " (an event with the same event_id is already stored)" if "event_id" in text else ""
+        return StoreError(f"The SQLite database {path!r} rejected the write: {text}{why}.")
     if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
         return StoreError(f"The SQLite store {path!r} was misused: {text}.")
     return StoreUnavailableError(f"The SQLite database {path!r} failed: {text}.")

@@ -5,12 +5,13 @@ zero-padded decimal digits, so comparing offsets as strings compares log positio
 
 Concurrency model:
 
-* one writer connection per store, used only while holding ``_write_lock``;
-  appends from many threads are *group committed*: every caller queues its records,
-  and whoever takes the lock writes everything queued in one transaction, then hands
-  each caller its own offsets. Nobody returns before their transaction committed.
-* one reader connection per thread (WAL: readers never wait for the writer), each
-  statement its own short read transaction; no read holds a transaction open
+* one writer connection per store, used only under ``_write_lock``. Appends are
+  *group committed*: each caller queues its rows; one caller at a time leads,
+  writing everything queued in one transaction (one multi-row ``INSERT``), then
+  wakes the callers it committed and promotes the first one queued since to lead the
+  next group. Nobody returns before their own rows are committed.
+* one reader connection per thread (WAL: readers never wait for the writer); every
+  statement is its own short read transaction, so no read holds the database
   between calls.
 * ``tail`` wakes at once on an append of this store (a condition variable) and polls
   with a back-off from 1 ms to 50 ms for appends of other processes.

@@ -1,0 +1,599 @@
+"""DurableStreamStore: error paths, exactly-once retries, live tail, discovery.
+
+Happy paths and protocol behaviour run against the real reference server (conftest).
+Faults a server cannot be made to produce (a reset connection, a lost response, a
+hang) are injected by a transport that wraps the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from eventbus.core import (
+    NEWEST,
+    OLDEST,
+    OffsetError,
+    StoreClosedError,
+    StoreCorruptError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+    open_store,
+)
+from eventbus.core.testing import make_record
+from eventbus.durablestream import (
+    DurableStreamClient,
+    DurableStreamStore,
+    RetryPolicy,
+    StreamExistsError,
+    StreamNotFoundError,
+    open_durablestream_store,
+)
+from eventbus.durablestream._envelope_codec import decode_chunk, encode_batch
+from eventbus.durablestream._offsets import compare_tokens, parse_token
+
+FAST = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.02, jitter=False)
+
+Forward = Callable[[httpx.Request], httpx.Response]
+Fault = Callable[[httpx.Request, Forward], httpx.Response]
+
+
+class FaultyTransport(httpx.BaseTransport):
+    """Forwards to the real server, except for requests a planned fault matches."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.plan: list[tuple[Callable[[httpx.Request], bool], Fault]] = []
+        self.seen: list[httpx.Request] = []
+
+    def add(self, match: Callable[[httpx.Request], bool], fault: Fault, times: int = 1) -> None:
+        self.plan += [(match, fault)] * times
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        for index, (match, fault) in enumerate(self.plan):
+            if match(request):
+                del self.plan[index]
+                return fault(request, self._forward)
+        return self._forward(request)
+
+    def _forward(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        response.read()
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def is_post(request: httpx.Request) -> bool:
+    return request.method == "POST"
+
+
+def is_head(request: httpx.Request) -> bool:
+    return request.method == "HEAD"
+
+
+def reset(request: httpx.Request, forward: Callable[[httpx.Request], httpx.Response]) -> Any:
+    raise httpx.ReadError("connection reset (injected)", request=request)
+
+
+def lose_response(
+    request: httpx.Request, forward: Callable[[httpx.Request], httpx.Response]
+) -> Any:
+    forward(request)
+    raise httpx.ReadError("response lost (injected)", request=request)
+
+
+def hang(request: httpx.Request, forward: Callable[[httpx.Request], httpx.Response]) -> Any:
+    raise httpx.ReadTimeout("no answer (injected hang)", request=request)
+
+
+def _client_call(url: str, call: Callable[[DurableStreamClient], object]) -> None:
+    with DurableStreamClient(url) as client:
+        call(client)
+
+
+def stream_path() -> str:
+    return f"/v1/stream/eventbus-faults-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def url(ds_server: Any) -> str:
+    return str(ds_server.url)
+
+
+@pytest.fixture
+def faulty() -> FaultyTransport:
+    return FaultyTransport()
+
+
+@pytest.fixture
+def store(url: str, faulty: FaultyTransport) -> Iterator[DurableStreamStore]:
+    with DurableStreamStore(url, stream_path(), retry=FAST, transport=faulty) as opened:
+        yield opened
+
+
+def ids(store: DurableStreamStore) -> list[str]:
+    return [e.event_id for e in store.iter_events()]
+
+
+# -- construction and discovery ------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", ["", "/", "v1/stream/x"])
+def test_stream_must_be_a_path(url: str, stream: str) -> None:
+    with pytest.raises(ValueError, match=repr(stream)):
+        DurableStreamStore(url, stream)
+
+
+def test_max_batch_bytes_must_be_positive(url: str) -> None:
+    with pytest.raises(ValueError, match="0"):
+        DurableStreamStore(url, stream_path(), max_batch_bytes=0)
+
+
+def test_unreachable_server_is_unavailable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StoreUnavailableError):
+        DurableStreamStore(f"http://127.0.0.1:{port}", stream_path(), retry=FAST)
+
+
+def test_a_hanging_server_hits_the_timeout() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(StoreTimeoutError):
+            DurableStreamStore(f"http://127.0.0.1:{port}", stream_path(), timeout=0.3, retry=FAST)
+
+
+def test_open_store_urls(ds_server: Any) -> None:
+    address = str(ds_server.url).removeprefix("http://")
+    path = stream_path()
+    store = open_store(f"durablestream+http://{address}{path}")
+    assert isinstance(store, DurableStreamStore)
+    offset = store.append(make_record())
+    store.close()
+    with open_durablestream_store(f"DurableStream+HTTP://{address}{path}") as again:
+        assert again.read(NEWEST).next == offset
+    assert repr(again) == f"DurableStreamStore('http://{address}{path}')"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "http://127.0.0.1:1/v1/stream/x",
+        "durablestream+http:///v1/stream/x",
+        "durablestream+http://127.0.0.1:1",
+        "durablestream+http://127.0.0.1:1/",
+        "durablestream+http://127.0.0.1:1/s?timeout=1",
+        "durablestream+https://127.0.0.1:1/s#frag",
+    ],
+)
+def test_bad_urls_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="durablestream"):
+        open_durablestream_store(bad)
+
+
+def test_a_stream_of_another_content_type_is_refused(url: str) -> None:
+    path = stream_path()
+    with DurableStreamClient(url) as client:
+        client.create(path, content_type="text/plain")
+    with pytest.raises(StreamExistsError):
+        DurableStreamStore(url, path)
+
+
+# -- offsets and the envelope ---------------------------------------------------------
+
+
+def test_offset_tokens_parse_and_compare() -> None:
+    assert parse_token("0_1") == ("0_1", -1)
+    assert parse_token("0_1,00000002") == ("0_1", 2)
+    assert compare_tokens("0_1", "0_1,00000000") < 0
+    assert compare_tokens("0_1,00000003", "0_2") < 0
+    assert compare_tokens("0_2", "0_2") == 0
+    for bad in ["0_1,2", "0_1,0000000x", "0_1,\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661"]:
+        with pytest.raises(OffsetError, match="8 digits"):
+            parse_token(bad)
+    with pytest.raises(OffsetError, match="string"):
+        parse_token(3)  # type: ignore[arg-type]
+
+
+def test_data_round_trips_exactly_though_the_server_rewrites_json(url: str) -> None:
+    tricky = '{"big": 12345678901234567890, "float": 1.0, "exp": 1e3, "dup": 1, "dup": 2}'
+    record = dataclasses.replace(make_record(), data=tricky)
+    with DurableStreamStore(url, stream_path()) as store:
+        store.append(record)
+        assert store.read().events[0].data == tricky
+
+
+def test_undecodable_messages_are_reported_and_skipped(url: str) -> None:
+    path = stream_path()
+    skipped: list[tuple[Any, Exception]] = []
+    with DurableStreamStore(url, path, on_undecodable=lambda i, e: skipped.append((i, e))) as store:
+        first = store.append(make_record())
+        with DurableStreamClient(url) as client:
+            client.append(path, json.dumps([{"foreign": True}, 7]), content_type="application/json")
+        last = make_record()
+        offset = store.append(last)
+        assert [e.offset for e in store.read(first).events] == [offset]
+    assert [item for item, _ in skipped] == [{"foreign": True}, 7]
+
+
+def test_undecodable_messages_are_logged_by_default(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as store:
+        with DurableStreamClient(url) as client:
+            client.append(path, json.dumps({"foreign": 1}), content_type="application/json")
+        with caplog.at_level(logging.ERROR, logger="eventbus.durablestream"):
+            assert store.read().events == []
+    assert "not an eventbus event" in caplog.text
+
+
+def test_timestamps_in_other_zones_are_read_as_utc() -> None:
+    good = json.loads(encode_batch([make_record()], "0_0"))[0]
+    good["ts"] = "2024-01-01T01:00:00.5+01:00"
+    chunk = decode_chunk([good], "0_9", lambda _, e: None)
+    assert chunk.events[0].timestamp == datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
+    assert chunk.events[0].timestamp.tzinfo is UTC
+
+
+def test_closing_interrupts_an_iteration_within_a_page(store: DurableStreamStore) -> None:
+    store.append_batch([make_record() for _ in range(3)])
+    iterator = store.iter_events()
+    next(iterator)
+    store.close()
+    with pytest.raises(StoreClosedError):
+        next(iterator)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"v": 2},
+        {"id": 5},
+        {"meta": {"a": "b"}},
+        {"meta": [["a", 1]]},
+        {"ts": "2024-01-01T00:00:00"},
+        {"ts": "yesterday"},
+    ],
+)
+def test_decoding_rejects_broken_envelopes(change: dict[str, Any]) -> None:
+    good = json.loads(encode_batch([make_record()], "0_0"))[0]
+    errors: list[Exception] = []
+    chunk = decode_chunk([{**good, **change}, good], "0_9", lambda _, e: errors.append(e))
+    assert [e.offset for e in chunk.events] == ["0_9"]
+    assert len(errors) == 1
+
+
+# -- reads ----------------------------------------------------------------------------
+
+
+def test_offsets_the_server_refuses_are_offset_errors(store: DurableStreamStore) -> None:
+    store.append(make_record())
+    with pytest.raises(OffsetError, match="rejected"):
+        store.read("abc")
+
+
+def test_anchored_offsets_that_name_no_event_are_offset_errors(
+    store: DurableStreamStore, url: str
+) -> None:
+    offsets = store.append_batch([make_record(), make_record(), make_record()])
+    anchor, _ = parse_token(offsets[0])
+    with pytest.raises(OffsetError, match="no such event"):
+        store.read(f"{anchor},00000003")
+    with (
+        DurableStreamStore(url, stream_path()) as other,
+        pytest.raises(OffsetError, match="no such event"),
+    ):
+        other.read(offsets[1])
+
+
+def test_a_fresh_instance_resumes_from_every_offset(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as store:
+        offsets = store.append_batch([make_record() for _ in range(4)])
+    for index, offset in enumerate(offsets):
+        with DurableStreamStore(url, path) as fresh:
+            assert [e.offset for e in fresh.read(offset).events] == offsets[index + 1 :]
+
+
+def _slot(path: str, subscription_id: str, slot: int) -> str:
+    name = base64.urlsafe_b64encode(subscription_id.encode()).decode().rstrip("=")
+    return f"{path}.eventbus-checkpoints/{name}/{slot}"
+
+
+def test_an_empty_checkpoint_slot_is_absent(url: str) -> None:
+    path = stream_path()
+    with DurableStreamClient(url) as client:
+        client.create(_slot(path, "sub", 0), content_type="application/json")
+    with DurableStreamStore(url, path) as store:
+        assert store.load_checkpoint("sub") is None
+        store.save_checkpoint("sub", OLDEST)
+        assert store.load_checkpoint("sub") is OLDEST
+
+
+@pytest.mark.parametrize("value", [[1], [{"version": "1", "offset": "0_1"}], [{"version": 1}]])
+def test_a_corrupt_checkpoint_slot_is_reported(url: str, value: Any) -> None:
+    path = stream_path()
+    with DurableStreamClient(url) as client:
+        client.create(
+            _slot(path, "sub", 1), content_type="application/json", data=json.dumps(value)
+        )
+    with DurableStreamStore(url, path) as store, pytest.raises(StoreCorruptError, match="slot"):
+        store.load_checkpoint("sub")
+
+
+def test_an_offset_beyond_the_tail_reads_nothing(store: DurableStreamStore) -> None:
+    store.append(make_record())
+    beyond = "9999999999999999_9999999999999999"
+    page = store.read(beyond)
+    assert list(page.events) == []
+    assert page.next == beyond
+
+
+def test_newest_on_a_reopened_stream(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path), DurableStreamStore(url, path) as empty:
+        assert empty.read(NEWEST).next is OLDEST
+        assert empty.read(NEWEST).next is OLDEST
+    with DurableStreamStore(url, path) as writer:
+        offset = writer.append(make_record())
+    with DurableStreamStore(url, path) as reader:
+        assert reader.read(NEWEST).next == offset
+
+
+def test_long_reads_page_through_a_trimmed_window(store: DurableStreamStore) -> None:
+    records = [make_record({"i": i}) for i in range(10_060)]
+    offsets = store.append_batch(records)
+    first = store.read(OLDEST, 10_040)
+    second = store.read(first.next, 10)
+    third = store.read(second.next, 100)
+    seen = [*first.events, *second.events, *third.events]
+    assert [e.offset for e in seen] == offsets
+    assert [e.event_id for e in store.read(offsets[10_049], 3).events] == [
+        r.event_id for r in records[10_050:10_053]
+    ]
+
+
+def test_a_closed_client_means_a_closed_store(store: DurableStreamStore) -> None:
+    store._client.close()  # as if close() raced with a call in flight
+    with pytest.raises(StoreClosedError):
+        store.read()
+
+
+# -- exactly-once appends -------------------------------------------------------------
+
+
+def test_a_lost_response_is_retried_without_duplicating(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    before = store.append(make_record())
+    faulty.add(is_post, lose_response)
+    batch = [make_record(), make_record()]
+    offsets = store.append_batch(batch)
+    after = store.append(make_record())
+    events = list(store.iter_events())
+    assert len(events) == 4
+    assert [e.offset for e in events] == [before, *offsets, after]
+    assert [e.event_id for e in events[1:3]] == [r.event_id for r in batch]
+
+
+def test_a_reset_before_the_server_saw_it_is_retried(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    faulty.add(is_post, reset, times=2)
+    record = make_record()
+    offset = store.append(record)
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [(offset, record.event_id)]
+
+
+def test_when_retries_run_out_the_append_fails_and_later_ones_work(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    faulty.add(is_post, reset, times=4)
+    with pytest.raises(StoreUnavailableError):
+        store.append(make_record())
+    later = make_record()
+    offset = store.append(later)
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [(offset, later.event_id)]
+
+
+def test_a_post_landing_late_is_deduplicated_by_the_server(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    stash: list[httpx.Request] = []
+
+    def hold(request: httpx.Request, forward: Any) -> httpx.Response:
+        stash.append(request)  # still on its way: the store's look finds nothing
+        raise httpx.ReadError("connection reset (injected)", request=request)
+
+    def deliver_late(request: httpx.Request, forward: Forward) -> httpx.Response:
+        forward(stash[0])  # the first copy lands now, just before the retry
+        return forward(request)
+
+    faulty.add(is_post, hold)
+    faulty.add(is_post, deliver_late)
+    record = make_record()
+    offset = store.append(record)
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [(offset, record.event_id)]
+    later = store.append(make_record())
+    assert [e.offset for e in store.iter_events()] == [offset, later]
+
+
+def test_a_duplicate_answer_without_the_events_is_corruption(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    def fake_duplicate(request: httpx.Request, forward: Any) -> httpx.Response:
+        return httpx.Response(204, headers={"Producer-Epoch": "0", "Producer-Seq": "0"})
+
+    faulty.add(is_post, fake_duplicate)
+    with pytest.raises(StoreCorruptError, match="deduplicated"):
+        store.append(make_record())
+
+
+def test_a_producer_sequence_gap_starts_a_new_session(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    def skip_ahead(request: httpx.Request, forward: Forward) -> httpx.Response:
+        request.headers["Producer-Seq"] = "5"
+        return forward(request)
+
+    store.append(make_record())
+    faulty.add(is_post, skip_ahead)
+    record = make_record()
+    offset = store.append(record)
+    assert [e.offset for e in store.iter_events()][-1] == offset
+
+
+def test_a_head_without_the_tail_is_unavailable(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    def strip(request: httpx.Request, forward: Any) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Type": "application/json"})
+
+    faulty.add(is_head, strip)
+    with pytest.raises(StoreUnavailableError, match="without Stream-Next-Offset"):
+        store.read(NEWEST)
+
+
+def test_appends_to_a_deleted_stream_fail_clearly(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as store:
+        _client_call(url, lambda c: c.delete(path))
+        with pytest.raises(StreamNotFoundError):
+            store.append(make_record())
+
+
+def test_group_commit_respects_max_batch_bytes(url: str) -> None:
+    faulty = FaultyTransport()
+    with DurableStreamStore(url, stream_path(), max_batch_bytes=1, transport=faulty) as store:
+        results: list[str] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(store.append(make_record())))
+            for _ in range(6)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == [e.offset for e in store.iter_events()]
+    assert sum(is_post(r) for r in faulty.seen) == 6
+
+
+def test_transient_5xx_from_the_server_are_retried(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path, retry=FAST) as store:
+        httpx.post(
+            f"{url}/_test/inject-error",
+            json={"path": path, "status": 503, "count": 2, "method": "POST"},
+        ).raise_for_status()
+        record = make_record()
+        offset = store.append(record)
+        assert [(e.offset, e.event_id) for e in store.iter_events()] == [(offset, record.event_id)]
+
+
+# -- tail -----------------------------------------------------------------------------
+
+
+def test_tail_ends_with_an_error_when_the_stream_is_deleted(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as store:
+        offset = store.append(make_record())
+        outcome: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                store.tail(offset, timeout=20)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.2)
+        _client_call(url, lambda c: c.delete(path))
+        waiter.join(15)
+        assert not waiter.is_alive()
+        assert isinstance(outcome[0], StreamNotFoundError)
+
+
+def test_tail_on_a_stream_closed_by_someone_else_waits_out_its_timeout(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as store:
+        offset = store.append(make_record())
+        _client_call(url, lambda c: c.close_stream(path))
+        page = store.tail(offset, timeout=0.3)
+        assert list(page.events) == []
+        assert page.next == offset
+
+
+def test_tail_from_newest_sees_only_new_events(url: str) -> None:
+    with DurableStreamStore(url, stream_path()) as store:
+        store.append(make_record())
+        record = make_record()
+        threading.Timer(0.2, lambda: store.append(record)).start()
+        page = store.tail(NEWEST, timeout=10)
+        assert [e.event_id for e in page.events] == [record.event_id]
+
+
+def test_tail_after_close_raises(url: str) -> None:
+    store = DurableStreamStore(url, stream_path())
+    offset = store.append(make_record())
+    store.close()
+    with pytest.raises(StoreClosedError):
+        store._long_poll(offset, 0.1)
+
+
+# -- asyncio publishers -----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_concurrent_async_appends_share_posts(url: str) -> None:
+    faulty = FaultyTransport()
+    with DurableStreamStore(url, stream_path(), transport=faulty) as store:
+        records = [make_record({"i": i}) for i in range(64)]
+        offsets = await asyncio.gather(*(store.append_async(r) for r in records))
+        stored = {e.event_id: e.offset for e in store.iter_events()}
+        assert stored == {r.event_id: o for r, o in zip(records, offsets, strict=True)}
+    assert sum(is_post(r) for r in faulty.seen) < 64
+
+
+@pytest.mark.asyncio
+async def test_async_append_failures_reach_the_caller(url: str) -> None:
+    path = stream_path()
+    store = DurableStreamStore(url, path)
+    _client_call(url, lambda c: c.delete(path))
+    with pytest.raises(StreamNotFoundError):
+        await store.append_async(make_record())
+    store.close()
+    with pytest.raises(StoreClosedError):
+        await store.append_async(make_record())
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_async_append_does_not_disturb_the_others(url: str) -> None:
+    with DurableStreamStore(url, stream_path()) as store:
+        given_up = asyncio.ensure_future(store.append_async(make_record()))
+        await asyncio.sleep(0)  # it is queued and waiting now
+        given_up.cancel()
+        record = make_record()
+        offset = await store.append_async(record)
+        assert [e.offset for e in store.iter_events()][-1] == offset
+        assert given_up.cancelled()
