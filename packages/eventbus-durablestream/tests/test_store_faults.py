@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import functools
 import json
 import logging
 import socket
@@ -42,6 +43,7 @@ from eventbus.durablestream import (
     StreamNotFoundError,
     open_durablestream_store,
 )
+from eventbus.durablestream._checkpoints import GENERATION
 from eventbus.durablestream._envelope_codec import decode_chunk, encode_batch
 from eventbus.durablestream._offsets import compare_tokens, parse_token
 
@@ -320,6 +322,33 @@ def _slot(path: str, subscription_id: str, slot: int) -> str:
     return f"{path}.eventbus-checkpoints/{name}/{slot}"
 
 
+def test_checkpoint_loading_stays_bounded_however_often_one_is_saved(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as store:
+        offsets = store.append_batch([make_record() for _ in range(3)])
+        for n in range(2 * GENERATION + 5):
+            store.save_checkpoint("sub", offsets[n % 3])
+        last = offsets[(2 * GENERATION + 4) % 3]
+        assert store.load_checkpoint("sub") == last
+    with DurableStreamStore(url, path) as again:
+        assert again.load_checkpoint("sub") == last
+        again.save_checkpoint("sub", OLDEST)
+        assert again.load_checkpoint("sub") is OLDEST
+    with DurableStreamClient(url) as client:
+        sizes = [len(client.read(_slot(path, "sub", n)).json()) for n in (0, 1)]
+    assert max(sizes) <= GENERATION
+
+
+def test_a_vanished_checkpoint_slot_is_recreated(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as store:
+        offset = store.append(make_record())
+        store.save_checkpoint("sub", OLDEST)
+        _client_call(url, lambda c: c.delete(_slot(path, "sub", 0)))
+        store.save_checkpoint("sub", offset)
+        assert store.load_checkpoint("sub") == offset
+
+
 def test_an_empty_checkpoint_slot_is_absent(url: str) -> None:
     path = stream_path()
     with DurableStreamClient(url) as client:
@@ -330,7 +359,7 @@ def test_an_empty_checkpoint_slot_is_absent(url: str) -> None:
         assert store.load_checkpoint("sub") is OLDEST
 
 
-@pytest.mark.parametrize("value", [[1], [{"version": "1", "offset": "0_1"}], [{"version": 1}]])
+@pytest.mark.parametrize("value", [[1], [{"n": "1", "offset": "0_1"}], [{"n": 1}], [{"n": True}]])
 def test_a_corrupt_checkpoint_slot_is_reported(url: str, value: Any) -> None:
     path = stream_path()
     with DurableStreamClient(url) as client:
@@ -597,3 +626,66 @@ async def test_a_cancelled_async_append_does_not_disturb_the_others(url: str) ->
         offset = await store.append_async(record)
         assert [e.offset for e in store.iter_events()][-1] == offset
         assert given_up.cancelled()
+
+
+# -- several writers on one stream ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", ["ds_server", "ds_file_server"])
+def test_writers_in_several_instances_get_the_offsets_readers_see(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    url = str(request.getfixturevalue(server).url)
+    path = stream_path()
+    stores = [DurableStreamStore(url, path) for _ in range(4)]
+    returned: dict[str, str] = {}
+
+    def write(store: DurableStreamStore, w: int) -> None:
+        for i in range(25):
+            if i % 5 == 4:
+                batch = [make_record({"w": w, "i": i, "k": k}) for k in range(3)]
+                offsets = store.append_batch(batch)
+                returned.update(zip([r.event_id for r in batch], offsets, strict=True))
+            else:
+                record = make_record({"w": w, "i": i})
+                returned[record.event_id] = store.append(record)
+
+    threads = [threading.Thread(target=write, args=(s, w)) for w, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        events = list(stores[0].iter_events())
+        assert len(events) == len(returned) == 4 * (20 + 5 * 3)
+        assert {e.event_id: e.offset for e in events} == returned
+        offsets = [e.offset for e in events]
+        assert offsets == sorted(offsets, key=functools.cmp_to_key(compare_tokens))
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_hanging_server_fails_reads_and_appends_with_a_timeout(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    store.append(make_record())
+    faulty.add(lambda r: r.method == "GET", hang, times=4)
+    with pytest.raises(StoreTimeoutError):
+        store.read("0000000000000000_0000000000000000")
+    faulty.add(is_post, hang, times=4)
+    with pytest.raises(StoreTimeoutError):
+        store.append(make_record())
+    assert len(list(store.iter_events())) == 1
+
+
+def test_transient_5xx_on_reads_are_retried(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path, retry=FAST) as store:
+        offset = store.append(make_record())
+        httpx.post(
+            f"{url}/_test/inject-error",
+            json={"path": path, "status": 503, "count": 2, "method": "GET"},
+        ).raise_for_status()
+        with DurableStreamStore(url, path, retry=FAST) as fresh:
+            assert [e.offset for e in fresh.read().events] == [offset]

@@ -1,11 +1,13 @@
 """Durable-subscription checkpoints kept on the Durable Streams server.
 
-Each subscription has two tiny *slot* streams beside the event stream. Saving version
-``n`` replaces slot ``n % 2`` (delete, then create it with the value as its initial
-data, which is one atomic request); loading reads both slots and keeps the higher
-version. Loading therefore costs two small reads however often a checkpoint was saved,
-and a save interrupted between its two requests leaves the other slot, holding the
-previous checkpoint, intact.
+Each subscription has two small *slot* streams beside the event stream. Checkpoints are
+numbered; checkpoint ``n`` belongs to generation ``n // GENERATION``, and generation ``g``
+lives in slot ``g % 2``. A save appends to its slot (one request); the first save of a
+generation replaces the slot instead (delete, then create it with the value as initial
+data, itself one atomic request). Loading reads both slots and keeps the highest number,
+so it costs two reads of at most ``GENERATION`` tiny messages each, however often
+checkpoints were saved. A save interrupted between delete and create leaves the other
+slot, holding the previous generation's checkpoints, intact.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from typing import Any
+from typing import Any, Final
 
 from eventbus.core import OLDEST, Checkpoint, StoreCorruptError
 
 from ._client import DurableStreamClient
 from ._errors import StreamNotFoundError
 
-__all__ = ["CheckpointSlots"]
+__all__ = ["GENERATION", "CheckpointSlots"]
 
-_JSON = "application/json"
+GENERATION: Final = 64
+_JSON: Final = "application/json"
 
 
 class CheckpointSlots:
@@ -37,28 +40,28 @@ class CheckpointSlots:
     def __init__(self, client: DurableStreamClient, stream: str) -> None:
         self._client = client
         self._prefix = f"{stream}.eventbus-checkpoints/"
-        self._versions: dict[str, int] = {}
+        self._numbers: dict[str, int] = {}
 
     def _slot(self, subscription_id: str, slot: int) -> str:
         name = base64.urlsafe_b64encode(subscription_id.encode()).decode().rstrip("=")
         return f"{self._prefix}{name}/{slot}"
 
-    def _read_slot(self, url: str) -> tuple[int, Checkpoint] | None:
+    def _read_slot(self, url: str) -> list[tuple[int, Checkpoint]]:
         try:
             items = self._client.read(url).json()
         except StreamNotFoundError:
-            return None
-        if not items:
-            return None
-        value: Any = items[-1]
-        fields = value if isinstance(value, dict) else {}
-        version = fields.get("version")
-        offset = OLDEST if fields.get("oldest") is True else fields.get("offset")
-        if not isinstance(version, int) or not (offset is OLDEST or isinstance(offset, str)):
-            raise StoreCorruptError(
-                f"The checkpoint slot {url!r} holds {value!r}, not a checkpoint."
-            )
-        return version, offset
+            return []
+        saved: list[tuple[int, Checkpoint]] = []
+        for value in items:
+            fields: dict[str, Any] = value if isinstance(value, dict) else {}
+            number = fields.get("n")
+            offset = OLDEST if fields.get("oldest") is True else fields.get("offset")
+            if type(number) is not int or not (offset is OLDEST or isinstance(offset, str)):
+                raise StoreCorruptError(
+                    f"The checkpoint slot {url!r} holds {value!r}, not a checkpoint."
+                )
+            saved.append((number, offset))
+        return saved
 
     def load(self, subscription_id: str) -> Checkpoint | None:
         """Return the newest saved checkpoint, or ``None`` when none was saved.
@@ -68,37 +71,50 @@ class CheckpointSlots:
 
         Returns:
             The checkpoint, or ``None``.
+
+        Raises:
+            StoreCorruptError: A slot holds something that is not a checkpoint.
         """
-        found = [
-            slot
-            for slot in (self._read_slot(self._slot(subscription_id, n)) for n in (0, 1))
-            if slot is not None
+        saved = [
+            *self._read_slot(self._slot(subscription_id, 0)),
+            *self._read_slot(self._slot(subscription_id, 1)),
         ]
-        if not found:
-            self._versions[subscription_id] = -1
+        if not saved:
+            self._numbers[subscription_id] = -1
             return None
-        version, offset = max(found, key=lambda slot: slot[0])
-        self._versions[subscription_id] = version
+        number, offset = max(saved, key=lambda checkpoint: checkpoint[0])
+        self._numbers[subscription_id] = number
         return offset
 
     def save(self, subscription_id: str, offset: Checkpoint) -> None:
-        """Save ``offset`` as the next version, in the slot not holding the current one.
+        """Save ``offset`` as the subscription's next checkpoint.
 
         Args:
             subscription_id: The subscription.
             offset: A token or OLDEST (validated by the caller).
         """
-        if subscription_id not in self._versions:
+        if subscription_id not in self._numbers:
             self.load(subscription_id)
-        version = self._versions[subscription_id] + 1
-        url = self._slot(subscription_id, version % 2)
-        value = {
-            "version": version,
-            "oldest": offset is OLDEST,
-            "offset": None if offset is OLDEST else offset,
-        }
-        # Missing on a first save, or after a save interrupted between its requests.
-        with contextlib.suppress(StreamNotFoundError):
-            self._client.delete(url)
-        self._client.create(url, content_type=_JSON, data=json.dumps([value]))
-        self._versions[subscription_id] = version
+        number = self._numbers[subscription_id] + 1
+        url = self._slot(subscription_id, (number // GENERATION) % 2)
+        body = json.dumps(
+            [
+                {
+                    "n": number,
+                    "oldest": offset is OLDEST,
+                    "offset": None if offset is OLDEST else offset,
+                }
+            ]
+        )
+        replace = number % GENERATION == 0
+        if not replace:
+            try:
+                self._client.append(url, body, content_type=_JSON)
+            except StreamNotFoundError:
+                replace = True  # the slot vanished (deleted by hand, or expired)
+        if replace:
+            # Missing on a first save, or after a save interrupted between its requests.
+            with contextlib.suppress(StreamNotFoundError):
+                self._client.delete(url)
+            self._client.create(url, content_type=_JSON, data=body)
+        self._numbers[subscription_id] = number
