@@ -68,7 +68,6 @@ E = TypeVar("E")
 _Fn: typing.TypeAlias = Callable[[Any], Any]
 
 
-
 def _make_dumps() -> Callable[[Any], str]:
     """Compact JSON text, NaN refused: json's C encoder, built once.
 
