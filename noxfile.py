@@ -40,6 +40,8 @@ LINT_TOOLS = ["ruff==0.17.6"]
 TYPE_TOOLS = ["mypy==2.4.1"]
 # Optional event-class libraries the core codec supports; tests exercise each one.
 CODEC_EXTRAS = ("pydantic>=2", "msgspec", "attrs")
+# Peers measured by the bench scripts (never runtime dependencies).
+BENCH_PEERS = ("pyee==13.0.1", "blinker==1.9.0", "eventsourcing==9.5.6")
 
 
 def _install(session: nox.Session, *packages: Path, extra: tuple[str, ...] = ()) -> None:
@@ -88,7 +90,13 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on each package, installed as a user installs it, with its tests."""
-    _install(session, CORE, SQLITE, DURABLESTREAM, extra=(*TYPE_TOOLS, *CODEC_EXTRAS))
+    _install(
+        session,
+        CORE,
+        SQLITE,
+        DURABLESTREAM,
+        extra=(*TYPE_TOOLS, *CODEC_EXTRAS, *BENCH_PEERS, "nox"),
+    )
     config = f"--config-file={ROOT / 'pyproject.toml'}"
     # Each package is checked as installed (-p), and its tests from the package folder,
     # so the source tree and the installed copy are never seen as two modules.
@@ -190,7 +198,7 @@ def bench(session: nox.Session) -> None:
         CORE,
         SQLITE,
         DURABLESTREAM,
-        extra=("pyee==13.0.1", "blinker==1.9.0", "eventsourcing==9.5.6"),
+        extra=BENCH_PEERS,
     )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

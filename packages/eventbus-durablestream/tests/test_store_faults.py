@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -255,6 +255,14 @@ def test_timestamps_in_other_zones_are_read_as_utc() -> None:
     chunk = decode_chunk([good], "0_9", lambda _, e: None)
     assert chunk.events[0].timestamp == datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
     assert chunk.events[0].timestamp.tzinfo is UTC
+
+
+def test_timestamps_are_stored_in_utc(store: DurableStreamStore) -> None:
+    moment = datetime(2024, 5, 1, 12, 0, 0, 250, tzinfo=timezone(timedelta(hours=2)))
+    store.append(make_record(timestamp=moment))
+    stored = store.read().events[0].timestamp
+    assert stored == moment
+    assert stored.tzinfo is UTC
 
 
 def test_closing_interrupts_an_iteration_within_a_page(store: DurableStreamStore) -> None:

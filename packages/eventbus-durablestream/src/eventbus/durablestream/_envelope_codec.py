@@ -49,7 +49,9 @@ def encode_batch(records: Sequence[EventRecord], anchor: str) -> bytes:
                 "id": r.event_id,
                 "type": r.type_name,
                 "data": r.data,
-                "ts": r.timestamp.astimezone(UTC).isoformat(),
+                "ts": (
+                    r.timestamp if r.timestamp.tzinfo is UTC else r.timestamp.astimezone(UTC)
+                ).isoformat(),
                 "meta": [[k, v] for k, v in r.metadata.items()],
                 "origin": r.origin,
                 "s": anchor,

@@ -56,16 +56,25 @@ def _log_undecodable(item: Any, error: Exception) -> None:
     _LOG.error("Skipped a stream message that is not an eventbus event (%s): %.200r", error, item)
 
 
-@dataclass(slots=True)
 class _Pending:
-    """Records waiting for the group commit, and what became of them."""
+    """Records waiting for the group commit, what became of them, and who waits.
 
-    records: Sequence[EventRecord]
-    size: int
-    done: threading.Event = field(default_factory=threading.Event)
-    offsets: list[Offset] = field(default_factory=list)
-    error: BaseException | None = None
-    waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+    ``waiter`` is a ``threading.Event`` for a thread, or ``(loop, future)`` for a coroutine.
+    """
+
+    __slots__ = ("error", "offsets", "records", "size", "waiter")
+
+    def __init__(
+        self,
+        records: Sequence[EventRecord],
+        size: int,
+        waiter: threading.Event | tuple[asyncio.AbstractEventLoop, asyncio.Future[None]],
+    ) -> None:
+        self.records = records
+        self.size = size
+        self.waiter = waiter
+        self.offsets: list[Offset] = []
+        self.error: BaseException | None = None
 
 
 def _wake(futures: list[asyncio.Future[None]]) -> None:
@@ -78,8 +87,9 @@ def _settle(group: list[_Pending]) -> None:
     """Wake the callers of a group: threads directly, each event loop with one call."""
     loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for pending in group:
-        pending.done.set()
-        if pending.waiter is not None:
+        if isinstance(pending.waiter, threading.Event):
+            pending.waiter.set()
+        else:
             loops.setdefault(pending.waiter[0], []).append(pending.waiter[1])
     for loop, futures in loops.items():
         loop.call_soon_threadsafe(_wake, futures)
@@ -283,8 +293,7 @@ class DurableStreamStore:
         """
         loop = asyncio.get_running_loop()
         settled: asyncio.Future[None] = loop.create_future()
-        pending = _Pending([record], len(record.data))
-        pending.waiter = (loop, settled)
+        pending = _Pending([record], len(record.data), (loop, settled))
         if self._enqueue(pending):
             drain = loop.run_in_executor(None, self._drain)
             self._drainers.add(drain)
@@ -309,10 +318,11 @@ class DurableStreamStore:
         return pending.offsets
 
     def _commit(self, records: Sequence[EventRecord]) -> list[Offset]:
-        pending = _Pending(records, sum(len(r.data) for r in records))
+        done = threading.Event()
+        pending = _Pending(records, sum(len(r.data) for r in records), done)
         if self._enqueue(pending):
             self._drain()
-        pending.done.wait()
+        done.wait()
         return self._outcome(pending)
 
     def _drain(self) -> None:
