@@ -115,8 +115,10 @@ class _Window:
 
     def extend(self, start: int, chunk: DecodedChunk) -> int:
         if start and len(self.events) > _TRIM_AT:
-            base = self.events[start - 1].offset
-            self.__init__(base, self.events[start:], self.next_offset)  # type: ignore[misc]
+            # Forget what the reader has passed, so a long follow keeps memory bounded.
+            self.base = self.events[start - 1].offset
+            self.events = self.events[start:]
+            self.index = {e.offset: i for i, e in enumerate(self.events)}
             start = 0
         first = len(self.events)
         self.events.extend(chunk.events)
