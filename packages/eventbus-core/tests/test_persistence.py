@@ -412,3 +412,59 @@ async def test_sync_publish_with_a_store_refuses_to_block_the_running_loop() -> 
     # Without a store, publish from a coroutine is fine: nothing blocks.
     EventBus().publish(OrderPlaced("a", 1.0))
     await bus.aclose()
+
+
+class NativeAsyncStore(PlainStore):
+    """A store with its own coroutine append, as a remote backend would have."""
+
+    def __init__(self, *, delay: float = 0.0, error: Exception | None = None) -> None:
+        super().__init__()
+        self.delay = delay
+        self.error = error
+        self.threads: list[threading.Thread] = []
+
+    async def append_async(self, record: EventRecord) -> str:
+        self.threads.append(threading.current_thread())
+        await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return self.inner.append(record)
+
+
+@pytest.mark.asyncio
+async def test_publish_async_prefers_the_stores_own_coroutine_append() -> None:
+    store = NativeAsyncStore()
+    bus = EventBus(store=store)
+    envelopes: list[Envelope] = []
+
+    async def handler(event: OrderPlaced, envelope: Envelope) -> None:
+        envelopes.append(envelope)
+
+    bus.subscribe(handler)
+    offset = await bus.publish_async(OrderPlaced("a", 1.0))
+    assert store.threads == [threading.current_thread()]  # no worker thread involved
+    assert store.append_calls == 0
+    assert offset == store.read().events[0].offset == envelopes[0].offset
+    await bus.aclose()
+
+
+@pytest.mark.asyncio
+async def test_native_async_append_timeout_and_failures() -> None:
+    slow = EventBus(store=NativeAsyncStore(delay=10), append_timeout=0.01)
+    with pytest.raises(StoreTimeoutError, match="may still be stored"):
+        await slow.publish_async(OrderPlaced("a", 1.0))
+    assert slow.store is not None
+    assert slow.store.read().events == []
+
+    fast = EventBus(store=NativeAsyncStore(), append_timeout=5)
+    assert await fast.publish_async(OrderPlaced("a", 1.0)) is not None
+
+    with pytest.raises(StoreUnavailableError, match="network down"):
+        await EventBus(store=NativeAsyncStore(error=OSError("network down"))).publish_async(
+            OrderPlaced("a", 1.0)
+        )
+
+    seen, hook = failures()
+    best_effort = EventBus(store=NativeAsyncStore(error=OSError("x")), strict=False, on_error=hook)
+    assert await best_effort.publish_async(OrderPlaced("a", 1.0)) is None
+    assert [f.stage for f in seen] == ["persistence"]

@@ -43,6 +43,7 @@ from ._names import event_name as event_name
 from ._names import wire_name as wire_name
 from ._store import NEWEST as NEWEST
 from ._store import OLDEST as OLDEST
+from ._store import AsyncAppendingStore as AsyncAppendingStore
 from ._store import Boundary as Boundary
 from ._store import Checkpoint as Checkpoint
 from ._store import CheckpointStore as CheckpointStore
@@ -61,6 +62,7 @@ from ._store import TailingStore as TailingStore
 __all__ = [
     "NEWEST",
     "OLDEST",
+    "AsyncAppendingStore",
     "Boundary",
     "BusClosedError",
     "BusUsageError",

@@ -39,6 +39,7 @@ from ._names import TypeRegistry, event_name
 from ._runner import AsyncRunner, running_loop
 from ._store import (
     OLDEST,
+    AsyncAppendingStore,
     Boundary,
     CheckpointStore,
     ClosableStore,
@@ -167,6 +168,8 @@ class EventBus:
         if checkpoints is None and isinstance(store, CheckpointStore):
             checkpoints = store
         self._checkpoints = checkpoints
+        # A store's own coroutine append, preferred by publish_async (DESIGN §4).
+        self._native_append = store.append_async if isinstance(store, AsyncAppendingStore) else None
         self._types = TypeRegistry()
         # Per-class codec cache for the publish path; the registry stays the authority.
         self._codecs: dict[type[Any], EventCodec[Any]] = {}
@@ -521,6 +524,8 @@ class EventBus:
         self._run_hooks(self._before, event, "before_publish")
         if self._store is None:
             envelope = self._envelope_for(plan, event, metadata)
+        elif self._native_append is not None:
+            envelope = await self._envelope_natively(event, metadata)
         else:
             envelope = await asyncio.to_thread(self._envelope_for, plan, event, metadata)
         pending: list[asyncio.Future[Any]] = []
@@ -590,13 +595,42 @@ class EventBus:
                 return self._store.append(record)
             return self._append_with_timeout(record, self._append_timeout)
         except Exception as exc:
-            error = _as_store_error(
-                exc, f"The store failed to append event {record.event_id} ({record.type_name})"
-            )
-            if self._strict:
-                raise error from exc
-            self._report(HandlerFailure(error, "persistence", record))
-            return None
+            return self._append_failed(exc, record)
+
+    async def _envelope_natively(
+        self, event: object, metadata: Mapping[str, str] | None
+    ) -> Envelope:
+        """Append through the store's own coroutine: no worker thread, no thread hop."""
+        assert self._native_append is not None
+        pairs = _merge_metadata(metadata)
+        record = self._record_for(event, pairs)
+        offset: Offset | None
+        try:
+            if self._append_timeout is None:
+                offset = await self._native_append(record)
+            else:
+                try:
+                    offset = await asyncio.wait_for(
+                        self._native_append(record), self._append_timeout
+                    )
+                except TimeoutError:
+                    raise self._timeout_error(record, self._append_timeout) from None
+        except Exception as exc:
+            offset = self._append_failed(exc, record)
+        if offset is not None:
+            self._log_grew()
+        return Envelope(
+            record.event_id, offset, record.type_name, record.timestamp, pairs, self._origin
+        )
+
+    def _append_failed(self, exc: Exception, record: EventRecord) -> None:
+        """Strict: raise the failure as a StoreError. Best effort: report it."""
+        error = _as_store_error(
+            exc, f"The store failed to append event {record.event_id} ({record.type_name})"
+        )
+        if self._strict:
+            raise error from exc
+        self._report(HandlerFailure(error, "persistence", record))
 
     def _append_with_timeout(self, record: EventRecord, timeout: float) -> Offset:
         assert self._store is not None
@@ -609,10 +643,14 @@ class EventBus:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
-            raise StoreTimeoutError(
-                f"The store did not confirm event {record.event_id} ({record.type_name}) within "
-                f"{timeout} s; it may still be stored."
-            ) from None
+            raise self._timeout_error(record, timeout) from None
+
+    @staticmethod
+    def _timeout_error(record: EventRecord, timeout: float) -> StoreTimeoutError:
+        return StoreTimeoutError(
+            f"The store did not confirm event {record.event_id} ({record.type_name}) within "
+            f"{timeout} s; it may still be stored."
+        )
 
     def _dispatch(
         self,

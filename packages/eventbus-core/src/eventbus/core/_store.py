@@ -17,6 +17,7 @@ from typing import Final, Literal, Protocol, TypeAlias, runtime_checkable
 __all__ = [
     "NEWEST",
     "OLDEST",
+    "AsyncAppendingStore",
     "Boundary",
     "Checkpoint",
     "CheckpointStore",
@@ -192,4 +193,16 @@ class ClosableStore(Protocol):
 
     def close(self) -> None:
         """Release the store's resources. Later calls raise StoreClosedError."""
+        ...
+
+
+@runtime_checkable
+class AsyncAppendingStore(Protocol):
+    """A store with a native coroutine append, which ``publish_async`` prefers.
+
+    Without it, ``publish_async`` runs :meth:`EventStore.append` in a worker thread.
+    """
+
+    async def append_async(self, record: EventRecord) -> Offset:
+        """Store one record durably and return its offset, without blocking the loop."""
         ...
