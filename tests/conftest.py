@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from eventbus.core import EventStore, MemoryStore
+from eventbus.durablestream import DurableStreamStore
 from eventbus.sqlite import SQLiteStore
+
+ROOT = Path(__file__).resolve().parent.parent
 
 StoreFactory = Callable[[], EventStore]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="session")
+def ds_server_url() -> Iterator[str]:
+    """The pinned Durable Streams reference server, on a free port of 127.0.0.1."""
+    folder = Path(os.environ.get("EVENTBUS_DS_SERVER_DIR", ROOT / "servers" / "durable-streams"))
+    if not (folder / "node_modules").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, check=True)
+    with subprocess.Popen(
+        ["node", "start.mjs", "--long-poll-ms", "500"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as server:
+        assert server.stdout is not None
+        line = server.stdout.readline().strip()
+        assert line.startswith("DS_SERVER_URL="), line
+        # Keep reading what the server prints, so a full pipe never blocks it.
+        threading.Thread(target=server.stdout.read, daemon=True).start()
+        try:
+            yield line.removeprefix("DS_SERVER_URL=")
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+@pytest.fixture(params=["memory", "sqlite", "durablestream"])
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """A factory of stores that share one log: each call opens the same log again."""
     if request.param == "memory":
@@ -23,9 +54,13 @@ def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreF
             return _Unclosable(shared)
 
         yield memory
-    else:
+    elif request.param == "sqlite":
         path = tmp_path / "events.db"
         yield lambda: SQLiteStore(path)
+    else:
+        url = request.getfixturevalue("ds_server_url")
+        stream = f"/v1/stream/tests-{uuid.uuid4().hex}"
+        yield lambda: DurableStreamStore(url, stream)
 
 
 class _Unclosable:
