@@ -595,7 +595,8 @@ class EventBus:
                 return self._store.append(record)
             return self._append_with_timeout(record, self._append_timeout)
         except Exception as exc:
-            return self._append_failed(exc, record)
+            self._append_failed(exc, record)
+            return None
 
     async def _envelope_natively(
         self, event: object, metadata: Mapping[str, str] | None
@@ -616,7 +617,8 @@ class EventBus:
                 except TimeoutError:
                     raise self._timeout_error(record, self._append_timeout) from None
         except Exception as exc:
-            offset = self._append_failed(exc, record)
+            self._append_failed(exc, record)
+            offset = None
         if offset is not None:
             self._log_grew()
         return Envelope(
