@@ -491,10 +491,13 @@ class EventBus:
         self._refuse_store_io_on_a_loop("publish")
         plan = self._prepare(event)
         self._run_hooks(self._before, event, "before_publish")
-        envelope = self._envelope_for(plan, event, metadata)
+        if self._store is None:
+            offset, envelope = None, self._envelope_for(plan, event, metadata)
+        else:
+            offset, envelope = self._persist(plan, event, metadata)
         self._dispatch(plan, event, envelope, None)
         self._run_hooks(self._after, event, "after_publish")
-        return None if envelope is None else envelope.offset
+        return offset
 
     async def publish_async(
         self, event: object, /, *, metadata: Mapping[str, str] | None = None
@@ -522,18 +525,19 @@ class EventBus:
         self._runner.bind_running_loop()
         plan = self._prepare(event)
         self._run_hooks(self._before, event, "before_publish")
+        offset: Offset | None = None
         if self._store is None:
             envelope = self._envelope_for(plan, event, metadata)
         elif self._native_append is not None:
-            envelope = await self._envelope_natively(event, metadata)
+            offset, envelope = await self._persist_natively(plan, event, metadata)
         else:
-            envelope = await asyncio.to_thread(self._envelope_for, plan, event, metadata)
+            offset, envelope = await asyncio.to_thread(self._persist, plan, event, metadata)
         pending: list[asyncio.Future[Any]] = []
         self._dispatch(plan, event, envelope, pending)
         if pending:
             await asyncio.wait(pending)
         self._run_hooks(self._after, event, "after_publish")
-        return None if envelope is None else envelope.offset
+        return offset
 
     def _refuse_store_io_on_a_loop(self, method: str) -> None:
         # A store call would block every coroutine on this loop until the I/O is done.
@@ -560,20 +564,37 @@ class EventBus:
     def _envelope_for(
         self, plan: _Plan, event: object, metadata: Mapping[str, str] | None
     ) -> Envelope | None:
-        if self._store is None and not plan.needs_envelope:
+        """The envelope of an event on a bus without a store, if a handler wants one."""
+        if not plan.needs_envelope:
             if metadata:
                 _merge_metadata(metadata)  # validate: bad metadata fails on every bus
             return None
         pairs = _merge_metadata(metadata)
-        if self._store is None:
-            type_name = event_name(event.__class__)
-            return Envelope(new_event_id(), None, type_name, datetime.now(UTC), pairs, self._origin)
-        record = self._record_for(event, pairs)
+        type_name = event_name(event.__class__)
+        return Envelope(new_event_id(), None, type_name, datetime.now(UTC), pairs, self._origin)
+
+    def _persist(
+        self, plan: _Plan, event: object, metadata: Mapping[str, str] | None
+    ) -> tuple[Offset | None, Envelope | None]:
+        """Append the event; return its offset and, if a handler wants it, its envelope."""
+        record = self._record_for(event, _merge_metadata(metadata))
         offset = self._append(record)
         if offset is not None:
             self._log_grew()
+        return offset, self._stored_envelope(plan, record, offset)
+
+    def _stored_envelope(
+        self, plan: _Plan, record: EventRecord, offset: Offset | None
+    ) -> Envelope | None:
+        if not plan.needs_envelope:
+            return None
         return Envelope(
-            record.event_id, offset, record.type_name, record.timestamp, pairs, self._origin
+            record.event_id,
+            offset,
+            record.type_name,
+            record.timestamp,
+            record.metadata,
+            self._origin,
         )
 
     def _record_for(self, event: object, pairs: Mapping[str, str]) -> EventRecord:
@@ -598,13 +619,12 @@ class EventBus:
             self._append_failed(exc, record)
             return None
 
-    async def _envelope_natively(
-        self, event: object, metadata: Mapping[str, str] | None
-    ) -> Envelope:
+    async def _persist_natively(
+        self, plan: _Plan, event: object, metadata: Mapping[str, str] | None
+    ) -> tuple[Offset | None, Envelope | None]:
         """Append through the store's own coroutine: no worker thread, no thread hop."""
         assert self._native_append is not None
-        pairs = _merge_metadata(metadata)
-        record = self._record_for(event, pairs)
+        record = self._record_for(event, _merge_metadata(metadata))
         offset: Offset | None
         try:
             if self._append_timeout is None:
@@ -621,9 +641,7 @@ class EventBus:
             offset = None
         if offset is not None:
             self._log_grew()
-        return Envelope(
-            record.event_id, offset, record.type_name, record.timestamp, pairs, self._origin
-        )
+        return offset, self._stored_envelope(plan, record, offset)
 
     def _append_failed(self, exc: Exception, record: EventRecord) -> None:
         """Strict: raise the failure as a StoreError. Best effort: report it."""
