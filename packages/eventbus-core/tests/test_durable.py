@@ -353,15 +353,21 @@ def test_checkpoint_every_n_and_the_flush_on_stop(bus: EventBus, store: MemorySt
     durable.stop()
 
 
+class CountingStore(CheckpointingPlainStore):
+    """Records every checkpoint it is asked to save."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves: list[Checkpoint] = []
+
+    def save_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
+        self.saves.append(offset)
+        super().save_checkpoint(subscription_id, offset)
+
+
 def test_checkpoint_every_n_saves_only_every_n_while_busy(store: MemoryStore) -> None:
-    saves: list[Checkpoint] = []
-
-    class CountingStore(CheckpointingPlainStore):
-        def save_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
-            saves.append(offset)
-            super().save_checkpoint(subscription_id, offset)
-
     counting = CountingStore()
+    saves = counting.saves
     bus = EventBus(store=counting)
     offsets = publish(bus, "1", "2", "3", "4", "5")
     bus.subscribe_durable("s", Recorder(), checkpoint_every=2, batch_size=10).wait_caught_up(WAIT)
@@ -371,14 +377,8 @@ def test_checkpoint_every_n_saves_only_every_n_while_busy(store: MemoryStore) ->
 
 
 def test_checkpoint_interval_saves_by_time(store: MemoryStore) -> None:
-    saves: list[Checkpoint] = []
-
-    class CountingStore(CheckpointingPlainStore):
-        def save_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
-            saves.append(offset)
-            super().save_checkpoint(subscription_id, offset)
-
     counting = CountingStore()
+    saves = counting.saves
     bus = EventBus(store=counting)
     gate = threading.Event()
 

@@ -40,7 +40,6 @@ from ._runner import AsyncRunner, running_loop
 from ._store import (
     OLDEST,
     AsyncAppendingStore,
-    Boundary,
     CheckpointStore,
     ClosableStore,
     EventRecord,
@@ -51,6 +50,7 @@ from ._store import (
     StreamingReader,
 )
 from ._upcast import UpcasterRegistry
+from ._validate import check_batch_size
 
 __all__ = ["ErrorHook", "EventBus", "HandlerFailure", "log_failure"]
 
@@ -875,7 +875,7 @@ class EventBus:
             OffsetError: ``after`` is not an offset of this store.
         """
         store = self._require_store("replay")
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         if isinstance(store, StreamingReader):
             yield from store.iter_events(after, batch_size=batch_size)
             return
@@ -1024,7 +1024,7 @@ class EventBus:
         if event_type is None:
             event_type = infer_event_type(handler)
         codec = self._types.register(check_event_type(event_type))
-        options = _durable_options(
+        options = DurableOptions(
             start=start,
             where=where,
             on_poison=on_poison,
@@ -1184,62 +1184,6 @@ def _as_store_error(exc: Exception, what: str) -> StoreError:
     error = StoreUnavailableError(f"{what}: {exc!r}")
     error.__cause__ = exc
     return error
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-
-
-def _positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-
-
-def _durable_options(
-    *,
-    start: Position,
-    where: Callable[[Any], bool] | None,
-    on_poison: PoisonPolicy | DeadLetterHandler,
-    max_attempts: int,
-    retry_backoff: float,
-    max_backoff: float,
-    checkpoint_every: int,
-    checkpoint_interval: float | None,
-    poll_interval: float,
-    batch_size: int,
-) -> DurableOptions:
-    if not isinstance(start, (str, Boundary)) or start == "":
-        raise ValueError(f"start must be OLDEST, NEWEST or an offset string, got {start!r}.")
-    if where is not None and not callable(where):
-        raise RegistrationError(
-            f"where= must be a callable predicate taking the event, got {where!r}."
-        )
-    if not isinstance(on_poison, PoisonPolicy) and not callable(on_poison):
-        raise RegistrationError(
-            f"on_poison must be a PoisonPolicy or a dead-letter callable, got {on_poison!r}."
-        )
-    for name, count in (("max_attempts", max_attempts), ("checkpoint_every", checkpoint_every)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"{name} must be a positive integer, got {count!r}.")
-    _check_batch_size(batch_size)
-    _positive("retry_backoff", retry_backoff)
-    _positive("max_backoff", max_backoff)
-    _positive("poll_interval", poll_interval)
-    if checkpoint_interval is not None:
-        _positive("checkpoint_interval", checkpoint_interval)
-    return DurableOptions(
-        start=start,
-        where=where,
-        on_poison=on_poison,
-        max_attempts=max_attempts,
-        retry_backoff=retry_backoff,
-        max_backoff=max_backoff,
-        checkpoint_every=checkpoint_every,
-        checkpoint_interval=checkpoint_interval,
-        poll_interval=poll_interval,
-        batch_size=batch_size,
-    )
 
 
 def _merge_metadata(metadata: Mapping[str, str] | None) -> Mapping[str, str]:

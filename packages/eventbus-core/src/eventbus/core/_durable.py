@@ -20,12 +20,14 @@ from ._envelope import Envelope
 from ._exceptions import (
     DecodeError,
     PoisonEventError,
+    RegistrationError,
     StoreUnavailableError,
     UpcastFailedError,
 )
 from ._store import (
     NEWEST,
     OLDEST,
+    Boundary,
     Checkpoint,
     CheckpointStore,
     EventStore,
@@ -34,6 +36,7 @@ from ._store import (
     StoredEvent,
     TailingStore,
 )
+from ._validate import check_batch_size, check_count, check_positive
 
 if TYPE_CHECKING:
     from ._bus import HandlerFailure
@@ -61,7 +64,12 @@ class PoisonPolicy(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class DurableOptions:
-    """The validated options of one durable subscription."""
+    """The options of one durable subscription, validated when built.
+
+    Raises:
+        ValueError: a bad start position, count, delay or interval.
+        RegistrationError: ``where`` or ``on_poison`` is not callable.
+    """
 
     start: Position
     where: Callable[[Any], bool] | None
@@ -73,6 +81,29 @@ class DurableOptions:
     checkpoint_interval: float | None
     poll_interval: float
     batch_size: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start, (str, Boundary)) or self.start == "":
+            raise ValueError(
+                f"start must be OLDEST, NEWEST or an offset string, got {self.start!r}."
+            )
+        if self.where is not None and not callable(self.where):
+            raise RegistrationError(
+                f"where= must be a callable predicate taking the event, got {self.where!r}."
+            )
+        if not isinstance(self.on_poison, PoisonPolicy) and not callable(self.on_poison):
+            raise RegistrationError(
+                f"on_poison must be a PoisonPolicy or a dead-letter callable, "
+                f"got {self.on_poison!r}."
+            )
+        check_count("max_attempts", self.max_attempts)
+        check_count("checkpoint_every", self.checkpoint_every)
+        check_batch_size(self.batch_size)
+        check_positive("retry_backoff", self.retry_backoff)
+        check_positive("max_backoff", self.max_backoff)
+        check_positive("poll_interval", self.poll_interval)
+        if self.checkpoint_interval is not None:
+            check_positive("checkpoint_interval", self.checkpoint_interval)
 
 
 class _StoppedError(Exception):

@@ -1,0 +1,22 @@
+"""Argument checks shared by the bus and durable subscriptions; each names the argument."""
+
+from __future__ import annotations
+
+__all__ = ["check_batch_size", "check_count", "check_positive"]
+
+
+def check_count(name: str, value: object) -> None:
+    """Raise ValueError unless ``value`` is an int of at least 1 (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def check_batch_size(batch_size: object) -> None:
+    """Raise ValueError unless ``batch_size`` is a positive int."""
+    check_count("batch_size", batch_size)
+
+
+def check_positive(name: str, value: object) -> None:
+    """Raise ValueError unless ``value`` is a number greater than zero (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
