@@ -7,10 +7,11 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from eventbus.core import StoreCorruptError, StoreUnavailableError
+from eventbus.core import StoreCorruptError, StoreTimeoutError, StoreUnavailableError
 from eventbus.core.testing import make_record
 from eventbus.sqlite import SchemaVersionError, SQLiteStore
 from eventbus.sqlite import _schema as schema
@@ -160,3 +161,31 @@ def test_concurrent_constructors_in_processes_all_succeed(tmp_path: Path) -> Non
     offsets = sorted(out.strip() for out, _ in outputs)
     assert offsets == [f"{n:020d}" for n in range(1, 6)]
     assert _versions(path) == [1]
+
+
+def test_opening_retries_an_immediate_busy_answer_until_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite sometimes answers SQLITE_BUSY at once (without its busy handler) when two
+    # connections switch a new file to WAL together; the race is too rare to produce on
+    # demand, so the first answers are made busy here and the store must wait them out.
+    real_open = SQLiteStore._open_writer
+    answers = [StoreTimeoutError("database is locked"), StoreTimeoutError("database is locked")]
+
+    def flaky_open(self: SQLiteStore) -> Any:
+        if answers:
+            raise answers.pop(0)
+        return real_open(self)
+
+    monkeypatch.setattr(SQLiteStore, "_open_writer", flaky_open)
+    store = SQLiteStore(tmp_path / "events.db")
+    assert answers == []
+    store.append(make_record())
+    store.close()
+
+    def always_busy(self: SQLiteStore) -> Any:
+        raise StoreTimeoutError("database is locked")
+
+    monkeypatch.setattr(SQLiteStore, "_open_writer", always_busy)
+    with pytest.raises(StoreTimeoutError, match="locked"):
+        SQLiteStore(tmp_path / "other.db", busy_timeout=0.02)

@@ -43,6 +43,7 @@ from eventbus.core import (
     StoreClosedError,
     StoreCorruptError,
     StoredEvent,
+    StoreTimeoutError,
     StoreUnavailableError,
 )
 
@@ -324,6 +325,21 @@ class SQLiteStore:
         )
 
     def _connect_writer(self) -> sqlite3.Connection:
+        # Opening races with other openers (switching to WAL, the first migration) can
+        # get SQLITE_BUSY at once, without SQLite's busy handler waiting; retry those
+        # until the busy timeout has passed, like any other wait for a lock.
+        deadline = time.monotonic() + self._busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                return self._open_writer()
+            except StoreTimeoutError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+
+    def _open_writer(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = None
         try:
             conn = self._connect()
