@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT = ROOT / "packages" / "eventbus-core" / "src" / "eventbus" / "core" / "testing.py"
@@ -37,3 +41,21 @@ def test_every_test_named_in_guarantees_md_exists() -> None:
             )
             cited += 1
     assert cited > 30
+
+
+@pytest.mark.parametrize(
+    "page", ["README.md", "docs/bus.md", "docs/persistence.md", "docs/stores/sqlite.md"]
+)
+def test_the_python_in_a_page_runs_as_one_program(page: str, tmp_path: Path) -> None:
+    # A page's snippets continue one another, as a reader would type them in order.
+    program = "\n".join(re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), re.S))
+    assert program, f"{page} has no python snippet"
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", program],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"{page} failed:\n{result.stderr[-2000:]}"
