@@ -302,13 +302,3 @@ async def test_head_without_content_type_is_not_cached() -> None:
         info = await c.head("/s")
         assert (info.content_type, info.next_offset) == (None, "0_0")
         assert "/s" not in c._content_types
-
-
-@pytest.mark.asyncio
-async def test_a_closed_client_refuses_to_send(ds_url: str, path: str) -> None:
-    client = AsyncDurableStreamClient(ds_url, retry=FAST)
-    assert (await client.create(path, content_type="application/json")).created
-    await client.close()
-    # The same answer httpx.AsyncClient gives, although requests bypass its send().
-    with pytest.raises(RuntimeError, match="client has been closed"):
-        await client.head(path)
