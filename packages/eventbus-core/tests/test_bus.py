@@ -1372,3 +1372,14 @@ def test_shutdown_racing_publishers_loses_no_scheduled_handler(
     # Every publish that returned had its handler run before shutdown returned (a
     # publisher may be stopped between its handler starting and counting the publish).
     assert sum(published) <= completed <= sum(published) + len(workers)
+
+
+def test_a_once_handler_whose_execution_was_already_claimed_does_not_run() -> None:
+    # The losing side of the race in test_once_runs_exactly_once_under_concurrent_publishes,
+    # made deterministic: the single execution is taken before the publish arrives.
+    bus = EventBus()
+    ran: list[object] = []
+    subscription = bus.subscribe(OrderPlaced, ran.append, once=True)
+    assert subscription.claim()
+    bus.publish(OrderPlaced("o-1", 1.0))
+    assert ran == []

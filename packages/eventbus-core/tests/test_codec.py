@@ -756,3 +756,76 @@ def test_library_detection_needs_no_import(monkeypatch: pytest.MonkeyPatch) -> N
     assert c.decode(c.encode(Flat("a", 1.5))) == Flat("a", 1.5)
     assert "pydantic.main" not in sys.modules
     assert "msgspec" not in sys.modules
+
+
+# ---------------------------------------------------------------- flat plain classes
+
+
+@dataclass(frozen=True, slots=True)
+class AllPlain:
+    """Only plain fields: encoded through the JSON template, not json's encoder."""
+
+    text: str
+    maybe: str | None
+    flag: bool
+    ratio: float
+    count: int
+    nothing: None = None
+
+
+def _json_text(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        AllPlain("plain", "x", True, 1.5, 3),
+        AllPlain('quo"te\\ \n\x00 ünï €', None, False, 2, -(10**30)),
+        AllPlain("", "", False, -0.0, 0),
+        AllPlain("e", None, True, 1e300, 1),
+    ],
+)
+def test_a_flat_class_is_written_as_json_would_write_it(event: AllPlain) -> None:
+    c = codec(AllPlain)
+    text = c.encode(event)
+    assert text == _json_text(
+        {
+            "text": event.text,
+            "maybe": event.maybe,
+            "flag": event.flag,
+            "ratio": event.ratio,
+            "count": event.count,
+            "nothing": None,
+        }
+    )
+    assert c.decode(text) == event
+
+
+@pytest.mark.parametrize("ratio", [math.nan, math.inf, -math.inf])
+def test_a_flat_class_refuses_non_finite_floats(ratio: float) -> None:
+    with pytest.raises(EncodeError, match=r"at \$\.ratio: Out of range float values"):
+        codec(AllPlain).encode(AllPlain("a", None, True, ratio, 1))
+
+
+def test_a_flat_class_refuses_an_int_too_long_to_write() -> None:
+    huge = 10 ** (sys.get_int_max_str_digits() + 1)
+    with pytest.raises(EncodeError, match=r"at \$\.count: .*integer string conversion"):
+        codec(AllPlain).encode(AllPlain("a", None, True, 1.0, huge))
+
+
+@pytest.mark.parametrize(
+    ("changes", "path", "message"),
+    [
+        ({"flag": 1}, "$.flag", "expected bool, got 1"),
+        ({"maybe": 1}, "$.maybe", "expected str | None, got 1"),
+        ({"count": True}, "$.count", "expected int, got True"),
+    ],
+)
+def test_a_flat_class_reports_wrong_types_at_their_path(
+    changes: dict[str, Any], path: str, message: str
+) -> None:
+    fields = {"text": "a", "maybe": None, "flag": True, "ratio": 1.0, "count": 1, **changes}
+    with pytest.raises(EncodeError) as info:
+        codec(AllPlain).encode(AllPlain(**fields))
+    assert f"at {path}: {message}" in str(info.value)

@@ -28,6 +28,7 @@ from eventbus.core import (
     WireNameConflictError,
     publish_metadata,
 )
+from eventbus.core import _bus as bus_module
 
 from ._support import (
     V1,
@@ -468,3 +469,8 @@ async def test_native_async_append_timeout_and_failures() -> None:
     best_effort = EventBus(store=NativeAsyncStore(error=OSError("x")), strict=False, on_error=hook)
     assert await best_effort.publish_async(OrderPlaced("a", 1.0)) is None
     assert [f.stage for f in seen] == ["persistence"]
+
+
+def test_record_fields_match_the_fast_record_builder() -> None:
+    names = tuple(field.name for field in dataclasses.fields(EventRecord))
+    assert names == bus_module.RECORD_FIELDS

@@ -30,6 +30,7 @@ from eventbus.core import (
     OffsetError,
     StoreClosedError,
     StoreCorruptError,
+    StoredEvent,
     StoreTimeoutError,
     StoreUnavailableError,
     open_store,
@@ -44,7 +45,11 @@ from eventbus.durablestream import (
     open_durablestream_store,
 )
 from eventbus.durablestream._checkpoints import GENERATION
-from eventbus.durablestream._envelope_codec import decode_chunk, encode_batch
+from eventbus.durablestream._envelope_codec import (
+    STORED_EVENT_FIELDS,
+    decode_chunk,
+    encode_batch,
+)
 from eventbus.durablestream._offsets import compare_tokens, parse_token
 
 FAST = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.02, jitter=False)
@@ -291,6 +296,31 @@ def test_decoding_rejects_broken_envelopes(change: dict[str, Any]) -> None:
     chunk = decode_chunk([{**good, **change}, good], "0_9", lambda _, e: errors.append(e))
     assert [e.offset for e in chunk.events] == ["0_9"]
     assert len(errors) == 1
+
+
+def test_stored_event_fields_match_the_fast_decoder() -> None:
+    names = tuple(field.name for field in dataclasses.fields(StoredEvent))
+    assert names == STORED_EVENT_FIELDS
+
+
+def test_decoded_events_equal_the_events_built_by_hand() -> None:
+    first = [make_record(), make_record(metadata={"k": "v", "z": "a"}), make_record()]
+    second = [make_record(), make_record(metadata={"only": "one"})]
+    items = json.loads(encode_batch(first, "0_1")) + json.loads(encode_batch(second, "0_5"))
+    chunk = decode_chunk([*items[:1], "foreign", *items[1:]], "0_9", lambda _, e: None)
+    offsets = ["0_1,00000000", "0_1,00000001", "0_5", "0_5,00000000", "0_9"]
+    assert chunk.events == [
+        StoredEvent(
+            offset, r.event_id, r.type_name, r.data, r.timestamp, dict(r.metadata), r.origin
+        )
+        for offset, r in zip(offsets, first + second, strict=True)
+    ]
+    assert chunk.anchors == ["0_1", "0_1", "0_1", "0_5", "0_5"]
+    assert list(chunk.events[1].metadata.items()) == [("k", "v"), ("z", "a")]
+    with pytest.raises(TypeError):
+        chunk.events[0].metadata["new"] = "x"  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        chunk.events[0].offset = "0_0"  # type: ignore[misc]
 
 
 # -- reads ----------------------------------------------------------------------------

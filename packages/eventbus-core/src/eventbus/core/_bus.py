@@ -57,6 +57,16 @@ __all__ = ["ErrorHook", "EventBus", "HandlerFailure", "log_failure"]
 E = TypeVar("E")
 logger: Final = logging.getLogger("eventbus")
 
+# EventRecord is a frozen slotted dataclass: its __init__ pays an object.__setattr__
+# per field. Every stored publish builds one, so _record_for fills the slots directly
+# through their descriptors (test_persistence checks these are exactly its fields).
+RECORD_FIELDS: Final = ("event_id", "type_name", "data", "timestamp", "metadata", "origin")
+_new_record = object.__new__
+(_set_event_id, _set_type_name, _set_data, _set_timestamp, _set_metadata, _set_origin) = (
+    getattr(EventRecord, name).__set__ for name in RECORD_FIELDS
+)
+_now = datetime.now
+
 
 @dataclass(frozen=True, slots=True)
 class HandlerFailure:
@@ -488,15 +498,22 @@ class EventBus:
         return self._publish(event, metadata)
 
     def _publish(self, event: object, metadata: Mapping[str, str] | None) -> Offset | None:
-        self._refuse_store_io_on_a_loop("publish")
-        plan = self._prepare(event)
-        self._run_hooks(self._before, event, "before_publish")
+        # The hook and loop checks are inlined: this runs once per stored event.
         if self._store is None:
+            plan = self._prepare(event)
+            if self._before:
+                self._run_hooks(self._before, event, "before_publish")
             offset, envelope = None, self._envelope_for(plan, event, metadata)
         else:
+            if running_loop() is not None:
+                self._refuse_store_io_on_a_loop("publish")
+            plan = self._prepare(event)
+            if self._before:
+                self._run_hooks(self._before, event, "before_publish")
             offset, envelope = self._persist(plan, event, metadata)
         self._dispatch(plan, event, envelope, None)
-        self._run_hooks(self._after, event, "after_publish")
+        if self._after:
+            self._run_hooks(self._after, event, "after_publish")
         return offset
 
     async def publish_async(
@@ -578,9 +595,21 @@ class EventBus:
     ) -> tuple[Offset | None, Envelope | None]:
         """Append the event; return its offset and, if a handler wants it, its envelope."""
         record = self._record_for(event, _merge_metadata(metadata))
-        offset = self._append(record)
-        if offset is not None:
+        store = self._store
+        assert store is not None
+        offset: Offset | None
+        try:
+            if self._append_timeout is None:
+                offset = store.append(record)
+            else:
+                offset = self._append_with_timeout(record, self._append_timeout)
+        except Exception as exc:
+            self._append_failed(exc, record)
+            offset = None
+        if offset is not None and self._durables:
             self._log_grew()
+        if not plan.needs_envelope:
+            return offset, None
         return offset, self._stored_envelope(plan, record, offset)
 
     def _stored_envelope(
@@ -602,22 +631,19 @@ class EventBus:
         if codec is None:
             codec = self._codecs[event.__class__] = self._types.register(event.__class__)
         data = codec.encode(event)  # EncodeError here: nothing is stored
-        return EventRecord(new_event_id(), codec.name, data, datetime.now(UTC), pairs, self._origin)
+        record = _new_record(EventRecord)
+        _set_event_id(record, new_event_id())
+        _set_type_name(record, codec.name)
+        _set_data(record, data)
+        _set_timestamp(record, _now(UTC))
+        _set_metadata(record, pairs)
+        _set_origin(record, self._origin)
+        return record
 
     def _log_grew(self) -> None:
         if self._durables:
             with self._log_changed:
                 self._log_changed.notify_all()
-
-    def _append(self, record: EventRecord) -> Offset | None:
-        assert self._store is not None
-        try:
-            if self._append_timeout is None:
-                return self._store.append(record)
-            return self._append_with_timeout(record, self._append_timeout)
-        except Exception as exc:
-            self._append_failed(exc, record)
-            return None
 
     async def _persist_natively(
         self, plan: _Plan, event: object, metadata: Mapping[str, str] | None
@@ -902,11 +928,14 @@ class EventBus:
             DecodeError: a stored event no longer fits its class.
             UpcastFailedError: an upcaster failed; the old schema is never delivered.
         """
-        decode = self._decode_stored
+        # _decode_stored, inlined: this loop is the hot path of typed replay.
+        upcast = self._upcasters.apply
+        codec_for_name = self._types.codec_for_name
         for stored in self.replay(after, batch_size=batch_size):
-            _, event = decode(stored.type_name, stored.data)
-            if event is not _UNKNOWN:
-                yield event, stored
+            type_name, data = upcast(stored.type_name, stored.data)
+            codec = codec_for_name(type_name)
+            if codec is not None:
+                yield codec.decode(data), stored
 
     def decode(self, stored: StoredEvent) -> Any:
         """Decode one stored event into its registered class, upcasting it first.

@@ -48,6 +48,7 @@ import enum
 import importlib
 import inspect
 import json
+import math
 import operator
 import reprlib
 import sys
@@ -1143,6 +1144,14 @@ def _field_codec(cls: type[E], name: str, conv: _Conv, plan: _Plan | None) -> Ev
     if plan is None or plan.pytype is not cls or not all(f.conv.passthrough for f in plan.fields):
         return EventCodec(name, cls, encode, decode_general)
 
+    # And of publishing: such a class is written as JSON text without a dict.
+    write: Callable[[E], str] = encode
+    get_values = plan.get_values
+    if get_values is not None and all(
+        f.conv.plain is not None and f.conv.plain <= _TEXT_OF.keys() for f in plan.fields
+    ):
+        write = _plain_encoder(cls, plan.fields, get_values, encode)
+
     # The hot path of typed replay: a flat class of plain fields is type-checked
     # and rebuilt from the parsed dict without converting anything.
     keyset = frozenset(f.name for f in plan.fields)
@@ -1169,7 +1178,73 @@ def _field_codec(cls: type[E], name: str, conv: _Conv, plan: _Plan | None) -> Ev
         except _MismatchError as exc:
             raise _decode_error(cls, name, exc.path, exc.message) from exc.__cause__
 
-    return EventCodec(name, cls, encode, decode_plain)
+    return EventCodec(name, cls, write, decode_plain)
+
+
+# The JSON text of a plain value of each exact type, written as _dumps writes it.
+_TEXT_OF: dict[type, Callable[[Any], str]] = {
+    str: json.encoder.encode_basestring,
+    int: int.__repr__,
+    float: float.__repr__,
+    bool: {True: "true", False: "false"}.__getitem__,
+    type(None): {None: "null"}.__getitem__,
+}
+_NUMBERS: typing.Final = frozenset({int, float})
+
+
+def _text_of(value: Any) -> str:
+    return _TEXT_OF[type(value)](value)
+
+
+def _writer(plain: frozenset[type]) -> Callable[[Any], str]:
+    """The fastest function that writes every value of one of the ``plain`` types."""
+    if plain == {str}:
+        return _TEXT_OF[str]
+    if plain <= _NUMBERS:
+        return repr  # exact ints and floats: what json writes
+    return _text_of
+
+
+def _plain_encoder(
+    cls: type[E],
+    fields: list[_Field],
+    get_values: Callable[[Any], tuple[Any, ...]],
+    general: Callable[[E], str],
+) -> Callable[[E], str]:
+    """The hot path of publishing: a flat dataclass of plain fields written as JSON text.
+
+    The text is filled into a template of the keys, skipping the dict and json's
+    encoder. Anything unusual (a value of the wrong type, a NaN, an int too long for
+    ``str``) goes to ``general``, which raises the usual EncodeError.
+    """
+    keys = [f.name for f in fields]
+    template = "{%s}" % ",".join(  # noqa: UP031 - the JSON text holds braces, not fields
+        _TEXT_OF[str](key).replace("%", "%%") + ":%s" for key in keys
+    )
+    plains = [f.conv.plain or frozenset() for f in fields]
+    checks = tuple(enumerate(plains))
+    writers = tuple(_writer(plain) for plain in plains)
+    floats = tuple(i for i, plain in enumerate(plains) if float in plain)
+    call = operator.call
+    isfinite = math.isfinite
+
+    def encode(event: E) -> str:
+        if type(event) is not cls:
+            return general(event)
+        values = get_values(event)
+        for index, plain in checks:
+            if type(values[index]) not in plain:
+                return general(event)
+        for index in floats:
+            value = values[index]
+            if type(value) is float and not isfinite(value):
+                return general(event)
+        try:
+            return template % tuple(map(call, writers, values))
+        except ValueError:  # an int beyond sys.get_int_max_str_digits()
+            return general(event)
+
+    return encode
 
 
 def _pydantic_codec(cls: type[E], name: str) -> EventCodec[E]:

@@ -14,7 +14,7 @@ survives too. ``s`` is the anchor of the POST (see :mod:`._offsets`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -24,7 +24,14 @@ from eventbus.core import EventRecord, StoredEvent
 
 from ._offsets import INDEX_WIDTH, SEPARATOR
 
-__all__ = ["FORMAT_VERSION", "DecodedChunk", "UndecodableHandler", "decode_chunk", "encode_batch"]
+__all__ = [
+    "FORMAT_VERSION",
+    "STORED_EVENT_FIELDS",
+    "DecodedChunk",
+    "UndecodableHandler",
+    "decode_chunk",
+    "encode_batch",
+]
 
 FORMAT_VERSION: Final = 1
 
@@ -77,31 +84,41 @@ class DecodedChunk:
     next_offset: str
 
 
-def _decode_one(item: Any) -> tuple[str, tuple[Any, ...]]:
-    try:
-        version, anchor, ts, meta = item["v"], item["s"], item["ts"], item["meta"]
-        event_id, type_name, data, origin = item["id"], item["type"], item["data"], item["origin"]
-    except (KeyError, TypeError, IndexError):
-        raise ValueError("it is not an eventbus envelope") from None
-    if version != FORMAT_VERSION:
-        raise ValueError(f"its format version {version!r} is not {FORMAT_VERSION}")
-    if not (
-        type(anchor) is type(ts) is type(event_id) is type(type_name) is type(data) is str
-        and type(origin) is str
-        and type(meta) is list
-    ):
-        raise ValueError("a field is missing or has the wrong type")
-    timestamp = datetime.fromisoformat(ts)
-    if timestamp.tzinfo is not UTC:
-        if timestamp.utcoffset() is None:
-            raise ValueError(f"the timestamp {ts!r} has no UTC offset")
-        timestamp = timestamp.astimezone(UTC)
+# StoredEvent is a frozen slotted dataclass: its __init__ pays an object.__setattr__ per
+# field. A catch-up read builds thousands per response, so decode_chunk fills the slots
+# through their descriptors (a test checks these are exactly its fields), and sets an
+# event's offset once the next event shows what it is.
+STORED_EVENT_FIELDS: Final = (
+    "offset",
+    "event_id",
+    "type_name",
+    "data",
+    "timestamp",
+    "metadata",
+    "origin",
+)
+_new_event = object.__new__
+(
+    _set_offset,
+    _set_event_id,
+    _set_type_name,
+    _set_data,
+    _set_timestamp,
+    _set_metadata,
+    _set_origin,
+) = (getattr(StoredEvent, name).__set__ for name in STORED_EVENT_FIELDS)
+_fromisoformat = datetime.fromisoformat
+# Read-only: a read result shares its events with the store's read cache.
+_NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
+_TOKEN: Final = f"%s{SEPARATOR}%0{INDEX_WIDTH}d"  # as _offsets.anchored formats it
+
+
+def _metadata(meta: list[Any]) -> Mapping[str, str]:
     metadata = dict(meta)
     for key, value in metadata.items():
         if type(key) is not str or type(value) is not str:
             raise ValueError("a metadata key or value is not a string")
-    # Read-only: a read result shares its events with the store's read cache.
-    return anchor, (event_id, type_name, data, timestamp, MappingProxyType(metadata), origin)
+    return MappingProxyType(metadata)
 
 
 def decode_chunk(
@@ -110,7 +127,8 @@ def decode_chunk(
     """Decode the messages of one response and give each event its token.
 
     A message that is not an envelope is reported to ``on_undecodable`` and skipped;
-    the events around it keep their names.
+    the events around it keep their names. ``items`` is consumed: each entry is replaced
+    by ``None`` once read.
 
     Args:
         items: The response's messages (whole POSTs, as servers return them).
@@ -122,29 +140,61 @@ def decode_chunk(
     """
     events: list[StoredEvent] = []
     anchors: list[str] = []
+    add_event = events.append
+    add_anchor = anchors.append
     # An event is named once the next one shows whether its POST goes on.
-    waiting: tuple[str, tuple[Any, ...]] | None = None
+    waiting: StoredEvent | None = None
+    waiting_anchor = ""
     index = 0
-    for item in items:
+    for position, item in enumerate(items):
+        # Let each message go once read, so a large catch-up read never holds the parsed
+        # messages and their events at once (less memory, and far less work for the
+        # garbage collector, which would otherwise traverse both).
+        items[position] = None
         try:
-            current = _decode_one(item)
+            try:
+                version, anchor, ts, meta = item["v"], item["s"], item["ts"], item["meta"]
+                event_id, type_name, data = item["id"], item["type"], item["data"]
+                origin = item["origin"]
+            except (KeyError, TypeError, IndexError):
+                raise ValueError("it is not an eventbus envelope") from None
+            if version != FORMAT_VERSION:
+                raise ValueError(f"its format version {version!r} is not {FORMAT_VERSION}")
+            if not (
+                type(anchor) is type(ts) is type(event_id) is type(type_name) is type(data) is str
+                and type(origin) is str
+                and type(meta) is list
+            ):
+                raise ValueError("a field is missing or has the wrong type")
+            timestamp = _fromisoformat(ts)
+            if timestamp.tzinfo is not UTC:
+                if timestamp.utcoffset() is None:
+                    raise ValueError(f"the timestamp {ts!r} has no UTC offset")
+                timestamp = timestamp.astimezone(UTC)
+            metadata = _metadata(meta) if meta else _NO_METADATA
         except (ValueError, TypeError) as exc:
             on_undecodable(item, exc)
             continue
+        event = _new_event(StoredEvent)
+        _set_event_id(event, event_id)
+        _set_type_name(event, type_name)
+        _set_data(event, data)
+        _set_timestamp(event, timestamp)
+        _set_metadata(event, metadata)
+        _set_origin(event, origin)
         if waiting is not None:
-            anchor = waiting[0]
-            if current[0] == anchor:
-                token = f"{anchor}{SEPARATOR}{index:0{INDEX_WIDTH}d}"
+            if anchor == waiting_anchor:
+                _set_offset(waiting, _TOKEN % (anchor, index))
                 index += 1
             else:
                 # The last event of its POST: the server offset after the POST, which
                 # is the next POST's anchor.
-                token = current[0]
+                _set_offset(waiting, anchor)
                 index = 0
-            events.append(StoredEvent(token, *waiting[1]))
-            anchors.append(anchor)
-        waiting = current
+        add_event(event)
+        add_anchor(anchor)
+        waiting = event
+        waiting_anchor = anchor
     if waiting is not None:  # the last POST of the response ends at its end
-        events.append(StoredEvent(next_offset, *waiting[1]))
-        anchors.append(waiting[0])
+        _set_offset(waiting, next_offset)
     return DecodedChunk(events, anchors, next_offset)
