@@ -52,7 +52,7 @@ def _start(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
                 return process
         time.sleep(0.02)
     process.kill()  # pragma: no cover - only if the server cannot start
-    raise AssertionError("the reference server did not start")  # pragma: no cover
+    raise AssertionError("the reference server did not start")  # pragma: no cover - as above
 
 
 @pytest.mark.slow
