@@ -42,6 +42,8 @@ TYPE_TOOLS = ["mypy==2.4.1"]
 CODEC_EXTRAS = ("pydantic>=2", "msgspec", "attrs")
 # Peers measured by the bench scripts (never runtime dependencies).
 BENCH_PEERS = ("pyee==13.0.1", "blinker==1.9.0", "eventsourcing==9.5.6")
+# The durablestream tests make throwaway TLS certificates for the asyncio backend's HTTPS.
+DS_TEST_TOOLS = ("trustme>=1.2",)
 
 
 def _install(session: nox.Session, *packages: Path, extra: tuple[str, ...] = ()) -> None:
@@ -95,7 +97,7 @@ def typecheck(session: nox.Session) -> None:
         CORE,
         SQLITE,
         DURABLESTREAM,
-        extra=(*TYPE_TOOLS, *CODEC_EXTRAS, *BENCH_PEERS, "nox"),
+        extra=(*TYPE_TOOLS, *CODEC_EXTRAS, *BENCH_PEERS, *DS_TEST_TOOLS, "nox"),
     )
     config = f"--config-file={ROOT / 'pyproject.toml'}"
     # Each package is checked as installed (-p), and its tests from the package folder,
@@ -133,7 +135,7 @@ def tests_sqlite(session: nox.Session) -> None:
 def tests_durablestream(session: nox.Session) -> None:
     """eventbus-durablestream against the real reference server: 100% coverage."""
     _install_ds_server(session)
-    _install(session, CORE, DURABLESTREAM)
+    _install(session, CORE, DURABLESTREAM, extra=DS_TEST_TOOLS)
     _covered_tests(session, DURABLESTREAM, "eventbus.durablestream")
 
 

@@ -34,12 +34,14 @@ class Recorder(httpx.AsyncBaseTransport):
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.requests: list[httpx.Request] = []
+        self.closed = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
+        self.closed += 1
         await self.inner.aclose()
 
 
@@ -302,3 +304,20 @@ async def test_head_without_content_type_is_not_cached() -> None:
         info = await c.head("/s")
         assert (info.content_type, info.next_offset) == (None, "0_0")
         assert "/s" not in c._content_types
+
+
+@pytest.mark.asyncio
+async def test_a_closed_client_refuses_to_send_and_closes_its_transport_once(
+    ds_url: str, path: str
+) -> None:
+    recorder = Recorder()
+    client = AsyncDurableStreamClient(ds_url, retry=FAST, transport=recorder)
+    assert str(client.base_url).rstrip("/") == ds_url.rstrip("/")
+    assert (await client.create(path, content_type="application/json")).created
+    await client.close()
+    await client.close()  # idempotent
+    assert recorder.closed == 1
+    # The answer httpx.AsyncClient gives, although requests go straight to the transport.
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        await client.head(path)
+    assert len(recorder.requests) == 1

@@ -41,12 +41,14 @@ class Recorder(httpx.BaseTransport):
     def __init__(self) -> None:
         self.inner = httpx.HTTPTransport()
         self.requests: list[httpx.Request] = []
+        self.closed = 0
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         return self.inner.handle_request(request)
 
     def close(self) -> None:
+        self.closed += 1
         self.inner.close()
 
 
@@ -231,7 +233,7 @@ def test_long_poll_waits_for_new_data(client: DurableStreamClient, ds_url: str, 
 def test_long_poll_timeouts_then_stop_after(client: DurableStreamClient, path: str) -> None:
     client.create(path, content_type="text/plain")
     recorder = Recorder()
-    with DurableStreamClient(str(client._http.base_url), transport=recorder) as c:
+    with DurableStreamClient(str(client.base_url), transport=recorder) as c:
         chunks = list(c.iter_chunks(path, offset="now", live="long-poll", stop_after=1.0))
     # Only news is emitted: the first 204 (up to date), not the repeats.
     assert [(c.status, c.data, c.up_to_date) for c in chunks] == [(204, b"", True)]
@@ -246,7 +248,7 @@ def test_closed_stream_ends_live_reads(client: DurableStreamClient, path: str, l
     client.append(path, "a")
     client.close_stream(path)
     recorder = Recorder()
-    with DurableStreamClient(str(client._http.base_url), transport=recorder) as c:
+    with DurableStreamClient(str(client.base_url), transport=recorder) as c:
         chunks = list(c.iter_chunks(path, live=live))
     assert b"".join(c.data for c in chunks) == b"a"
     assert chunks[-1].stream_closed
@@ -330,7 +332,7 @@ def test_dynamic_headers_and_params_per_request(ds_url: str, path: str) -> None:
 
 
 def test_transient_statuses_are_retried(client: DurableStreamClient, path: str) -> None:
-    base = str(client._http.base_url).rstrip("/")
+    base = str(client.base_url).rstrip("/")
     client.create(path, content_type="text/plain")
     inject(base, path, status=503, count=2, method="POST")
     assert client.append(path, "a").next_offset is not None
@@ -358,7 +360,7 @@ def test_permanent_errors_are_not_retried(ds_url: str, path: str) -> None:
 
 
 def test_dropped_connections_are_retried(client: DurableStreamClient, path: str) -> None:
-    base = str(client._http.base_url).rstrip("/")
+    base = str(client.base_url).rstrip("/")
     client.create(path, content_type="text/plain")
     client.append(path, "kept")
     inject(base, path, dropConnection=True, count=2, method="GET")
@@ -374,7 +376,7 @@ def test_timeouts(ds_url: str, path: str) -> None:
 
 
 def test_corrupt_json_is_a_parse_error(client: DurableStreamClient, path: str) -> None:
-    base = str(client._http.base_url).rstrip("/")
+    base = str(client.base_url).rstrip("/")
     client.create(path, content_type="application/json")
     client.append_json(path, {"key": "some value"})
     inject(base, path, corruptBody=True, method="GET")
@@ -383,7 +385,7 @@ def test_corrupt_json_is_a_parse_error(client: DurableStreamClient, path: str) -
 
 
 def test_sse_control_garbage_is_a_parse_error(client: DurableStreamClient, path: str) -> None:
-    base = str(client._http.base_url).rstrip("/")
+    base = str(client.base_url).rstrip("/")
     client.create(path, content_type="text/plain")
     client.append(path, "a")
     inject(base, path, injectSseEvent={"eventType": "control", "data": "{bad"})
@@ -725,3 +727,19 @@ def test_head_without_content_type_is_not_cached() -> None:
         info = c.head("/s")
         assert (info.content_type, info.next_offset) == (None, "0_0")
         assert "/s" not in c._content_types
+
+
+def test_a_closed_client_refuses_to_send_and_closes_its_transport_once(
+    ds_url: str, path: str
+) -> None:
+    recorder = Recorder()
+    client = DurableStreamClient(ds_url, retry=FAST, transport=recorder)
+    assert str(client.base_url).rstrip("/") == ds_url.rstrip("/")
+    assert client.create(path, content_type="application/json").created
+    client.close()
+    client.close()  # idempotent
+    assert recorder.closed == 1
+    # The answer httpx.Client gives, although requests go straight to the transport.
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        client.head(path)
+    assert len(recorder.requests) == 1

@@ -28,6 +28,7 @@ from eventbus.durablestream import (
     UnexpectedStatusError,
 )
 from eventbus.durablestream._protocol import (
+    RequestFactory,
     RequestSpec,
     Send,
     Sleep,
@@ -38,7 +39,6 @@ from eventbus.durablestream._protocol import (
     error_for_response,
     is_json_content_type,
     json_batch,
-    request_arguments,
     resolve_values,
     send_with_retry,
 )
@@ -124,7 +124,7 @@ def test_resolve_values_calls_dynamic_values_and_layers() -> None:
     assert resolve_values({"B": lambda: str(next(counter))}) == {"B": "1"}
 
 
-def test_request_arguments_put_protocol_values_last() -> None:
+def test_request_factory_puts_protocol_values_last() -> None:
     spec = RequestSpec(
         "read",
         "GET",
@@ -135,21 +135,64 @@ def test_request_arguments_put_protocol_values_last() -> None:
         user_params={"offset": "5", "tenant": "t"},
         timeout=httpx.Timeout(2.0),
     )
-    args = request_arguments(spec, {"Auth": "z"}, {"v": "1"}, httpx.Timeout(5.0), None)
-    assert args["headers"] == {"Auth": "z", "Content-Type": "a/b", "X-Id": "7"}
-    assert args["params"] == {"v": "1", "offset": "-1", "tenant": "t"}
-    assert args["timeout"] == httpx.Timeout(2.0)
+    factory = RequestFactory("", {"Auth": "z"}, {"v": "1"}, httpx.Timeout(5.0))
+    request = factory.build(spec, None)
+    assert (request.headers["Auth"], request.headers["X-Id"]) == ("z", "7")
+    assert request.headers.get_list("Content-Type") == ["a/b"]
+    assert dict(request.url.params) == {"v": "1", "offset": "-1", "tenant": "t"}
+    assert request.extensions["timeout"] == httpx.Timeout(2.0).as_dict()
 
 
-def test_request_arguments_cap_the_read_timeout_at_a_deadline() -> None:
+def test_request_factory_sends_what_httpx_client_would() -> None:
+    factory = RequestFactory("", {}, {}, 5.0)
+    request = factory.build(RequestSpec("append", "POST", URL, content=b"abc"), None)
+    assert request.url == httpx.URL(URL)  # no parameters: nothing appended
+    assert request.headers["User-Agent"] == f"python-httpx/{httpx.__version__}"
+    assert request.headers["Content-Length"] == "3"
+    assert request.read() == b"abc"
+    assert request.extensions["timeout"] == httpx.Timeout(5.0).as_dict()
+
+
+def test_request_factory_caps_the_read_timeout_at_a_deadline() -> None:
     import time
 
     spec = RequestSpec("read", "GET", URL)
-    args = request_arguments(spec, {}, {}, httpx.Timeout(5.0), time.monotonic() + 1.0)
-    assert 0 < args["timeout"].read <= 1.0
-    assert args["timeout"].connect == 5.0
-    args = request_arguments(spec, {}, {}, httpx.Timeout(None), time.monotonic() - 1)
-    assert args["timeout"].read == 0.001
+    factory = RequestFactory("", {}, {}, httpx.Timeout(5.0))
+    timeout = factory.build(spec, time.monotonic() + 1.0).extensions["timeout"]
+    assert 0 < timeout["read"] <= 1.0
+    assert timeout["connect"] == 5.0
+    unlimited = RequestFactory("", {}, {}, httpx.Timeout(None))
+    assert unlimited.build(spec, time.monotonic() - 1).extensions["timeout"]["read"] == 0.001
+    # The client's own timeout is left as it was.
+    assert factory.build(spec, None).extensions["timeout"]["read"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("base", "url", "expected"),
+    [
+        ("http://h:1/v1/stream", "/s", "http://h:1/v1/stream/s"),
+        ("http://h:1/v1/stream/", "s", "http://h:1/v1/stream/s"),
+        ("http://h:1/v1/stream", "http://other:2/x", "http://other:2/x"),
+        ("", "http://other:2/x", "http://other:2/x"),
+    ],
+)
+def test_request_factory_resolves_urls_like_httpx_client(
+    base: str, url: str, expected: str
+) -> None:
+    factory = RequestFactory(base, {}, {}, 5.0)
+    assert factory.url(url) == httpx.URL(expected)
+    with httpx.Client(base_url=base) as client:  # the behaviour users knew
+        assert client.build_request("GET", url).url == httpx.URL(expected)
+
+
+def test_request_factory_forgets_urls_beyond_its_cache() -> None:
+    factory = RequestFactory("http://h:1/", {}, {}, 5.0)
+    first = factory.url("/s0")
+    assert factory.url("/s0") is first  # remembered
+    for i in range(1, 1025):
+        factory.url(f"/s{i}")
+    assert factory.url("/s0") is not first  # the cache was cleared, not grown without end
+    assert factory.url("/s0") == first
 
 
 def test_create_request_headers() -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._asyncio_network import asyncio_transport
 from ._errors import DurableStreamError, _map_httpx_errors
 from ._producer_core import DEFAULT_MAX_BATCH_BYTES, AwaitPrevious, Batch, ProducerCore
 from ._protocol import (
@@ -21,8 +22,8 @@ from ._protocol import (
     HeaderValue,
     LiveMode,
     NextBytes,
-    NoCookieJar,
     ReadChunk,
+    RequestFactory,
     RequestSpec,
     RetryPolicy,
     Send,
@@ -40,7 +41,6 @@ from ._protocol import (
     parse_delete,
     parse_head,
     read_operation,
-    request_arguments,
     send_with_retry,
 )
 
@@ -87,19 +87,24 @@ class AsyncDurableStreamClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, transport=transport, cookies=NoCookieJar()
-        )
-        self._headers = dict(headers or {})
-        self._params = dict(params or {})
+        self._requests = RequestFactory(base_url, headers or {}, params or {}, timeout)
+        self._transport = transport if transport is not None else asyncio_transport()
+        self._closed = False
         self.retry = retry if retry is not None else RetryPolicy()
         self._content_types: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def base_url(self) -> httpx.URL:
+        """The URL relative stream URLs are resolved against."""
+        return self._requests.base_url
+
     async def close(self) -> None:
-        """Close the connection pool; idempotent."""
-        await self._http.aclose()
+        """Close the connection pool (and the transport given, if any); idempotent."""
+        if not self._closed:
+            self._closed = True
+            await self._transport.aclose()
 
     async def __aenter__(self) -> AsyncDurableStreamClient:
         return self
@@ -109,10 +114,12 @@ class AsyncDurableStreamClient:
 
     # ------------------------------------------------------------------ I/O
 
-    def _request(self, spec: RequestSpec, deadline: float | None) -> httpx.Request:
-        return self._http.build_request(
-            **request_arguments(spec, self._headers, self._params, self._http.timeout, deadline)
-        )
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
 
     async def _perform(
         self,
@@ -124,9 +131,9 @@ class AsyncDurableStreamClient:
         if deadline is not None and time.monotonic() >= deadline:
             raise _DeadlineReachedError
         if isinstance(action, Send):
-            request = self._request(action.spec, deadline)
+            request = self._requests.build(action.spec, deadline)
             try:
-                response = await self._http.send(request, stream=True)
+                response = await self._send(request)
             except httpx.TransportError as exc:
                 return _transport_error(exc, deadline)
             if action.stream and response.status_code == 200:

@@ -19,8 +19,8 @@ from ._protocol import (
     HeaderValue,
     LiveMode,
     NextBytes,
-    NoCookieJar,
     ReadChunk,
+    RequestFactory,
     RequestSpec,
     RetryPolicy,
     Send,
@@ -38,7 +38,6 @@ from ._protocol import (
     parse_delete,
     parse_head,
     read_operation,
-    request_arguments,
     send_with_retry,
 )
 
@@ -85,19 +84,24 @@ class DurableStreamClient:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = httpx.Client(
-            base_url=base_url, timeout=timeout, transport=transport, cookies=NoCookieJar()
-        )
-        self._headers = dict(headers or {})
-        self._params = dict(params or {})
+        self._requests = RequestFactory(base_url, headers or {}, params or {}, timeout)
+        self._transport = transport if transport is not None else httpx.HTTPTransport()
+        self._closed = False
         self.retry = retry if retry is not None else RetryPolicy()
         self._content_types: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def base_url(self) -> httpx.URL:
+        """The URL relative stream URLs are resolved against."""
+        return self._requests.base_url
+
     def close(self) -> None:
-        """Close the connection pool; idempotent."""
-        self._http.close()
+        """Close the connection pool (and the transport given, if any); idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._transport.close()
 
     def __enter__(self) -> DurableStreamClient:
         return self
@@ -107,10 +111,12 @@ class DurableStreamClient:
 
     # ------------------------------------------------------------------ I/O
 
-    def _request(self, spec: RequestSpec, deadline: float | None) -> httpx.Request:
-        return self._http.build_request(
-            **request_arguments(spec, self._headers, self._params, self._http.timeout, deadline)
-        )
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        response = self._transport.handle_request(request)
+        response.request = request
+        return response
 
     def _perform(
         self,
@@ -121,9 +127,9 @@ class DurableStreamClient:
         if deadline is not None and time.monotonic() >= deadline:
             raise _DeadlineReachedError
         if isinstance(action, Send):
-            request = self._request(action.spec, deadline)
+            request = self._requests.build(action.spec, deadline)
             try:
-                response = self._http.send(request, stream=True)
+                response = self._send(request)
             except httpx.TransportError as exc:
                 return _transport_error(exc, deadline)
             if action.stream and response.status_code == 200:
