@@ -110,7 +110,7 @@ def typecheck(session: nox.Session) -> None:
         with session.chdir(package):
             session.run("mypy", config, "-p", module)
             session.run("mypy", config, "tests")
-    session.run("mypy", config, "tests", "noxfile.py", "tools")
+    session.run("mypy", config, "tests", "noxfile.py", "tools", "typing_tests")
     session.run("mypy", config, *map(str, ROOT.glob("examples/*.py")))
     session.run("mypy", config, *map(str, ROOT.glob("bench/*.py")))
 
