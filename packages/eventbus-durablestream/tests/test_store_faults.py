@@ -323,6 +323,24 @@ def test_decoded_events_equal_the_events_built_by_hand() -> None:
         chunk.events[0].offset = "0_0"  # type: ignore[misc]
 
 
+def test_decoded_events_are_frozen_stored_events_with_tokens_for_long_posts() -> None:
+    records = [make_record() for _ in range(12)]
+    items = json.loads(encode_batch(records[:2], "0_1")) + json.loads(
+        encode_batch(records[2:], "0_5")
+    )
+    chunk = decode_chunk(items, "0_9", lambda _, e: None)
+    assert all(type(e) is StoredEvent for e in chunk.events)
+    assert [e.offset for e in chunk.events] == [
+        "0_1,00000000",
+        "0_5",
+        *(f"0_5,{i:08d}" for i in range(9)),
+        "0_9",
+    ]
+    assert [e.event_id for e in chunk.events] == [r.event_id for r in records]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        chunk.events[-1].data = "{}"  # type: ignore[misc]
+
+
 # -- reads ----------------------------------------------------------------------------
 
 

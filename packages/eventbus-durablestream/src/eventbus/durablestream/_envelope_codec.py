@@ -39,6 +39,18 @@ UndecodableHandler = Callable[[Any, Exception], object]
 """Called with a stream message the store cannot read as an event, and why."""
 
 
+# json's C string encoder, the one json.dumps(ensure_ascii=True) calls for each string:
+# the envelope is assembled from a template around it, at half the cost of building a
+# dict per event for json.dumps (a test checks the bytes are json.dumps' own).
+_json_string: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
+
+
+def _meta_json(metadata: Mapping[str, str]) -> str:
+    if not metadata:
+        return "[]"
+    return json.dumps([[k, v] for k, v in metadata.items()], separators=(",", ":"))
+
+
 def encode_batch(records: Sequence[EventRecord], anchor: str) -> bytes:
     """Encode records as the JSON array body of one POST appended at ``anchor``.
 
@@ -49,24 +61,18 @@ def encode_batch(records: Sequence[EventRecord], anchor: str) -> bytes:
     Returns:
         ASCII JSON (every other character escaped, so lone surrogates survive too).
     """
-    return json.dumps(
-        [
-            {
-                "v": FORMAT_VERSION,
-                "id": r.event_id,
-                "type": r.type_name,
-                "data": r.data,
-                "ts": (
-                    r.timestamp if r.timestamp.tzinfo is UTC else r.timestamp.astimezone(UTC)
-                ).isoformat(),
-                "meta": [[k, v] for k, v in r.metadata.items()],
-                "origin": r.origin,
-                "s": anchor,
-            }
-            for r in records
-        ],
-        separators=(",", ":"),
-    ).encode("ascii")
+    s = _json_string(anchor)
+    envelopes = []
+    for r in records:
+        ts = r.timestamp if r.timestamp.tzinfo is UTC else r.timestamp.astimezone(UTC)
+        envelopes.append(
+            f'{{"v":{FORMAT_VERSION},"id":{_json_string(r.event_id)},'
+            f'"type":{_json_string(r.type_name)},"data":{_json_string(r.data)},'
+            # isoformat() is ASCII digits and punctuation: nothing to escape.
+            f'"ts":"{ts.isoformat()}","meta":{_meta_json(r.metadata)},'
+            f'"origin":{_json_string(r.origin)},"s":{s}}}'
+        )
+    return f"[{','.join(envelopes)}]".encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +116,7 @@ _new_event = object.__new__
 _fromisoformat = datetime.fromisoformat
 # Read-only: a read result shares its events with the store's read cache.
 _NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
-_TOKEN: Final = f"%s{SEPARATOR}%0{INDEX_WIDTH}d"  # as _offsets.anchored formats it
+_SUFFIX: Final = f"{SEPARATOR}%0{INDEX_WIDTH}d"  # anchor + suffix: as _offsets.anchored
 
 
 def _metadata(meta: list[Any]) -> Mapping[str, str]:
@@ -146,6 +152,8 @@ def decode_chunk(
     waiting: StoredEvent | None = None
     waiting_anchor = ""
     index = 0
+    # The token suffix of each index within a POST, formatted once per response.
+    suffixes: list[str] = []
     for position, item in enumerate(items):
         # Let each message go once read, so a large catch-up read never holds the parsed
         # messages and their events at once (less memory, and far less work for the
@@ -184,7 +192,12 @@ def decode_chunk(
         _set_origin(event, origin)
         if waiting is not None:
             if anchor == waiting_anchor:
-                _set_offset(waiting, _TOKEN % (anchor, index))
+                try:
+                    suffix = suffixes[index]
+                except IndexError:  # the longest POST so far: index == len(suffixes)
+                    suffix = _SUFFIX % index
+                    suffixes.append(suffix)
+                _set_offset(waiting, waiting_anchor + suffix)
                 index += 1
             else:
                 # The last event of its POST: the server offset after the POST, which

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
@@ -97,32 +97,49 @@ def _settle(group: list[_Pending]) -> None:
 
 @dataclass(slots=True)
 class _Window:
-    """The last events read: ``events`` are exactly the events after ``base``."""
+    """The last events read: ``events`` are exactly the events after ``base``.
+
+    A reader paging through the window continues where the last page ended
+    (``resume``), so the offset index is only built when some other position is asked
+    for: a catch-up read of a long log never builds it.
+    """
 
     base: Position
     events: list[StoredEvent]
     next_offset: str
-    index: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.index = {e.offset: i for i, e in enumerate(self.events)}
+    resume: tuple[str, int] | None = None  # the last page's last offset, and what follows
+    index: dict[str, int] | None = None
 
     def start_after(self, position: Position) -> int | None:
         if position is self.base or position == self.base:
             return 0
-        found = self.index.get(position) if isinstance(position, str) else None
+        resume = self.resume
+        if resume is not None and position == resume[0]:
+            return resume[1]
+        if not isinstance(position, str):
+            return None
+        if self.index is None:
+            self.index = {e.offset: i for i, e in enumerate(self.events)}
+        found = self.index.get(position)
         return None if found is None else found + 1
+
+    def page(self, start: int, limit: int) -> list[StoredEvent]:
+        events = self.events[start : start + limit]
+        if events:
+            self.resume = (events[-1].offset, start + len(events))
+        return events
 
     def extend(self, start: int, chunk: DecodedChunk) -> int:
         if start and len(self.events) > _TRIM_AT:
             # Forget what the reader has passed, so a long follow keeps memory bounded.
             self.base = self.events[start - 1].offset
             self.events = self.events[start:]
-            self.index = {e.offset: i for i, e in enumerate(self.events)}
+            self.resume = self.index = None
             start = 0
-        first = len(self.events)
+        if self.index is not None:
+            first = len(self.events)
+            self.index.update((e.offset, first + i) for i, e in enumerate(chunk.events))
         self.events.extend(chunk.events)
-        self.index.update((e.offset, first + i) for i, e in enumerate(chunk.events))
         self.next_offset = chunk.next_offset
         return start
 
@@ -512,7 +529,7 @@ class DurableStreamStore:
             window, start = self._window_for(after)
             if len(window.events) - start < limit:
                 start = window.extend(start, self._fetch(window.next_offset))
-            return window.events[start : start + limit], window.next_offset
+            return window.page(start, limit), window.next_offset
 
     def read(self, after: Position = OLDEST, limit: int = 100) -> ReadResult:
         """Return up to ``limit`` events strictly after ``after``.
