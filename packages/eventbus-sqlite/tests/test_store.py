@@ -9,7 +9,7 @@ import functools
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -298,6 +298,30 @@ def test_non_utc_timestamp_keeps_its_instant(store: SQLiteStore) -> None:
     assert store.read().events[0].timestamp == moment
 
 
+class _Moment(datetime):
+    """A datetime subclass: stored through its own isoformat()."""
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no fraction: isoformat leaves it out
+        datetime(1, 1, 1, tzinfo=UTC),
+        _Moment(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+def test_timestamps_are_stored_as_their_isoformat_text(
+    db: Path, store: SQLiteStore, moment: datetime
+) -> None:
+    store.append(make_record(timestamp=moment))
+    with contextlib.closing(_raw(db)) as conn:
+        (text,) = conn.execute("SELECT timestamp FROM events").fetchone()
+    assert text == moment.isoformat()
+    assert store.read().events[0].timestamp == moment
+
+
 def test_naive_timestamp_is_refused(store: SQLiteStore) -> None:
     with pytest.raises(ValueError, match="naive timestamp"):
         store.append(make_record(timestamp=datetime(2026, 1, 1)))
@@ -578,6 +602,78 @@ def test_close_fails_queued_appends_cleanly(store: SQLiteStore) -> None:
         assert "before the append was committed" in str(call.error)
 
 
+class _ClosingLock:
+    """The store's write lock, except that taking it without waiting starts a close."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._lock = store._write_lock
+        self.closers: list[_Call] = []
+
+    def acquire(self, blocking: bool = True) -> bool:
+        took = self._lock.acquire(blocking)
+        if took and not blocking:  # the uncontended append: close() now waits for it
+            self.closers.append(_Call(self._store.close))
+            _wait_until(lambda: self._store._closed, "close to begin")
+        return took
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+def test_close_just_before_an_uncontended_write_stores_nothing(
+    db: Path, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = _ClosingLock(store)
+    monkeypatch.setattr(store, "_write_lock", lock)
+    with pytest.raises(StoreClosedError, match="before the append was committed"):
+        store.append(make_record())
+    (closer,) = lock.closers
+    closer.join()
+    assert closer.error is None
+    monkeypatch.undo()
+    assert not store._write_lock.locked()
+    with SQLiteStore(db) as reopened:
+        assert reopened.read().events == []
+
+
+def test_uncontended_appends_skip_the_queue(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_queue(rows: list[Any]) -> list[str]:
+        raise AssertionError("an uncontended append went through the queue")
+
+    monkeypatch.setattr(store, "_submit", no_queue)
+    assert store.append(make_record()) == "00000000000000000001"
+    assert store.append_batch([make_record(), make_record()]) == [
+        "00000000000000000002",
+        "00000000000000000003",
+    ]
+    assert not store._write_lock.locked()
+    assert not store._leading
+
+
+def test_batches_queue_behind_a_busy_writer(store: SQLiteStore) -> None:
+    store._write_lock.acquire()  # another writer, such as save_checkpoint
+    try:
+        first = _Call(lambda: store.append_batch([make_record({"n": 0}), make_record({"n": 1})]))
+        _wait_until(lambda: store._leading and not store._pending, "the first batch to lead")
+        second = _Call(lambda: store.append_batch([make_record({"n": 2}), make_record({"n": 3})]))
+        _wait_until(lambda: len(store._pending) == 1, "the second batch to queue")
+    finally:
+        store._write_lock.release()
+    assert first.join() == ["00000000000000000001", "00000000000000000002"]
+    assert second.join() == ["00000000000000000003", "00000000000000000004"]
+    assert [e.data for e in store.read().events] == [f'{{"n": {n}}}' for n in range(4)]
+    assert not store._leading
+
+
 def test_interrupted_leader_fails_its_batch_and_steps_down(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -763,6 +859,22 @@ def test_tail_timeout_on_empty_store_keeps_oldest(store: SQLiteStore) -> None:
     result = store.tail(OLDEST, timeout=0.01)
     assert result.events == []
     assert result.next is OLDEST
+
+
+def test_tail_counts_itself_only_while_it_waits(store: SQLiteStore) -> None:
+    assert store.tail(OLDEST, timeout=0.01).events == []
+    assert store._tailing == 0
+    waiting = _Call(lambda: store.tail(OLDEST, timeout=30))
+    _wait_until(lambda: store._tailing == 1, "the tail to wait")
+    offset = store.append(make_record())  # a waiting tail is notified
+    assert [e.offset for e in waiting.join().events] == [offset]
+    assert store._tailing == 0
+    closed = _Call(lambda: store.tail(offset, timeout=30))
+    _wait_until(lambda: store._tailing == 1, "the second tail to wait")
+    store.close()
+    closed.join()
+    assert isinstance(closed.error, StoreClosedError)
+    assert store._tailing == 0
 
 
 def test_tail_keeps_waiting_after_a_failed_append(store: SQLiteStore) -> None:
