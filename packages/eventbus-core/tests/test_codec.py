@@ -689,7 +689,7 @@ def test_decode_keys_that_are_not_identifiers_are_quoted_in_paths() -> None:
         c.decode('{"value":{"a b":["x"]}}')
 
 
-@pytest.mark.parametrize("cls", [Flat, Everything, Money, Movie])
+@pytest.mark.parametrize("cls", [Flat, FlatSlots, Everything, Money, Movie])
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -717,16 +717,37 @@ def test_surrounding_whitespace_is_accepted() -> None:
     assert codec(Everything).decode(f"{text}\n") == _everything()
 
 
-def test_flat_decode_errors() -> None:
-    c = codec(Flat)
+@pytest.mark.parametrize("cls", [Flat, FlatSlots], ids=["dict-built", "slot-filled"])
+def test_flat_decode_errors(cls: type[Any]) -> None:
+    c, name = codec(cls), cls.__name__
     with pytest.raises(DecodeError, match=r"at \$\.amount: expected float, got '1' \(str\)"):
         c.decode('{"order_id":"a","amount":"1"}')
-    with pytest.raises(DecodeError, match=r"at \$: Flat is missing required field 'amount'"):
+    with pytest.raises(DecodeError, match=rf"at \$: {name} is missing required field 'amount'"):
         c.decode('{"order_id":"a"}')
-    with pytest.raises(DecodeError, match=r"at \$: Flat has no field 'extra'"):
+    with pytest.raises(DecodeError, match=rf"at \$: {name} has no field 'extra'"):
         c.decode('{"order_id":"a","amount":1,"extra":0}')
     with pytest.raises(DecodeError, match=r"at \$\.amount: expected float, got None"):
         c.decode('{"order_id":"a","amount":null}')
+    with pytest.raises(DecodeError, match=rf"at \$: {name} has no field 'extra'"):
+        c.decode('{"order_id":"a","extra":0}')  # as many keys as fields, one of them wrong
+
+
+@dataclass(frozen=True, slots=True)
+class SlotsWithDefaults:
+    name: str
+    anything: Any = None
+    count: int = 0
+
+
+def test_a_slotted_flat_class_decodes_any_key_order_and_fills_defaults() -> None:
+    c = codec(SlotsWithDefaults)
+    assert c.decode('{"name":"a","anything":[1,{"b":null}],"count":2}') == SlotsWithDefaults(
+        "a", [1, {"b": None}], 2
+    )
+    assert c.decode('{"count":3,"anything":1.5,"name":"b"}') == SlotsWithDefaults("b", 1.5, 3)
+    event = c.decode('{"name":"c"}')  # missing fields: the general path fills the defaults
+    assert event == SlotsWithDefaults("c")
+    assert not hasattr(event, "__dict__")
 
 
 def test_flat_decode_of_partial_data_with_defaults_takes_the_slow_path() -> None:

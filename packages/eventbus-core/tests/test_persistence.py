@@ -312,6 +312,51 @@ def test_register_makes_foreign_events_decodable() -> None:
     assert [e for e, _ in reader.replay_events()] == [OrderShipped("z")]
 
 
+def test_replay_events_sees_registrations_made_while_it_runs() -> None:
+    store = MemoryStore()
+    writer = EventBus(store=store)
+    writer.publish(OrderShipped("x"))
+    writer.publish(OrderPlaced("a", 1.0))
+    writer.publish(OrderShipped("b"))
+    writer.publish(OrderPlaced("c", 2.0))
+    reader = EventBus(store=store)
+    reader.register(OrderPlaced)
+    seen = []
+    for event, _ in reader.replay_events():
+        seen.append(event)
+        reader.register(OrderShipped)  # "x" was skipped: no class claimed its name then
+    assert seen == [OrderPlaced("a", 1.0), OrderShipped("b"), OrderPlaced("c", 2.0)]
+
+
+def test_replay_events_applies_upcasters_registered_while_it_runs() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class OrderV2:
+        __event_name__ = "orders.v2"
+        order_id: str
+
+    store = MemoryStore()
+    bus = EventBus(store=store)
+    bus.register(OrderV2)
+    store.append(EventRecord("1", "orders.v1", '{"id":"a"}', _now(), {}, "x"))
+    bus.publish(OrderShipped("s"))
+    store.append(EventRecord("2", "orders.v1", '{"id":"b"}', _now(), {}, "x"))
+    seen = []
+    for event, _ in bus.replay_events():
+        seen.append(event)
+        if isinstance(event, OrderShipped):  # orders.v1 was skipped so far
+            bus.register_upcaster("orders.v1", "orders.v2", lambda d: {"order_id": d["id"]})
+    assert seen == [OrderShipped("s"), OrderV2("b")]
+
+
+def test_replay_events_skips_events_upcast_to_a_name_nobody_claims() -> None:
+    store = MemoryStore()
+    store.append(EventRecord("1", "orders.v1", '{"id":"a"}', _now(), {}, "x"))
+    bus = EventBus(store=store)
+    bus.publish(OrderShipped("s"))
+    bus.register_upcaster("orders.v1", "orders.v2", lambda d: {"order_id": d["id"]})
+    assert [e for e, _ in bus.replay_events()] == [OrderShipped("s")]
+
+
 def test_one_wire_name_one_class_on_a_persistent_bus() -> None:
     @dataclasses.dataclass
     class A:

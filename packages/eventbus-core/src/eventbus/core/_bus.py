@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, TypeVar, cast, overload
 
 from ._codec import EventCodec
 from ._durable import DeadLetterHandler, DurableOptions, DurableSubscription, PoisonPolicy
@@ -66,6 +66,8 @@ _new_record = object.__new__
     getattr(EventRecord, name).__set__ for name in RECORD_FIELDS
 )
 _now = datetime.now
+# running_loop() without its own call: publish checks it once per stored event.
+_running_loop: Final = asyncio.events._get_running_loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,13 +507,14 @@ class EventBus:
                 self._run_hooks(self._before, event, "before_publish")
             offset, envelope = None, self._envelope_for(plan, event, metadata)
         else:
-            if running_loop() is not None:
+            if _running_loop() is not None:
                 self._refuse_store_io_on_a_loop("publish")
             plan = self._prepare(event)
             if self._before:
                 self._run_hooks(self._before, event, "before_publish")
             offset, envelope = self._persist(plan, event, metadata)
-        self._dispatch(plan, event, envelope, None)
+        if plan.subscriptions:
+            self._dispatch(plan, event, envelope, None)
         if self._after:
             self._run_hooks(self._after, event, "after_publish")
         return offset
@@ -576,7 +579,7 @@ class EventBus:
                 f"Cannot publish the class {event.__qualname__} itself; publish an instance: "
                 f"bus.publish({event.__qualname__}(...))."
             )
-        return self._plan_for(event.__class__)
+        return self._plans.get(event.__class__) or self._plan_for(event.__class__)
 
     def _envelope_for(
         self, plan: _Plan, event: object, metadata: Mapping[str, str] | None
@@ -594,7 +597,9 @@ class EventBus:
         self, plan: _Plan, event: object, metadata: Mapping[str, str] | None
     ) -> tuple[Offset | None, Envelope | None]:
         """Append the event; return its offset and, if a handler wants it, its envelope."""
-        record = self._record_for(event, _merge_metadata(metadata))
+        record = self._record_for(
+            event, current_metadata() if metadata is None else _merge_metadata(metadata)
+        )
         store = self._store
         assert store is not None
         offset: Offset | None
@@ -929,13 +934,50 @@ class EventBus:
             UpcastFailedError: an upcaster failed; the old schema is never delivered.
         """
         # _decode_stored, inlined: this loop is the hot path of typed replay.
-        upcast = self._upcasters.apply
-        codec_for_name = self._types.codec_for_name
-        for stored in self.replay(after, batch_size=batch_size):
-            type_name, data = upcast(stored.type_name, stored.data)
-            codec = codec_for_name(type_name)
-            if codec is not None:
-                yield codec.decode(data), stored
+        store = self._require_store("replay")
+        check_batch_size(batch_size)
+        stored_events = (
+            store.iter_events(after, batch_size=batch_size)
+            if isinstance(store, StreamingReader)
+            else self.replay(after, batch_size=batch_size)
+        )
+        registry = self._types
+        upcasters = self._upcasters
+        upcast = upcasters.apply
+        codec_for_name = registry.codec_for_name
+        # Each wire name's decoder is looked up once, until either registry changes
+        # (a class or an upcaster registered mid-replay applies from the next event).
+        # _UPCAST marks a name that has upcasters: it takes the full path.
+        types_version: object = None
+        upcasters_version: object = None
+        decoders: dict[str, Callable[[str], Any] | None] = {}
+        for stored in stored_events:
+            if registry.version is not types_version or upcasters.version is not upcasters_version:
+                types_version, upcasters_version = registry.version, upcasters.version
+                decoders = {}
+            try:
+                decode = decoders[stored.type_name]
+            except KeyError:
+                decode = decoders[stored.type_name] = self._decoder_for(stored.type_name)
+            if decode is _UPCAST:
+                type_name, data = upcast(stored.type_name, stored.data)
+                codec = codec_for_name(type_name)
+                if codec is not None:
+                    yield codec.decode(data), stored
+            elif decode is not None:
+                yield decode(stored.data), stored
+
+    def _decoder_for(self, type_name: str) -> Callable[[str], Any] | None:
+        """How replay_events decodes events of ``type_name``.
+
+        Returns:
+            Its codec's decode; ``None`` to skip them (no class claims the name); or
+            ``_UPCAST`` when an upcaster applies.
+        """
+        if self._upcasters.final_name(type_name) != type_name:
+            return _UPCAST
+        codec = self._types.codec_for_name(type_name)
+        return None if codec is None else codec.decode
 
     def decode(self, stored: StoredEvent) -> Any:
         """Decode one stored event into its registered class, upcasting it first.
@@ -1201,6 +1243,8 @@ class EventBus:
 
 
 _UNKNOWN: Final = object()
+# A marker among replay_events' decoders, never called.
+_UPCAST: Final = cast("Callable[[str], Any]", object())
 
 
 def _no_handler(event: object) -> None:

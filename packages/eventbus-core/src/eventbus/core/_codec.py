@@ -1105,6 +1105,27 @@ def _locate(value: Any, segments: list[str], seen: set[int]) -> str:
     return "$" + "".join(segments)
 
 
+_JSON_PYTYPES: typing.Final = frozenset(_KIND_OF_TYPE)  # every type the JSON parser makes
+_SlotSetter: typing.TypeAlias = tuple[str, frozenset[type], Callable[[Any, Any], None]]
+
+
+def _slot_setters(cls: type, plan: _Plan) -> tuple[_SlotSetter, ...] | None:
+    """Each field's name, exact allowed types and slot setter, if every field is a slot.
+
+    ``Any`` allows every type the JSON parser makes. ``None`` when ``cls`` is not a
+    dataclass or keeps a field in its ``__dict__``.
+    """
+    if not dataclasses.is_dataclass(cls):
+        return None
+    setters = []
+    for f in plan.fields:
+        slot = inspect.getattr_static(cls, f.name, None)
+        if not isinstance(slot, types.MemberDescriptorType):
+            return None
+        setters.append((f.name, f.conv.plain or _JSON_PYTYPES, slot.__set__))
+    return tuple(setters)
+
+
 def _field_codec(cls: type[E], name: str, conv: _Conv, plan: _Plan | None) -> EventCodec[E]:
     enc_obj = conv.enc
     dec_obj = conv.dec
@@ -1128,18 +1149,22 @@ def _field_codec(cls: type[E], name: str, conv: _Conv, plan: _Plan | None) -> Ev
         except (ValueError, TypeError, RecursionError) as exc:
             raise _decode_error(cls, name, "$", f"not valid JSON text ({exc!r})") from exc
 
-    def decode_general(data: str) -> E:
+    def load(data: str) -> Any:
+        # The scanner alone (no json.loads wrapper); json.loads names what is wrong.
         try:
             obj, end = _scan(data, 0)
         except (StopIteration, ValueError, TypeError, RecursionError):
-            obj = parse(data)
-        else:
-            if end != len(data):
-                obj = parse(data)
+            return parse(data)
+        return obj if end == len(data) else parse(data)
+
+    def convert(obj: Any) -> E:
         try:
             return dec_obj(obj)  # type: ignore[no-any-return]
         except _MismatchError as exc:
             raise _decode_error(cls, name, exc.path, exc.message) from exc.__cause__
+
+    def decode_general(data: str) -> E:
+        return convert(load(data))
 
     if plan is None or plan.pytype is not cls or not all(f.conv.passthrough for f in plan.fields):
         return EventCodec(name, cls, encode, decode_general)
@@ -1157,26 +1182,41 @@ def _field_codec(cls: type[E], name: str, conv: _Conv, plan: _Plan | None) -> Ev
     keyset = frozenset(f.name for f in plan.fields)
     checks = tuple((f.name, f.conv.plain) for f in plan.fields if f.conv.plain is not None)
     build = plan.build
-    scan = _scan
+    slots = _slot_setters(cls, plan)
+
+    if slots is not None:
+        count = len(slots)
+        new = _OBJECT_NEW
+
+        def decode_slotted(data: str) -> E:
+            # decode_plain for a class whose fields are all slots: one pass checks each
+            # value and fills its slot (len plus every name found means the same keys).
+            obj = load(data)
+            if type(obj) is dict and len(obj) == count:
+                event = new(cls)
+                try:
+                    for key, plain, set_slot in slots:
+                        value = obj[key]
+                        if type(value) not in plain:
+                            break
+                        set_slot(event, value)
+                    else:
+                        return event  # type: ignore[no-any-return]
+                except KeyError:  # another key instead: the general path names it
+                    pass
+            return convert(obj)
+
+        return EventCodec(name, cls, write, decode_slotted)
 
     def decode_plain(data: str) -> E:
-        try:
-            obj, end = scan(data, 0)
-        except (StopIteration, ValueError, TypeError, RecursionError):
-            obj = parse(data)
-        else:
-            if end != len(data):
-                obj = parse(data)
+        obj = load(data)
         if type(obj) is dict and obj.keys() == keyset:
             for key, plain in checks:
                 if type(obj[key]) not in plain:
                     break
             else:
                 return build(obj)  # type: ignore[no-any-return]
-        try:
-            return dec_obj(obj)  # type: ignore[no-any-return]
-        except _MismatchError as exc:
-            raise _decode_error(cls, name, exc.path, exc.message) from exc.__cause__
+        return convert(obj)
 
     return EventCodec(name, cls, write, decode_plain)
 

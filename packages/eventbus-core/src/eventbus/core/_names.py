@@ -184,6 +184,14 @@ class TypeRegistry:
             self._by_type = by_type
         return codecs
 
+    @property
+    def version(self) -> object:
+        """A token that changes whenever a class is registered (the table is copy-on-write).
+
+        A caller that caches lookups keeps the token and drops its cache when it changes.
+        """
+        return self._by_name
+
     def codec_for_name(self, name: str) -> EventCodec[Any] | None:
         """The codec registered under a wire name.
 

@@ -58,6 +58,11 @@ class UpcasterRegistry:
     def __bool__(self) -> bool:
         return bool(self._table)
 
+    @property
+    def version(self) -> object:
+        """A token that changes whenever an upcaster is registered (copy-on-write table)."""
+        return self._table
+
     def register_raw(
         self,
         from_name: str,
