@@ -311,7 +311,7 @@ def main() -> None:
             _row(
                 "64 asyncio publishers (append_async)",
                 "events/s",
-                bench_concurrent(url, 64 * 200 // scale, 5),
+                bench_concurrent(url, 64 * 200 // scale, 9),
                 "raw 100-event POSTs",
                 0.5,
             ),

@@ -7,6 +7,7 @@ test_persistence.py and test_durable.py; everything here runs without a store.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -580,6 +581,27 @@ def test_a_failing_filter_is_reported_and_isolated(
     assert failures == [HandlerFailure(boom, "filter", event, filtered)]
 
 
+def test_a_function_subscribed_twice_reports_each_subscription_that_failed(
+    bus: EventBus, failures: list[HandlerFailure]
+) -> None:
+    calls = 0
+    boom = ValueError("boom")
+
+    def flaky(event: OrderPlaced) -> None:
+        nonlocal calls
+        calls += 1
+        if calls % 2 == 0:  # the second registration's call fails
+            raise boom
+
+    bus.subscribe(OrderPlaced, flaky)
+    second = bus.subscribe(OrderPlaced, flaky)
+    event = OrderPlaced("o-1")
+    bus.publish(event)  # plans the class
+    bus.publish(event)  # takes the fast path when there is one
+    assert calls == 4
+    assert failures == [HandlerFailure(boom, "handler", event, second)] * 2
+
+
 # -- sequential ---------------------------------------------------------------------------------
 
 
@@ -607,6 +629,32 @@ async def test_a_sequential_coroutine_handler_never_overlaps_and_keeps_publish_o
     await bus.aclose()
     assert order == list(range(20))
     assert overlaps == 0
+
+
+@pytest.mark.asyncio
+async def test_sequential_locks_go_with_their_subscriptions(bus: EventBus) -> None:
+    calls: list[int] = []
+
+    async def async_handler(event: Tick) -> None:
+        calls.append(event.n)
+
+    def sync_handler(event: Tick) -> None:
+        calls.append(event.n)
+
+    for n in range(50):  # subscribe, use once, unsubscribe: a long-running app's churn
+        subscriptions = [
+            bus.subscribe(Tick, async_handler, sequential=True),
+            bus.subscribe(Tick, sync_handler, sequential=True),
+        ]
+        await bus.publish_async(Tick(n))
+        for subscription in subscriptions:
+            subscription.unsubscribe()
+        del subscriptions, subscription
+    gc.collect()
+    assert calls == [n for n in range(50) for _ in range(2)]
+    # Nothing kept for subscriptions that are gone.
+    assert len(bus._sync_locks) == 0
+    assert len(bus._runner._sequential_locks) == 0
 
 
 @pytest.mark.asyncio
@@ -847,7 +895,7 @@ def test_the_default_error_hook_logs_with_the_traceback(caplog: pytest.LogCaptur
     (record,) = caplog.records
     assert record.name == "eventbus"
     assert record.levelno == logging.ERROR
-    assert "handler failed for OrderPlaced(order_id='o-1'" in record.getMessage()
+    assert record.getMessage().startswith("handler failed for OrderPlaced(order_id='o-1'")
     assert "Subscription" in record.getMessage()
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], ValueError)

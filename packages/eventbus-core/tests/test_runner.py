@@ -43,12 +43,16 @@ def _recorder(
     return handler
 
 
+class _Key:
+    """A sequential key: any object the runner can hold a weak reference to."""
+
+
 def _schedule(
     runner: AsyncRunner,
     handler: Callable[..., Coroutine[Any, Any, Any]],
     event: Any,
     *,
-    key: int | None = None,
+    key: object | None = None,
     subscription: Any = "sub",
 ) -> asyncio.Future[Any] | None:
     return runner.schedule(handler, (event,), key, subscription, contextvars.copy_context())
@@ -234,7 +238,8 @@ async def test_sequential_key_serialises_in_schedule_order(runner: AsyncRunner) 
         order.append(event)
         active -= 1
 
-    tasks = [_schedule(runner, handler, i, key=1) for i in range(12)]
+    key = _Key()  # what the bus passes: the subscription (held weakly by the runner)
+    tasks = [_schedule(runner, handler, i, key=key) for i in range(12)]
     await asyncio.gather(*(t for t in tasks if t is not None))
     assert order == list(range(12))
     assert overlaps == 0
@@ -249,7 +254,8 @@ async def test_different_sequential_keys_run_concurrently(runner: AsyncRunner) -
         started.append(event)
         await gate.wait()
 
-    tasks = [_schedule(runner, handler, i, key=i) for i in range(3)]
+    keys = [_Key() for _ in range(3)]
+    tasks = [_schedule(runner, handler, i, key=keys[i]) for i in range(3)]
     for _ in range(5):
         await asyncio.sleep(0)
     assert sorted(started) == [0, 1, 2]

@@ -13,6 +13,7 @@ import contextvars
 import enum
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,7 +97,7 @@ ErrorHook = Callable[[HandlerFailure], None]
 def log_failure(failure: HandlerFailure) -> None:
     """The default error hook: log the failure, with its traceback, on ``eventbus``."""
     logger.error(
-        "eventbus: %s failed for %r (subscription %r)",
+        "%s failed for %r (subscription %r)",
         failure.stage,
         failure.event,
         failure.subscription,
@@ -203,7 +204,10 @@ class EventBus:
         self._plain: dict[type[Any], tuple[Handler, tuple[Handler, ...]]] = {}
         self._before: tuple[Callable[[Any], object], ...] = ()
         self._after: tuple[Callable[[Any], object], ...] = ()
-        self._sync_locks: dict[int, threading.RLock] = {}
+        # Keyed by the subscription itself, weakly: a lock goes with its subscription.
+        self._sync_locks: weakref.WeakKeyDictionary[Subscription[Any], threading.RLock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._append_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._runner = AsyncRunner(limit=max_concurrent_handlers, report=self._report_handler)
 
@@ -730,7 +734,7 @@ class EventBus:
             if subscription.is_async:
                 if context is None:
                     context = contextvars.copy_context()
-                key = id(subscription) if subscription.sequential else None
+                key = subscription if subscription.sequential else None
                 task = self._runner.schedule(subscription.handler, args, key, subscription, context)
                 if pending is not None and task is not None:
                     pending.append(task)
@@ -749,10 +753,10 @@ class EventBus:
     def _sync_lock(self, subscription: Subscription[Any]) -> threading.RLock:
         # Reentrant: a sequential handler that publishes an event reaching itself
         # recurses (like a plain call) instead of deadlocking on its own lock.
-        lock = self._sync_locks.get(id(subscription))
+        lock = self._sync_locks.get(subscription)
         if lock is None:
             with self._lock:
-                lock = self._sync_locks.setdefault(id(subscription), threading.RLock())
+                lock = self._sync_locks.setdefault(subscription, threading.RLock())
         return lock
 
     def _run_hooks(
@@ -771,7 +775,9 @@ class EventBus:
         with self._lock:
             matched = [s for cls in event_type.__mro__ for s in self._by_type.get(cls, ())]
             matched.sort(key=lambda s: s.sequence)
-            plain = all(
+            # A function subscribed twice keeps to the general path: the fast one reports
+            # a failure by its handler, which must name exactly one subscription.
+            plain = len({id(s.handler) for s in matched}) == len(matched) and all(
                 not (s.is_async or s.once or s.sequential or s.wants_envelope or s.where)
                 for s in matched
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,10 @@ class AsyncRunner:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._limit = limit
         self._semaphore: asyncio.Semaphore | None = None
-        self._sequential_locks: dict[int, asyncio.Lock] = {}
+        # Keyed by the subscription, weakly: a lock goes with its subscription.
+        self._sequential_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._report = report
         # Set by wait_idle: from then on no new handler may start (see schedule).
         self._closing = False
@@ -100,7 +104,7 @@ class AsyncRunner:
         self,
         coroutine_function: Callable[..., Coroutine[Any, Any, Any]],
         args: tuple[Any, ...],
-        sequential_key: int | None,
+        sequential_key: object | None,
         subscription: Any,
         context: contextvars.Context,
     ) -> asyncio.Future[Any] | None:
@@ -169,7 +173,7 @@ class AsyncRunner:
         self,
         coroutine_function: Callable[..., Coroutine[Any, Any, Any]],
         args: tuple[Any, ...],
-        sequential_key: int | None,
+        sequential_key: object | None,
         subscription: Any,
     ) -> None:
         try:
@@ -186,7 +190,7 @@ class AsyncRunner:
         self,
         coroutine_function: Callable[..., Coroutine[Any, Any, Any]],
         args: tuple[Any, ...],
-        sequential_key: int | None,
+        sequential_key: object | None,
     ) -> None:
         if sequential_key is None:
             await coroutine_function(*args)

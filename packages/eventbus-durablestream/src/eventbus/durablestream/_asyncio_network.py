@@ -10,6 +10,7 @@ unchanged) a backend that speaks to asyncio's transports directly.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import httpcore
@@ -45,7 +46,9 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        # What arrived and is unread, as received: a read hands a chunk over uncopied.
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
         self.eof = False
         self.error: BaseException | None = None
         self.paused_reading = False
@@ -56,8 +59,9 @@ class _Connection(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)  # a stream transport
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > _READ_HIGH_WATER and self.transport is not None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > _READ_HIGH_WATER and self.transport is not None:
             self.transport.pause_reading()
             self.paused_reading = True
         self._wake()
@@ -103,15 +107,18 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` once the server closed the connection."""
         connection = self._connection
-        if not connection.buffer and not connection.eof:
+        if not connection.chunks and not connection.eof:
             try:
                 await connection.wait(timeout)
             except TimeoutError as exc:
                 raise httpcore.ReadTimeout(f"No data within {timeout} s.") from exc
-        if connection.buffer:
-            data = bytes(connection.buffer[:max_bytes])
-            del connection.buffer[:max_bytes]
-            if connection.paused_reading and len(connection.buffer) <= _READ_HIGH_WATER // 4:
+        if connection.chunks:
+            data = connection.chunks.popleft()
+            if len(data) > max_bytes:
+                connection.chunks.appendleft(data[max_bytes:])
+                data = data[:max_bytes]
+            connection.buffered -= len(data)
+            if connection.paused_reading and connection.buffered <= _READ_HIGH_WATER // 4:
                 connection.paused_reading = False
                 self._transport.resume_reading()
             return data
@@ -166,7 +173,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         """``is_readable`` (data or a close pending: not reusable), else asyncio's extras."""
         if info == "is_readable":
-            return bool(self._connection.buffer) or self._connection.eof
+            return bool(self._connection.chunks) or self._connection.eof
         names = {"client_addr": "sockname", "server_addr": "peername"}
         return self._transport.get_extra_info(names.get(info, info))
 
