@@ -661,6 +661,35 @@ async def test_concurrent_async_appends_share_posts(url: str) -> None:
 
 
 @pytest.mark.asyncio
+async def test_one_loop_iteration_of_appends_is_one_post_within_the_size_limit(url: str) -> None:
+    faulty = FaultyTransport()
+    records = [make_record({"i": f"{i:02d}", "pad": "x" * 200}) for i in range(12)]
+    limit = 4 * len(records[0].data)  # four events a POST at most
+    with DurableStreamStore(url, stream_path(), transport=faulty, max_batch_bytes=limit) as store:
+        before = sum(is_post(r) for r in faulty.seen)
+        offsets = await asyncio.gather(*(store.append_async(r) for r in records))
+        posts = sum(is_post(r) for r in faulty.seen) - before
+        assert [e.event_id for e in store.iter_events()] == [r.event_id for r in records]
+        assert [e.offset for e in store.iter_events()] == offsets
+    assert posts == 3
+
+
+@pytest.mark.asyncio
+async def test_closing_before_a_batch_is_queued_fails_its_appends_and_sends_nothing(
+    url: str,
+) -> None:
+    faulty = FaultyTransport()
+    store = DurableStreamStore(url, stream_path(), transport=faulty)
+    sent = len(faulty.seen)
+    appending = asyncio.ensure_future(store.append_async(make_record()))
+    await asyncio.sleep(0)  # the append has begun a batch, to be queued next iteration
+    store.close()
+    with pytest.raises(StoreClosedError):
+        await appending
+    assert len(faulty.seen) == sent
+
+
+@pytest.mark.asyncio
 async def test_async_append_failures_reach_the_caller(url: str) -> None:
     path = stream_path()
     store = DurableStreamStore(url, path)

@@ -59,16 +59,17 @@ def _log_undecodable(item: Any, error: Exception) -> None:
 class _Pending:
     """Records waiting for the group commit, what became of them, and who waits.
 
-    ``waiter`` is a ``threading.Event`` for a thread, or ``(loop, future)`` for a coroutine.
+    ``waiter`` is a ``threading.Event`` for a thread, or ``(loop, futures)`` for the
+    coroutines of one event loop: one future each, all settled together.
     """
 
     __slots__ = ("error", "offsets", "records", "size", "waiter")
 
     def __init__(
         self,
-        records: Sequence[EventRecord],
+        records: list[EventRecord],
         size: int,
-        waiter: threading.Event | tuple[asyncio.AbstractEventLoop, asyncio.Future[None]],
+        waiter: threading.Event | tuple[asyncio.AbstractEventLoop, list[asyncio.Future[None]]],
     ) -> None:
         self.records = records
         self.size = size
@@ -90,7 +91,7 @@ def _settle(group: list[_Pending]) -> None:
         if isinstance(pending.waiter, threading.Event):
             pending.waiter.set()
         else:
-            loops.setdefault(pending.waiter[0], []).append(pending.waiter[1])
+            loops.setdefault(pending.waiter[0], []).extend(pending.waiter[1])
     for loop, futures in loops.items():
         loop.call_soon_threadsafe(_wake, futures)
 
@@ -203,6 +204,10 @@ class DurableStreamStore:
         self._committing = False
         # Drains started by append_async, kept so they are not garbage-collected early.
         self._drainers: set[asyncio.Future[None]] = set()
+        # The batch the appends of each loop's current iteration join (used on that loop).
+        self._loop_batches: dict[
+            asyncio.AbstractEventLoop, tuple[_Pending, list[asyncio.Future[None]]]
+        ] = {}
         self._producer_id = f"eventbus-{uuid.uuid4().hex}"
         self._epoch = 0
         self._producer_seq = 0
@@ -297,7 +302,8 @@ class DurableStreamStore:
         """Store one event exactly once without blocking the event loop.
 
         Concurrent callers share POSTs (group commit) without holding a thread each:
-        the requests run on one worker thread at a time.
+        the appends of one loop iteration join one batch, and the requests run on one
+        worker thread at a time.
 
         Args:
             record: The event.
@@ -311,14 +317,43 @@ class DurableStreamStore:
             StoreError: The server refused the append.
         """
         loop = asyncio.get_running_loop()
+        size = len(record.data)
+        current = self._loop_batches.get(loop)
+        if current is None or current[0].size + size > self._max_batch_bytes:
+            if self._closed:
+                raise self._closed_error()
+            futures: list[asyncio.Future[None]] = []
+            current = (_Pending([], 0, (loop, futures)), futures)
+            self._loop_batches[loop] = current
+            # Queued once this iteration's other appends have joined it.
+            loop.call_soon(self._submit_batch, loop, current)
+        batch, futures = current
+        index = len(batch.records)
+        batch.records.append(record)
+        batch.size += size
         settled: asyncio.Future[None] = loop.create_future()
-        pending = _Pending([record], len(record.data), (loop, settled))
-        if self._enqueue(pending):
+        futures.append(settled)
+        await settled
+        return self._outcome(batch)[index]
+
+    def _submit_batch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        current: tuple[_Pending, list[asyncio.Future[None]]],
+    ) -> None:
+        if self._loop_batches.get(loop) is current:
+            del self._loop_batches[loop]
+        batch, futures = current
+        try:
+            lead = self._enqueue(batch)
+        except StoreClosedError as exc:  # closed since the batch began: nothing was sent
+            batch.error = exc
+            _wake(futures)
+            return
+        if lead:
             drain = loop.run_in_executor(None, self._drain)
             self._drainers.add(drain)
             drain.add_done_callback(self._drainers.discard)
-        await settled
-        return self._outcome(pending)[0]
 
     def _enqueue(self, pending: _Pending) -> bool:
         """Queue ``pending``; True when the caller must drain the queue."""
@@ -336,7 +371,7 @@ class DurableStreamStore:
             raise pending.error
         return pending.offsets
 
-    def _commit(self, records: Sequence[EventRecord]) -> list[Offset]:
+    def _commit(self, records: list[EventRecord]) -> list[Offset]:
         done = threading.Event()
         pending = _Pending(records, sum(len(r.data) for r in records), done)
         if self._enqueue(pending):
