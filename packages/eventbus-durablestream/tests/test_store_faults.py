@@ -51,6 +51,7 @@ from eventbus.durablestream._envelope_codec import (
     encode_batch,
 )
 from eventbus.durablestream._offsets import compare_tokens, parse_token
+from eventbus.durablestream._store import on_loopback
 
 FAST = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.02, jitter=False)
 
@@ -195,6 +196,49 @@ def test_open_store_urls(ds_server: Any) -> None:
 def test_bad_urls_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="durablestream"):
         open_durablestream_store(bad)
+
+
+@pytest.mark.parametrize(
+    ("compression", "accepted", "encoding"),
+    [(None, "identity", None), (False, "identity", None), (True, "gzip, deflate", "gzip")],
+)
+def test_reads_from_this_machine_are_not_compressed_unless_asked(
+    url: str, faulty: FaultyTransport, compression: bool | None, accepted: str, encoding: str
+) -> None:
+    answers: list[httpx.Response] = []
+
+    def keep(request: httpx.Request, forward: Forward) -> httpx.Response:
+        answers.append(forward(request))
+        return answers[-1]
+
+    with DurableStreamStore(url, stream_path(), compression=compression, transport=faulty) as s:
+        records = [make_record() for _ in range(20)]  # a response the server would gzip
+        s.append_batch(records)
+        faulty.add(lambda request: request.method == "GET", keep)
+        events = s.read(OLDEST, 50).events
+    assert [e.event_id for e in events] == [r.event_id for r in records]
+    assert len(answers[0].content) > 1024  # the server compresses from 1 KiB
+    assert answers[0].request.headers["accept-encoding"] == accepted
+    assert answers[0].headers.get("content-encoding") == encoding
+
+
+@pytest.mark.parametrize(
+    ("base_url", "loopback"),
+    [
+        ("http://127.0.0.1:4437", True),
+        ("http://127.8.9.1", True),
+        ("http://[::1]:4437", True),
+        ("http://localhost:4437", True),
+        ("https://LOCALHOST", True),
+        ("http://streams.localhost", True),
+        ("http://10.0.0.1:4437", False),
+        ("https://[2001:db8::1]", False),
+        ("https://streams.example.com", False),
+        ("http://localhost.example.com", False),
+    ],
+)
+def test_loopback_hosts(base_url: str, loopback: bool) -> None:
+    assert on_loopback(base_url) is loopback
 
 
 def test_a_stream_of_another_content_type_is_refused(url: str) -> None:
