@@ -50,7 +50,13 @@ from eventbus.durablestream._envelope_codec import (
     decode_chunk,
     encode_batch,
 )
-from eventbus.durablestream._offsets import compare_tokens, parse_token
+from eventbus.durablestream._offsets import (
+    COMMON_SUFFIXES,
+    anchored,
+    anchored_tokens,
+    compare_tokens,
+    parse_token,
+)
 from eventbus.durablestream._store import on_loopback
 
 FAST = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.02, jitter=False)
@@ -383,6 +389,24 @@ def test_decoded_events_are_frozen_stored_events_with_tokens_for_long_posts() ->
     assert [e.event_id for e in chunk.events] == [r.event_id for r in records]
     with pytest.raises(dataclasses.FrozenInstanceError):
         chunk.events[-1].data = "{}"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("count", [0, 1, len(COMMON_SUFFIXES), len(COMMON_SUFFIXES) + 3])
+def test_anchored_tokens_are_the_tokens_of_each_index(count: int) -> None:
+    assert anchored_tokens("0_5", count) == [anchored("0_5", i) for i in range(count)]
+
+
+def test_a_post_longer_than_the_preformatted_suffixes_names_every_event(url: str) -> None:
+    records = [make_record() for _ in range(len(COMMON_SUFFIXES) + 3)]
+    path = stream_path()
+    with DurableStreamStore(url, path) as store:
+        offsets = store.append_batch(records)
+        anchor = parse_token(offsets[0])[0]
+        assert offsets[:-1] == [anchored(anchor, i) for i in range(len(records) - 1)]
+        assert [e.offset for e in store.iter_events()] == offsets
+    with DurableStreamStore(url, path) as fresh:  # no cached window
+        after = fresh.read(offsets[-3], 10).events
+    assert [e.event_id for e in after] == [r.event_id for r in records[-2:]]
 
 
 # -- reads ----------------------------------------------------------------------------

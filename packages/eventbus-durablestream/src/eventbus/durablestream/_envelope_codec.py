@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from eventbus.core import EventRecord, StoredEvent
 
-from ._offsets import INDEX_WIDTH, SEPARATOR
+from ._offsets import COMMON_SUFFIXES, INDEX_WIDTH, SEPARATOR
 
 __all__ = [
     "FORMAT_VERSION",
@@ -152,8 +152,7 @@ def decode_chunk(
     waiting: StoredEvent | None = None
     waiting_anchor = ""
     index = 0
-    # The token suffix of each index within a POST, formatted once per response.
-    suffixes: list[str] = []
+    common = len(COMMON_SUFFIXES)
     for position, item in enumerate(items):
         # Let each message go once read, so a large catch-up read never holds the parsed
         # messages and their events at once (less memory, and far less work for the
@@ -192,11 +191,7 @@ def decode_chunk(
         _set_origin(event, origin)
         if waiting is not None:
             if anchor == waiting_anchor:
-                try:
-                    suffix = suffixes[index]
-                except IndexError:  # the longest POST so far: index == len(suffixes)
-                    suffix = _SUFFIX % index
-                    suffixes.append(suffix)
+                suffix = COMMON_SUFFIXES[index] if index < common else _SUFFIX % index
                 _set_offset(waiting, waiting_anchor + suffix)
                 index += 1
             else:

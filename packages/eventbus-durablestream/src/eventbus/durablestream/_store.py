@@ -43,7 +43,7 @@ from ._checkpoints import CheckpointSlots
 from ._client import DurableStreamClient
 from ._envelope_codec import DecodedChunk, UndecodableHandler, decode_chunk, encode_batch
 from ._errors import BadRequestError, ProducerSequenceGapError, SequenceConflictError
-from ._offsets import anchored, compare_tokens, parse_token
+from ._offsets import anchored_tokens, compare_tokens, parse_token
 from ._protocol import ReadChunk, RetryPolicy
 
 __all__ = ["DurableStreamStore"]
@@ -492,7 +492,7 @@ class DurableStreamStore:
                         )
                     self._tail = None
                     break
-                landed = [anchored(anchor, i) for i in range(len(records) - 1)]
+                landed = anchored_tokens(anchor, len(records) - 1)
                 landed.append(result.next_offset)
                 self._tail = result.next_offset
                 break
