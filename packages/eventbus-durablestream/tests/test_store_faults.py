@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -39,6 +40,7 @@ from eventbus.core.testing import make_record
 from eventbus.durablestream import (
     DurableStreamClient,
     DurableStreamStore,
+    MalformedResponseError,
     RetryPolicy,
     StreamExistsError,
     StreamNotFoundError,
@@ -307,7 +309,7 @@ def test_undecodable_messages_are_logged_by_default(
 def test_timestamps_in_other_zones_are_read_as_utc() -> None:
     good = json.loads(encode_batch([make_record()], "0_0"))[0]
     good["ts"] = "2024-01-01T01:00:00.5+01:00"
-    chunk = decode_chunk([good], "0_9", lambda _, e: None)
+    chunk = decode_chunk(body_of([good]), "0_9", lambda _, e: None)
     assert chunk.events[0].timestamp == datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
     assert chunk.events[0].timestamp.tzinfo is UTC
 
@@ -329,23 +331,58 @@ def test_closing_interrupts_an_iteration_within_a_page(store: DurableStreamStore
         next(iterator)
 
 
+def body_of(items: list[Any]) -> bytes:
+    """A response body holding ``items``."""
+    return json.dumps(items).encode()
+
+
 @pytest.mark.parametrize(
-    "change",
+    ("change", "why"),
     [
-        {"v": 2},
-        {"id": 5},
-        {"meta": {"a": "b"}},
-        {"meta": [["a", 1]]},
-        {"ts": "2024-01-01T00:00:00"},
-        {"ts": "yesterday"},
+        ({"v": 2}, "format version 2 is not 1"),
+        ({"v": True}, "format version True is not 1"),
+        ({"id": 5}, r"Expected `str`, got `int` - at `\$.id`"),
+        ({"meta": {"a": "b"}}, r"Expected `array`, got `object` - at `\$.meta`"),
+        ({"meta": [["a", 1]]}, r"at `\$.meta\[0\]\[1\]`"),
+        ({"meta": [["a", "b", "c"]]}, r"at `\$.meta\[0\]`"),
+        ({"ts": "2024-01-01T00:00:00"}, r"timezone .* `\$.ts`"),
+        ({"ts": "yesterday"}, r"RFC3339 .* `\$.ts`"),
+        ({"origin": None}, r"got `null` - at `\$.origin`"),
     ],
 )
-def test_decoding_rejects_broken_envelopes(change: dict[str, Any]) -> None:
+def test_decoding_rejects_broken_envelopes(change: dict[str, Any], why: str) -> None:
     good = json.loads(encode_batch([make_record()], "0_0"))[0]
-    errors: list[Exception] = []
-    chunk = decode_chunk([{**good, **change}, good], "0_9", lambda _, e: errors.append(e))
+    errors: list[tuple[Any, Exception]] = []
+    broken = {**good, **change}
+    chunk = decode_chunk(body_of([broken, good]), "0_9", lambda i, e: errors.append((i, e)))
     assert [e.offset for e in chunk.events] == ["0_9"]
-    assert len(errors) == 1
+    assert [item for item, _ in errors] == [broken]
+    assert re.search(why, str(errors[0][1])), errors[0][1]
+
+
+def test_foreign_messages_are_named_as_such() -> None:
+    errors: list[tuple[Any, Exception]] = []
+    good = json.loads(encode_batch([make_record()], "0_0"))[0]
+    missing = {k: v for k, v in good.items() if k != "s"}
+    chunk = decode_chunk(
+        body_of(["text", {"x": 1}, missing, {**good, "extra": [1]}]),
+        "0_9",
+        lambda i, e: errors.append((i, e)),
+    )
+    assert [e.event_id for e in chunk.events] == [good["id"]]  # unknown fields are ignored
+    assert [item for item, _ in errors] == ["text", {"x": 1}, missing]
+    assert [str(e).split(" (")[0] for _, e in errors] == [
+        "it is not an eventbus envelope",
+        "it is not an eventbus envelope",
+        "a field is missing or wrong",
+    ]
+    assert "missing required field `s`" in str(errors[2][1])
+
+
+@pytest.mark.parametrize("body", [b"[1,", b'{"a": 1}', b"nonsense"])
+def test_a_body_that_is_not_a_json_array_is_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedResponseError, match="stream data is not"):
+        decode_chunk(body, "0_9", lambda _, e: None)
 
 
 def test_stored_event_fields_match_the_fast_decoder() -> None:
@@ -357,7 +394,7 @@ def test_decoded_events_equal_the_events_built_by_hand() -> None:
     first = [make_record(), make_record(metadata={"k": "v", "z": "a"}), make_record()]
     second = [make_record(), make_record(metadata={"only": "one"})]
     items = json.loads(encode_batch(first, "0_1")) + json.loads(encode_batch(second, "0_5"))
-    chunk = decode_chunk([*items[:1], "foreign", *items[1:]], "0_9", lambda _, e: None)
+    chunk = decode_chunk(body_of([*items[:1], "foreign", *items[1:]]), "0_9", lambda _, e: None)
     offsets = ["0_1,00000000", "0_1,00000001", "0_5", "0_5,00000000", "0_9"]
     assert chunk.events == [
         StoredEvent(
@@ -378,7 +415,7 @@ def test_decoded_events_are_frozen_stored_events_with_tokens_for_long_posts() ->
     items = json.loads(encode_batch(records[:2], "0_1")) + json.loads(
         encode_batch(records[2:], "0_5")
     )
-    chunk = decode_chunk(items, "0_9", lambda _, e: None)
+    chunk = decode_chunk(body_of(items), "0_9", lambda _, e: None)
     assert all(type(e) is StoredEvent for e in chunk.events)
     assert [e.offset for e in chunk.events] == [
         "0_1,00000000",

@@ -9,6 +9,9 @@ One event is one JSON object (``v`` is the format version)::
 semantics (``1.0`` becomes ``1``, integers beyond 2**53 lose digits), and a string is
 the one JSON value it keeps exactly. Metadata is a list of pairs so that its order
 survives too. ``s`` is the anchor of the POST (see :mod:`._offsets`).
+
+Reading parses a response straight into typed envelopes with msgspec: about half the
+time of ``json.loads``, and no work for the garbage collector (see ``_Envelope``).
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
 
 from eventbus.core import EventRecord, StoredEvent
 
+from ._errors import MalformedResponseError
 from ._offsets import COMMON_SUFFIXES, INDEX_WIDTH, SEPARATOR
 
 __all__ = [
@@ -90,6 +96,29 @@ class DecodedChunk:
     next_offset: str
 
 
+class _Envelope(msgspec.Struct, gc=False):
+    """An event's message as read back; msgspec checks every field's type while parsing.
+
+    ``gc=False``: a catch-up read makes one per event, and untracked objects cost the
+    garbage collector nothing (with ``json.loads`` dicts it ran a tenth of the read).
+    """
+
+    v: Literal[1]
+    id: str
+    type: str
+    data: str
+    ts: Annotated[datetime, msgspec.Meta(tz=True)]
+    meta: list[tuple[str, str]]
+    origin: str
+    s: str
+
+
+_ENVELOPES: Final = msgspec.json.Decoder(list[_Envelope])
+_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+_MESSAGES: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_ANY: Final = msgspec.json.Decoder()
+
+
 # StoredEvent is a frozen slotted dataclass: its __init__ pays an object.__setattr__ per
 # field. A catch-up read builds thousands per response, so decode_chunk fills the slots
 # through their descriptors (a test checks these are exactly its fields), and sets an
@@ -113,37 +142,62 @@ _new_event = object.__new__
     _set_metadata,
     _set_origin,
 ) = (getattr(StoredEvent, name).__set__ for name in STORED_EVENT_FIELDS)
-_fromisoformat = datetime.fromisoformat
 # Read-only: a read result shares its events with the store's read cache.
 _NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
 _SUFFIX: Final = f"{SEPARATOR}%0{INDEX_WIDTH}d"  # anchor + suffix: as _offsets.anchored
 
 
-def _metadata(meta: list[Any]) -> Mapping[str, str]:
-    metadata = dict(meta)
-    for key, value in metadata.items():
-        if type(key) is not str or type(value) is not str:
-            raise ValueError("a metadata key or value is not a string")
-    return MappingProxyType(metadata)
+def _parse(body: bytes, on_undecodable: UndecodableHandler) -> list[_Envelope]:
+    """The envelopes of a response body, reporting each message that is not one."""
+    try:
+        return _ENVELOPES.decode(body)
+    except msgspec.ValidationError:
+        pass  # some message is not an envelope: sort them out one by one
+    except msgspec.DecodeError as exc:
+        raise MalformedResponseError(f"The stream data is not valid JSON: {body[:80]!r}.") from exc
+    try:
+        messages = _MESSAGES.decode(body)
+    except msgspec.DecodeError as exc:  # a ValidationError too: not an array
+        raise MalformedResponseError(
+            f"The stream data is not a JSON array: {body[:80]!r}."
+        ) from exc
+    envelopes = []
+    for message in messages:
+        try:
+            envelopes.append(_ENVELOPE.decode(message))
+        except msgspec.ValidationError as exc:
+            item = _ANY.decode(message)
+            on_undecodable(item, ValueError(_why_not(item, exc)))
+    return envelopes
 
 
-def decode_chunk(
-    items: list[Any], next_offset: str, on_undecodable: UndecodableHandler
-) -> DecodedChunk:
+def _why_not(item: Any, error: msgspec.ValidationError) -> str:
+    if not isinstance(item, dict) or "v" not in item:
+        return f"it is not an eventbus envelope ({error})"
+    if item["v"] != FORMAT_VERSION or type(item["v"]) is not int:
+        return f"its format version {item['v']!r} is not {FORMAT_VERSION}"
+    return f"a field is missing or wrong ({error})"
+
+
+def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandler) -> DecodedChunk:
     """Decode the messages of one response and give each event its token.
 
     A message that is not an envelope is reported to ``on_undecodable`` and skipped;
-    the events around it keep their names. ``items`` is consumed: each entry is replaced
-    by ``None`` once read.
+    the events around it keep their names.
 
     Args:
-        items: The response's messages (whole POSTs, as servers return them).
+        body: The response's data: a JSON array of messages (whole POSTs, as servers
+            return them), or nothing.
         next_offset: The response's ``Stream-Next-Offset``.
         on_undecodable: Told about each skipped message.
 
     Returns:
         The named events.
+
+    Raises:
+        MalformedResponseError: ``body`` is not a JSON array.
     """
+    envelopes = _parse(body, on_undecodable) if body else []
     events: list[StoredEvent] = []
     anchors: list[str] = []
     add_event = events.append
@@ -153,42 +207,18 @@ def decode_chunk(
     waiting_anchor = ""
     index = 0
     common = len(COMMON_SUFFIXES)
-    for position, item in enumerate(items):
-        # Let each message go once read, so a large catch-up read never holds the parsed
-        # messages and their events at once (less memory, and far less work for the
-        # garbage collector, which would otherwise traverse both).
-        items[position] = None
-        try:
-            try:
-                version, anchor, ts, meta = item["v"], item["s"], item["ts"], item["meta"]
-                event_id, type_name, data = item["id"], item["type"], item["data"]
-                origin = item["origin"]
-            except (KeyError, TypeError, IndexError):
-                raise ValueError("it is not an eventbus envelope") from None
-            if version != FORMAT_VERSION:
-                raise ValueError(f"its format version {version!r} is not {FORMAT_VERSION}")
-            if not (
-                type(anchor) is type(ts) is type(event_id) is type(type_name) is type(data) is str
-                and type(origin) is str
-                and type(meta) is list
-            ):
-                raise ValueError("a field is missing or has the wrong type")
-            timestamp = _fromisoformat(ts)
-            if timestamp.tzinfo is not UTC:
-                if timestamp.utcoffset() is None:
-                    raise ValueError(f"the timestamp {ts!r} has no UTC offset")
-                timestamp = timestamp.astimezone(UTC)
-            metadata = _metadata(meta) if meta else _NO_METADATA
-        except (ValueError, TypeError) as exc:
-            on_undecodable(item, exc)
-            continue
+    for envelope in envelopes:
+        anchor = envelope.s
+        timestamp = envelope.ts
         event = _new_event(StoredEvent)
-        _set_event_id(event, event_id)
-        _set_type_name(event, type_name)
-        _set_data(event, data)
-        _set_timestamp(event, timestamp)
-        _set_metadata(event, metadata)
-        _set_origin(event, origin)
+        _set_event_id(event, envelope.id)
+        _set_type_name(event, envelope.type)
+        _set_data(event, envelope.data)
+        _set_timestamp(event, timestamp if timestamp.tzinfo is UTC else timestamp.astimezone(UTC))
+        _set_metadata(
+            event, MappingProxyType(dict(envelope.meta)) if envelope.meta else _NO_METADATA
+        )
+        _set_origin(event, envelope.origin)
         if waiting is not None:
             if anchor == waiting_anchor:
                 suffix = COMMON_SUFFIXES[index] if index < common else _SUFFIX % index

@@ -534,7 +534,7 @@ class DurableStreamStore:
         return self._decode(chunk, next_offset)
 
     def _decode(self, chunk: ReadChunk, next_offset: str) -> DecodedChunk:
-        decoded = decode_chunk(chunk.json(), next_offset, self._on_undecodable)
+        decoded = decode_chunk(chunk.data, next_offset, self._on_undecodable)
         if decoded.events:
             self._nonempty = True
         return decoded
