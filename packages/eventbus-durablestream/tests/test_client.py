@@ -444,6 +444,47 @@ def test_broken_body_read_is_retried() -> None:
     assert calls == 2
 
 
+def test_a_live_read_never_moves_back_to_an_older_tail() -> None:
+    # The file-backed reference server can answer a long-poll at an offset it just
+    # returned with an older tail; reading on from there would deliver "b" twice.
+    offsets: list[str] = []
+    answers = [
+        httpx.Response(200, content=b"a", headers={"Stream-Next-Offset": "0_2"}),
+        httpx.Response(
+            200, content=b"b", headers={"Stream-Next-Offset": "0_5", "Stream-Up-To-Date": "true"}
+        ),
+        httpx.Response(204, headers={"Stream-Next-Offset": "0_3", "Stream-Up-To-Date": "true"}),
+        httpx.Response(
+            200,
+            content=b"c",
+            headers={"Stream-Next-Offset": "0_6", "Stream-Closed": "true"},
+        ),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offsets.append(request.url.params["offset"])
+        return answers.pop(0)
+
+    with _mock(handler) as c:
+        chunks = list(c.iter_chunks("/s", offset="now", live="auto"))
+    assert offsets == ["now", "0_2", "0_5", "0_5"]
+    assert [(ch.data, ch.next_offset) for ch in chunks] == [
+        (b"a", "0_2"),
+        (b"b", "0_5"),
+        (b"c", "0_6"),
+    ]
+
+
+def test_a_read_beyond_the_tail_stays_where_it_asked(
+    client: DurableStreamClient, path: str
+) -> None:
+    client.create(path, content_type="text/plain")
+    client.append(path, b"x")
+    beyond = "9999999999999999_9999999999999999"
+    chunk = client.read(path, offset=beyond)
+    assert (chunk.data, chunk.next_offset) == (b"", beyond)
+
+
 def test_read_without_next_offset_is_malformed() -> None:
     with (
         _mock(lambda request: httpx.Response(200, content=b"x")) as c,

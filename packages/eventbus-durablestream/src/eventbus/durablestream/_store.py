@@ -525,16 +525,10 @@ class DurableStreamStore:
                 f"The server rejected the offset {server_offset!r} of {self._url!r}: "
                 f"{exc.server_message!r}."
             ) from exc
-        next_offset = chunk.next_offset
-        if server_offset != "-1" and not chunk.data and next_offset < server_offset:
-            # The file-backed reference server can answer a read at an offset it just
-            # returned with an older tail (its file lags its long-poll wake-up): never
-            # move backwards.
-            next_offset = server_offset
-        return self._decode(chunk, next_offset)
+        return self._decode(chunk)
 
-    def _decode(self, chunk: ReadChunk, next_offset: str) -> DecodedChunk:
-        decoded = decode_chunk(chunk.data, next_offset, self._on_undecodable)
+    def _decode(self, chunk: ReadChunk) -> DecodedChunk:
+        decoded = decode_chunk(chunk.data, chunk.next_offset, self._on_undecodable)
         if decoded.events:
             self._nonempty = True
         return decoded
@@ -679,7 +673,7 @@ class DurableStreamStore:
             chunk = self._long_poll(server, remaining)
             if chunk is None:
                 continue
-            decoded = self._decode(chunk, chunk.next_offset)
+            decoded = self._decode(chunk)
             server = decoded.next_offset
             # Never deliver what precedes the position (see _fetch on lagging servers).
             fresh = [e for e in decoded.events if self._after(e.offset, position)]
