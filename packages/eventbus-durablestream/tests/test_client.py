@@ -523,6 +523,32 @@ def test_sse_reconnects_from_the_last_offset() -> None:
     assert offsets == ["-1", "0_1", "0_1"]
 
 
+def test_sse_never_moves_back_to_an_older_tail() -> None:
+    offsets: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offsets.append(request.url.params["offset"])
+        headers = {"Content-Type": "text/event-stream"}
+        if len(offsets) == 1:
+            body = (
+                b"event: data\ndata: one\n\n"
+                b'event: control\ndata: {"streamNextOffset":"0_5"}\n\n'
+                b'event: control\ndata: {"streamNextOffset":"0_3","upToDate":true}\n\n'
+            )
+        else:
+            body = b'event: control\ndata: {"streamNextOffset":"0_5","streamClosed":true}\n\n'
+        return httpx.Response(200, headers=headers, content=body)
+
+    with _mock(handler) as c:
+        chunks = list(c.iter_chunks("/s", live="sse", offset="0_1"))
+    assert [(c.data, c.next_offset, c.up_to_date, c.stream_closed) for c in chunks] == [
+        (b"one", "0_5", False, False),
+        (b"", "0_5", True, False),  # up to date at 0_5, not back at 0_3
+        (b"", "0_5", True, True),
+    ]
+    assert offsets == ["0_1", "0_5"]
+
+
 def test_sse_that_never_progresses_gives_up() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"Content-Type": "text/event-stream"}, content=b"")

@@ -991,6 +991,19 @@ class SSEParser:
 _SENTINEL_OFFSETS: Final = frozenset({"-1", "now"})
 
 
+def _forward(asked: str, answered: str, with_data: bool) -> str:
+    """The offset to read on from: ``answered``, unless it would move backwards.
+
+    The file-backed reference server can answer a read at an offset it just returned with
+    an older tail (its file lags its long-poll wake-up); reading on from there would
+    deliver data twice. Offsets sort as strings (§8), so an answer without data that sorts
+    before the offset asked for keeps that offset.
+    """
+    if not with_data and asked not in _SENTINEL_OFFSETS and answered < asked:
+        return asked
+    return answered
+
+
 @dataclasses.dataclass(slots=True)
 class _ReadState:
     offset: str
@@ -1036,12 +1049,7 @@ def _chunk_from_response(
     data = response.content if response.status_code == 200 else b""
     if is_json_content_type(state.content_type) and data.strip() == b"[]":
         data = b""
-    if not data and state.offset not in _SENTINEL_OFFSETS and next_offset < state.offset:
-        # The file-backed reference server can answer a read at an offset it just
-        # returned with an older tail (its file lags its long-poll wake-up): reading on
-        # from there would deliver data twice. Offsets sort as strings (§8): never move
-        # backwards.
-        next_offset = state.offset
+    next_offset = _forward(state.offset, next_offset, bool(data))
     state.offset = next_offset
     state.cursor = h.get(H_CURSOR, state.cursor)
     state.up_to_date = _is_true(h.get(H_UP_TO_DATE)) or response.status_code == 204
@@ -1225,7 +1233,9 @@ def _sse_events(
             elif event.event == "control":
                 control = _sse_control(spec, event.data)
                 progressed = True
-                state.offset = control["streamNextOffset"]
+                state.offset = _forward(
+                    state.offset, control["streamNextOffset"], bool(items or pending)
+                )
                 cursor = control.get("streamCursor")
                 state.cursor = cursor if isinstance(cursor, str) else state.cursor
                 state.closed = control.get("streamClosed") is True
