@@ -493,28 +493,29 @@ def test_read_without_next_offset_is_malformed() -> None:
         c.read("/s")
 
 
-def test_sse_reconnects_from_the_last_offset() -> None:
-    offsets: list[str] = []
+def _sse_server(bodies: list[bytes], offsets: list[str]) -> DurableStreamClient:
+    """A client whose server answers successive SSE reads with ``bodies`` (the last one
+    again when they run out), noting each read's offset."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         offsets.append(request.url.params["offset"])
-        headers = {"Content-Type": "text/event-stream"}
-        if len(offsets) == 1:
-            body = (
-                b"event: data\ndata: one\n\n"
-                b'event: control\ndata: {"streamNextOffset":"0_1","streamCursor":"c1"}\n\n'
-                b"event: future\ndata: ignored\n\n"
-            )
-        elif len(offsets) == 2:
-            body = b": only a comment, no progress\n\n"
-        else:
-            body = (
-                b"event: data\ndata: two\n\n"
-                b'event: control\ndata: {"streamNextOffset":"0_2","streamClosed":true}\n\n'
-            )
-        return httpx.Response(200, headers=headers, content=body)
+        body = bodies[min(len(offsets), len(bodies)) - 1]
+        return httpx.Response(200, headers={"Content-Type": "text/event-stream"}, content=body)
 
-    with _mock(handler) as c:
+    return _mock(handler)
+
+
+def test_sse_reconnects_from_the_last_offset() -> None:
+    offsets: list[str] = []
+    bodies = [
+        b"event: data\ndata: one\n\n"
+        b'event: control\ndata: {"streamNextOffset":"0_1","streamCursor":"c1"}\n\n'
+        b"event: future\ndata: ignored\n\n",
+        b": only a comment, no progress\n\n",
+        b"event: data\ndata: two\n\n"
+        b'event: control\ndata: {"streamNextOffset":"0_2","streamClosed":true}\n\n',
+    ]
+    with _sse_server(bodies, offsets) as c:
         chunks = list(c.iter_chunks("/s", live="sse", offset="-1"))
     assert [(c.data, c.next_offset, c.stream_closed) for c in chunks] == [
         (b"one", "0_1", False),
@@ -525,21 +526,13 @@ def test_sse_reconnects_from_the_last_offset() -> None:
 
 def test_sse_never_moves_back_to_an_older_tail() -> None:
     offsets: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        offsets.append(request.url.params["offset"])
-        headers = {"Content-Type": "text/event-stream"}
-        if len(offsets) == 1:
-            body = (
-                b"event: data\ndata: one\n\n"
-                b'event: control\ndata: {"streamNextOffset":"0_5"}\n\n'
-                b'event: control\ndata: {"streamNextOffset":"0_3","upToDate":true}\n\n'
-            )
-        else:
-            body = b'event: control\ndata: {"streamNextOffset":"0_5","streamClosed":true}\n\n'
-        return httpx.Response(200, headers=headers, content=body)
-
-    with _mock(handler) as c:
+    bodies = [
+        b"event: data\ndata: one\n\n"
+        b'event: control\ndata: {"streamNextOffset":"0_5"}\n\n'
+        b'event: control\ndata: {"streamNextOffset":"0_3","upToDate":true}\n\n',
+        b'event: control\ndata: {"streamNextOffset":"0_5","streamClosed":true}\n\n',
+    ]
+    with _sse_server(bodies, offsets) as c:
         chunks = list(c.iter_chunks("/s", live="sse", offset="0_1"))
     assert [(c.data, c.next_offset, c.up_to_date, c.stream_closed) for c in chunks] == [
         (b"one", "0_5", False, False),
