@@ -1273,6 +1273,37 @@ def test_shutdown_times_out_returns_false_and_cancels_the_handler(bus: EventBus)
     assert bus.closed
 
 
+def test_shutdown_does_not_wait_for_handlers_on_a_loop_that_stopped(bus: EventBus) -> None:
+    outcome: list[str] = []
+
+    @bus.subscribe
+    async def stuck(event: OrderPlaced) -> None:
+        try:
+            await asyncio.Event().wait()  # never set
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    async def publish_and_return() -> None:
+        bus.publish(OrderPlaced("o-1"))  # the handler runs on this loop
+        await asyncio.sleep(0)
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(publish_and_return())  # returns with the handler pending
+        results: list[bool] = []
+        closer = threading.Thread(target=lambda: results.append(bus.shutdown(None)), daemon=True)
+        closer.start()
+        closer.join(WAIT)
+        assert results == [False]  # it returned instead of waiting forever
+        assert bus.closed
+        assert outcome == []
+        loop.run_until_complete(asyncio.sleep(0.01))  # the loop runs again: cancelled
+        assert outcome == ["cancelled"]
+    finally:
+        loop.close()
+
+
 @pytest.mark.asyncio
 async def test_ashutdown_waits_without_blocking_the_loop(bus: EventBus) -> None:
     finished: list[str] = []

@@ -1188,8 +1188,10 @@ class EventBus:
         """Close the bus after waiting up to ``timeout`` seconds for coroutine handlers.
 
         New publishes and subscriptions are refused from the start of the call.
-        Handlers still running when the timeout passes are cancelled. The store is
-        closed. Idempotent.
+        Handlers still running when the timeout passes are cancelled. Handlers left on
+        a loop that is no longer running (a ``run_until_complete`` that returned with
+        them pending) cannot finish: they are not waited for, and are cancelled when
+        that loop runs again. The store is closed. Idempotent.
 
         Args:
             timeout: Seconds to wait; None waits as long as it takes.

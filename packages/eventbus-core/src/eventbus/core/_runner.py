@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ Reporter = Callable[[BaseException, Any, Any], None]
 # How long a shutdown that timed out waits for cancelled handlers to unwind (run
 # their ``except CancelledError``/``finally`` blocks) before the loop is stopped.
 CANCEL_GRACE = 1.0
+# How often a shutdown waiting for handlers checks that their loop still runs.
+STALL_CHECK = 0.05
 
 
 class AsyncRunner:
@@ -227,6 +230,9 @@ class AsyncRunner:
         raises :class:`BusClosedError`, so a publish racing a shutdown can neither
         start a handler after the wait nor restart a stopped loop.
 
+        Handlers on a loop that is not running (stopped, or closed) cannot finish, so
+        the wait ends as soon as their loop is found not running, with False.
+
         Raises:
             BusUsageError: called on the handler loop's own thread while handlers are
                 pending: they could never finish while this call blocks that loop.
@@ -239,7 +245,18 @@ class AsyncRunner:
                     "'await bus.aclose()' from asyncio code."
                 )
             self._closing = True
-            return self._idle.wait_for(lambda: self._inflight == 0, timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self._inflight:
+                loop = self._loop
+                if loop is None or not loop.is_running():
+                    return False
+                wait = STALL_CHECK
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        return False
+                self._idle.wait(wait)
+            return True
 
     def cancel_pending(self) -> bool:
         """Cancel every handler still in flight, and let them unwind.
