@@ -281,6 +281,28 @@ def test_data_round_trips_exactly_though_the_server_rewrites_json(url: str) -> N
         assert store.read().events[0].data == tricky
 
 
+def test_lone_surrogates_round_trip_in_every_text_field(url: str) -> None:
+    # Any str can be published; the envelope escapes a lone surrogate, which msgspec's
+    # parser refuses, so such a response takes the slower path instead of failing.
+    odd = dataclasses.replace(
+        make_record(
+            type_name="odd.\udc80",
+            metadata={"path": "caf\udce9", "\ud800": "key"},
+            origin="bus-\udfff",
+        ),
+        data='{"s": "\ud800 \U0001f600"}',
+    )
+    plain = make_record()
+    with DurableStreamStore(url, stream_path()) as store:
+        offsets = store.append_batch([plain, odd])
+        events = store.read().events
+    assert [e.offset for e in events] == offsets
+    got = events[1]
+    assert (got.type_name, got.data, got.origin) == (odd.type_name, odd.data, odd.origin)
+    assert dict(got.metadata) == odd.metadata
+    assert events[0].event_id == plain.event_id
+
+
 def test_undecodable_messages_are_reported_and_skipped(url: str) -> None:
     path = stream_path()
     skipped: list[tuple[Any, Exception]] = []

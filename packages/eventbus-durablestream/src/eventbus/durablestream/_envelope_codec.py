@@ -114,9 +114,6 @@ class _Envelope(msgspec.Struct, gc=False):
 
 
 _ENVELOPES: Final = msgspec.json.Decoder(list[_Envelope])
-_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
-_MESSAGES: Final = msgspec.json.Decoder(list[msgspec.Raw])
-_ANY: Final = msgspec.json.Decoder()
 
 
 # StoredEvent is a frozen slotted dataclass: its __init__ pays an object.__setattr__ per
@@ -151,22 +148,22 @@ def _parse(body: bytes, on_undecodable: UndecodableHandler) -> list[_Envelope]:
     """The envelopes of a response body, reporting each message that is not one."""
     try:
         return _ENVELOPES.decode(body)
-    except msgspec.ValidationError:
-        pass  # some message is not an envelope: sort them out one by one
-    except msgspec.DecodeError as exc:
-        raise MalformedResponseError(f"The stream data is not valid JSON: {body[:80]!r}.") from exc
+    except msgspec.DecodeError:
+        # Some message is not an envelope, or the body holds a lone surrogate (escaped:
+        # the encoder writes any str), which msgspec refuses and json accepts. Sort the
+        # messages out one by one.
+        pass
     try:
-        messages = _MESSAGES.decode(body)
-    except msgspec.DecodeError as exc:  # a ValidationError too: not an array
-        raise MalformedResponseError(
-            f"The stream data is not a JSON array: {body[:80]!r}."
-        ) from exc
+        items = json.loads(body)
+    except ValueError as exc:
+        raise MalformedResponseError(f"The stream data is not valid JSON: {body[:80]!r}.") from exc
+    if not isinstance(items, list):
+        raise MalformedResponseError(f"The stream data is not a JSON array: {body[:80]!r}.")
     envelopes = []
-    for message in messages:
+    for item in items:
         try:
-            envelopes.append(_ENVELOPE.decode(message))
+            envelopes.append(msgspec.convert(item, _Envelope))
         except msgspec.ValidationError as exc:
-            item = _ANY.decode(message)
             on_undecodable(item, ValueError(_why_not(item, exc)))
     return envelopes
 
