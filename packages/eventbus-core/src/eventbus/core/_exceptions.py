@@ -28,6 +28,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._store import StoredEvent
+
 __all__ = [
     "BusClosedError",
     "BusUsageError",
@@ -131,7 +136,35 @@ class StoreTimeoutError(StoreUnavailableError, TimeoutError):
 
 
 class StoreCorruptError(StoreError):
-    """The stored data is unreadable or was written by an incompatible version."""
+    """A stored record cannot be read: a field another tool wrote that this version cannot parse.
+
+    Raised by a store's read when it reaches the record, after returning the readable
+    records before it, so a reader can resume after :attr:`offset` and lose nothing else.
+
+    Args:
+        message: What is wrong, in a sentence.
+        store: Where the record lives (a file path or URL).
+        offset: The record's offset: resuming after it skips only this record.
+        field: The unreadable field (``"metadata"``, ``"timestamp"``, ...).
+        record: What could be read of the record, with the unreadable field empty
+            (metadata ``{}``, timestamp the Unix epoch), for dead-letter handlers; None
+            when nothing could be.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        store: str = "",
+        offset: str | None = None,
+        field: str | None = None,
+        record: StoredEvent | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.store = store
+        self.offset = offset
+        self.field = field
+        self.record = record
 
 
 class OffsetError(StoreError, ValueError):
