@@ -653,7 +653,7 @@ async def test_sequential_locks_go_with_their_subscriptions(bus: EventBus) -> No
     gc.collect()
     assert calls == [n for n in range(50) for _ in range(2)]
     # Nothing kept for subscriptions that are gone.
-    assert len(bus._sync_locks) == 0
+    assert len(bus._dispatcher._sync_locks) == 0
     assert len(bus._runner._sequential_locks) == 0
 
 

@@ -28,7 +28,7 @@ from eventbus.core import (
     WireNameConflictError,
     publish_metadata,
 )
-from eventbus.core import _bus as bus_module
+from eventbus.core import _journal as journal_module
 
 from ._support import (
     V1,
@@ -518,4 +518,4 @@ async def test_native_async_append_timeout_and_failures() -> None:
 
 def test_record_fields_match_the_fast_record_builder() -> None:
     names = tuple(field.name for field in dataclasses.fields(EventRecord))
-    assert names == bus_module.RECORD_FIELDS
+    assert names == journal_module.RECORD_FIELDS

@@ -263,13 +263,13 @@ async def test_different_sequential_keys_run_concurrently(runner: AsyncRunner) -
     await asyncio.gather(*(t for t in tasks if t is not None))
 
 
-def test_run_blocking_returns_the_coroutines_result_from_the_handler_loop(
+def test_submit_runs_the_coroutine_on_the_handler_loop(
     runner: AsyncRunner,
 ) -> None:
     async def where() -> str:
         return threading.current_thread().name
 
-    assert runner.run_blocking(where()) == "eventbus-handlers"
+    assert runner.submit(where()).result(timeout=5) == "eventbus-handlers"
 
 
 # -- waiting, cancelling, stopping ------------------------------------------------------

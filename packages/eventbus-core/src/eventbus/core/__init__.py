@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from ._bus import ErrorHook as ErrorHook
 from ._bus import EventBus as EventBus
-from ._bus import HandlerFailure as HandlerFailure
-from ._bus import log_failure as log_failure
 from ._discovery import open_store as open_store
-from ._durable import DeadLetterHandler as DeadLetterHandler
 from ._durable import DurableSubscription as DurableSubscription
-from ._durable import PoisonPolicy as PoisonPolicy
 from ._envelope import Envelope as Envelope
 from ._envelope import current_metadata as current_metadata
 from ._envelope import publish_metadata as publish_metadata
@@ -30,11 +25,17 @@ from ._exceptions import StoreTimeoutError as StoreTimeoutError
 from ._exceptions import StoreUnavailableError as StoreUnavailableError
 from ._exceptions import SubscriptionError as SubscriptionError
 from ._exceptions import SubscriptionInUseError as SubscriptionInUseError
+from ._exceptions import UnknownEventError as UnknownEventError
 from ._exceptions import UnknownStoreError as UnknownStoreError
 from ._exceptions import UpcastError as UpcastError
 from ._exceptions import UpcastFailedError as UpcastFailedError
 from ._exceptions import UpcastRegistrationError as UpcastRegistrationError
 from ._exceptions import WireNameConflictError as WireNameConflictError
+from ._failures import DeadLetterHandler as DeadLetterHandler
+from ._failures import ErrorHook as ErrorHook
+from ._failures import HandlerFailure as HandlerFailure
+from ._failures import PoisonPolicy as PoisonPolicy
+from ._failures import log_failure as log_failure
 from ._handlers import Handler as Handler
 from ._handlers import Subscription as Subscription
 from ._ids import new_event_id as new_event_id
@@ -103,6 +104,7 @@ __all__ = [
     "SubscriptionError",
     "SubscriptionInUseError",
     "TailingStore",
+    "UnknownEventError",
     "UnknownStoreError",
     "UpcastError",
     "UpcastFailedError",

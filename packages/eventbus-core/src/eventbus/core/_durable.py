@@ -1,109 +1,66 @@
 """Durable subscriptions: ordered, checkpointed consumers of the store's log.
 
-One worker thread per subscription reads the log in order from its checkpoint,
-first the history, then live (through the store's tail capability when it has one,
-so events appended by other processes arrive too; else by polling, woken at once by
-publishes on the same bus). An event's checkpoint is saved only after its handler
-completed, so a checkpoint never passes an unfinished event.
+One worker thread per subscription runs read → select → decode → handle →
+checkpoint, first over the history, then live (through the store's tail capability
+when it has one, so events appended by other processes arrive too; else by polling,
+woken at once by publishes on the same bus).
+
+- *Select* happens on the wire name before anything is decoded (see :mod:`._mapper`):
+  a record this subscription does not want can neither stop it nor be its poison.
+- An event's position is handed to the checkpointer only after its handler completed,
+  so a saved checkpoint never passes an unfinished event.
+- Every wait is bounded: stop() is seen between events and during retry back-off, and
+  a coroutine handler can be cancelled by the bus's shutdown deadline.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import enum
+import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
+from ._checkpointer import Checkpointer
+from ._durable_options import DurableOptions
 from ._envelope import Envelope
 from ._exceptions import (
+    BusUsageError,
     DecodeError,
     PoisonEventError,
-    RegistrationError,
+    StoreCorruptError,
     StoreUnavailableError,
+    UnknownEventError,
     UpcastFailedError,
 )
+from ._failures import HandlerFailure, PoisonPolicy, Reporter
+from ._handlers import Handler, inspect_handler
+from ._mapper import UNCLAIMED, Selection
+from ._runner import AsyncRunner
 from ._store import (
     NEWEST,
     OLDEST,
-    Boundary,
     Checkpoint,
     CheckpointStore,
     EventStore,
     OffsetOrdering,
     Position,
+    ReadResult,
     StoredEvent,
     TailingStore,
 )
-from ._validate import check_batch_size, check_count, check_positive
 
-if TYPE_CHECKING:
-    from ._bus import HandlerFailure
+__all__ = ["DurableSubscription"]
 
-__all__ = ["DeadLetterHandler", "DurableOptions", "DurableSubscription", "PoisonPolicy"]
+logger: Final = logging.getLogger("eventbus")
 
-DeadLetterHandler = Callable[[StoredEvent, BaseException], object]
-
-_TAIL_SLICE = 1.0
-
-
-class PoisonPolicy(enum.Enum):
-    """What a durable subscription does with an event it cannot process.
-
-    An event is poison when it cannot be decoded or upcast, or when its handler still
-    fails after every retry.
-    """
-
-    ABORT = "abort"
-    """Stop the subscription; the checkpoint stays before the event (the default)."""
-
-    SKIP = "skip"
-    """Report the event to the error hook, checkpoint past it and go on."""
-
-
-@dataclass(frozen=True, slots=True)
-class DurableOptions:
-    """The options of one durable subscription, validated when built.
-
-    Raises:
-        ValueError: a bad start position, count, delay or interval.
-        RegistrationError: ``where`` or ``on_poison`` is not callable.
-    """
-
-    start: Position
-    where: Callable[[Any], bool] | None
-    on_poison: PoisonPolicy | DeadLetterHandler
-    max_attempts: int
-    retry_backoff: float
-    max_backoff: float
-    checkpoint_every: int
-    checkpoint_interval: float | None
-    poll_interval: float
-    batch_size: int
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.start, (str, Boundary)) or self.start == "":
-            raise ValueError(
-                f"start must be OLDEST, NEWEST or an offset string, got {self.start!r}."
-            )
-        if self.where is not None and not callable(self.where):
-            raise RegistrationError(
-                f"where= must be a callable predicate taking the event, got {self.where!r}."
-            )
-        if not isinstance(self.on_poison, PoisonPolicy) and not callable(self.on_poison):
-            raise RegistrationError(
-                f"on_poison must be a PoisonPolicy or a dead-letter callable, "
-                f"got {self.on_poison!r}."
-            )
-        check_count("max_attempts", self.max_attempts)
-        check_count("checkpoint_every", self.checkpoint_every)
-        check_batch_size(self.batch_size)
-        check_positive("retry_backoff", self.retry_backoff)
-        check_positive("max_backoff", self.max_backoff)
-        check_positive("poll_interval", self.poll_interval)
-        if self.checkpoint_interval is not None:
-            check_positive("checkpoint_interval", self.checkpoint_interval)
+# A blocked tail cannot be interrupted: the worker waits in slices of at most this many
+# seconds so stop() is honoured promptly whatever poll_interval is. A store that keeps
+# its long-poll open across calls (DurableStreamStore) sends no request per slice.
+_TAIL_SLICE: Final = 1.0
 
 
 class _StoppedError(Exception):
@@ -123,46 +80,48 @@ class DurableSubscription:
         self,
         *,
         subscription_id: str,
-        type_name: str,
-        handler: Callable[..., Any],
-        is_async: bool,
-        wants_envelope: bool,
-        decode: Callable[[str, str], tuple[str, Any]],
+        handler: Handler,
+        selection: Selection,
         store: EventStore,
         checkpoints: CheckpointStore,
         options: DurableOptions,
-        run_coroutine: Callable[[Any], Any],
-        report: Callable[[HandlerFailure], None],
-        failure: Callable[..., HandlerFailure],
-        release: Callable[[DurableSubscription], None],
+        runner: AsyncRunner,
+        report: Reporter,
+        on_stop: Callable[[DurableSubscription], None],
         wake: threading.Condition,
     ) -> None:
         self._id = subscription_id
-        self._type_name = type_name
         self._handler = handler
-        self._is_async = is_async
-        self._wants_envelope = wants_envelope
-        self._decode = decode
+        self._is_async, self._wants_envelope = inspect_handler(handler)
+        self._selection = selection
         self._store = store
-        self._checkpoints = checkpoints
         self._options = options
-        self._run_coroutine = run_coroutine
+        self._runner = runner
         self._report = report
-        self._failure = failure
-        self._release = release
+        self._on_stop = on_stop
         self._wake = wake
+        self._checkpointer = Checkpointer(
+            subscription_id,
+            checkpoints,
+            every=options.checkpoint_every,
+            interval=options.checkpoint_interval,
+            on_error=lambda exc: self._report_failure(exc),
+        )
+        self._checkpoints = checkpoints
         self._stopping = threading.Event()
-        self._caught_up = threading.Event()
-        # The log's tail when the subscription started: reaching it means "caught up"
-        # even while a busy publisher keeps the log from ever reading empty.
-        self._barrier: Checkpoint | None = None
         self._phase = _Phase.RUNNING
         self._error: BaseException | None = None
-        self._saved: Checkpoint | None = None
-        self._unsaved: Checkpoint | None = None
-        self._unsaved_count = 0
-        self._last_save = time.monotonic()
         self._thread: threading.Thread | None = None
+        self._future: concurrent.futures.Future[Any] | None = None
+        self._unknown: dict[str, int] = {}
+        # Progress, for drain(): the position handled up to, how many reads started,
+        # and the number of the last read that found nothing new (caught up).
+        self._progress = threading.Condition(threading.Lock())
+        self._position: Checkpoint = OLDEST
+        self._reads = 0
+        self._idle_read = 0
+        # The log's tail when the subscription started, for wait_caught_up().
+        self._barrier: Position = NEWEST
 
     # -- public ----------------------------------------------------------------------
 
@@ -184,11 +143,56 @@ class DurableSubscription:
     @property
     def checkpoint(self) -> Checkpoint | None:
         """The last checkpoint saved by this subscription, or the one it started from."""
-        return self._saved
+        return self._checkpointer.saved
+
+    @property
+    def position(self) -> Checkpoint:
+        """The offset this subscription has handled (or passed over) up to."""
+        return self._position
+
+    @property
+    def unknown_names(self) -> Mapping[str, int]:
+        """How many stored events of each wire name no registered class claims it passed."""
+        return MappingProxyType(dict(self._unknown))
 
     def wait_caught_up(self, timeout: float | None = None) -> bool:
-        """Block until the history present at start was processed; False on timeout."""
-        return self._caught_up.wait(timeout)
+        """Block until the history present at start was handled.
+
+        Returns:
+            True once it was, while the subscription runs; False on timeout, or when the
+            subscription stopped (it never reports success for a stopped subscription).
+        """
+        return self._wait_for(self._barrier, 0, timeout) and self.running
+
+    def drain(self, until: Position | None = None, timeout: float | None = None) -> bool:
+        """Block until this subscription has handled everything stored up to ``until``.
+
+        Args:
+            until: An offset, or None for the end of the log at the time of the call.
+            timeout: Seconds to wait; None waits as long as it takes.
+
+        Returns:
+            True when it has; False on timeout, or if it stopped before getting there.
+
+        Raises:
+            BusUsageError: called from this subscription's own handler, which would wait
+                for itself.
+        """
+        if self.is_worker_thread():
+            raise BusUsageError(
+                f"drain() of durable subscription {self._id!r} was called from its own "
+                "handler, which would wait for itself forever; call it from other code."
+            )
+        with self._progress:
+            ticket = self._reads
+        target: Position = self._store.read(NEWEST, limit=1).next if until is None else until
+        return self._wait_for(target, ticket, timeout)
+
+    async def adrain(self, until: Position | None = None, timeout: float | None = None) -> bool:
+        """:meth:`drain` for asyncio code: waits in a worker thread, never on the loop."""
+        import asyncio  # the sync path never needs asyncio
+
+        return await asyncio.to_thread(self.drain, until, timeout)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop after the event being handled, save the checkpoint and release the id.
@@ -199,19 +203,40 @@ class DurableSubscription:
         Returns:
             True if the worker finished within ``timeout``.
         """
+        self.request_stop()
+        return self.join(timeout)
+
+    def __repr__(self) -> str:
+        return (
+            f"<DurableSubscription {self._id!r} on {self._selection.event_type.__qualname__} "
+            f"({self._phase.value})>"
+        )
+
+    # -- used by the bus ---------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop after the event being handled; returns at once."""
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds for the worker to end; True if it did."""
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
         thread.join(timeout)
         return not thread.is_alive()
 
-    def __repr__(self) -> str:
-        return f"<DurableSubscription {self._id!r} on {self._type_name} ({self._phase.value})>"
+    def is_worker_thread(self) -> bool:
+        """Whether the calling thread is this subscription's worker (inside its handler)."""
+        return threading.current_thread() is self._thread
 
-    # -- setup -----------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Cancel the coroutine handler running now, if any (the shutdown deadline passed)."""
+        future = self._future
+        if future is not None:
+            future.cancel()
 
     def start(self, saved: Checkpoint | None) -> None:
         """Resolve the starting position (saving it on a first run) and start the worker."""
@@ -226,19 +251,52 @@ class DurableSubscription:
                 self._store.read(start, limit=1)
             self._checkpoints.save_checkpoint(self._id, start)
             saved = start
-        self._saved = saved
+        self._checkpointer.saved = saved
+        self._position = saved
         if isinstance(self._store, OffsetOrdering):
-            barrier = self._store.read(NEWEST, limit=1).next
-            if barrier is OLDEST or (saved is not OLDEST and self._reached(saved, barrier)):
-                self._caught_up.set()
-            else:
-                self._barrier = barrier
+            # Comparable offsets: "caught up" is reaching today's tail, even while a busy
+            # publisher keeps every read full. Otherwise: the first read that finds nothing.
+            self._barrier = self._store.read(NEWEST, limit=1).next
         self._thread = threading.Thread(
             target=self._run, args=(saved,), name=f"eventbus-durable-{self._id}", daemon=True
         )
         self._thread.start()
 
-    # -- the worker ------------------------------------------------------------------
+    # -- progress ----------------------------------------------------------------------
+
+    def _wait_for(self, target: Position, ticket: int, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._progress:
+            while not self._reached(target, ticket):
+                if self._phase is not _Phase.RUNNING:
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._progress.wait(remaining)
+        return True
+
+    def _reached(self, target: Position, ticket: int) -> bool:
+        # A read that started after the wait began and found nothing new proves that
+        # everything stored before the wait was handled, on any store.
+        if self._idle_read > ticket or target is OLDEST:
+            return True
+        position = self._position
+        if position is OLDEST or target is NEWEST:
+            return False
+        if position == target:
+            return True
+        store = self._store
+        return isinstance(store, OffsetOrdering) and store.compare_offsets(position, target) >= 0
+
+    def _moved(self, position: Checkpoint, idle_read: int = 0) -> None:
+        with self._progress:
+            self._position = position
+            if idle_read:
+                self._idle_read = idle_read
+            self._progress.notify_all()
+
+    # -- the worker --------------------------------------------------------------------
 
     def _run(self, cursor: Checkpoint) -> None:
         try:
@@ -248,65 +306,71 @@ class DurableSubscription:
         finally:
             if self._phase is _Phase.RUNNING:
                 self._phase = _Phase.STOPPED
-            self._flush()
-            self._caught_up.set()
-            self._release(self)
+            self._checkpointer.flush()
+            self._selection.release()
+            self._on_stop(self)
+            with self._progress:
+                self._progress.notify_all()
 
     def _consume(self, cursor: Checkpoint) -> None:
         live = False
         delay = self._options.retry_backoff
         while not self._stopping.is_set():
+            with self._progress:
+                self._reads += 1
+                read_number = self._reads
             try:
-                if live:
-                    result = self._wait_for_events(cursor)
-                else:
-                    result = self._store.read(cursor, limit=self._options.batch_size)
+                page = self._wait_for_events(cursor) if live else self._read(cursor)
+            except StoreCorruptError as exc:
+                passed = self._pass_corrupt(exc)
+                if passed is None:
+                    return
+                cursor = passed
+                self._moved(cursor)
+                continue
             except StoreUnavailableError as exc:
                 # Transient (a server restart, a busy file): report, back off, read again.
-                self._report(self._failure(exc, "durable", None, self._id, None))
+                self._report_failure(exc)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self._options.max_backoff)
                 continue
             delay = self._options.retry_backoff
-            for stored in result.events:
+            for stored in page.events:
                 if self._stopping.is_set() or not self._process(stored):
                     return
                 cursor = stored.offset
-                if self._barrier is not None and self._reached(stored.offset, self._barrier):
-                    self._barrier = None
-                    self._caught_up.set()
-            if not result.events:
-                cursor = result.next
-                if not live:
-                    live = True
-                    self._flush()
-                    self._caught_up.set()
-            self._maybe_flush_by_time()
+                self._moved(cursor)
+            if not page.events:
+                cursor = page.next
+                live = True
+                self._checkpointer.flush()
+                self._moved(cursor, read_number)
+            self._checkpointer.flush_if_due()
 
-    def _reached(self, offset: str, barrier: Checkpoint) -> bool:
-        assert isinstance(self._store, OffsetOrdering)
-        return barrier is OLDEST or self._store.compare_offsets(offset, barrier) >= 0
+    def _read(self, cursor: Checkpoint) -> ReadResult:
+        return self._store.read(cursor, limit=self._options.batch_size)
 
-    def _wait_for_events(self, cursor: Checkpoint) -> Any:
+    def _wait_for_events(self, cursor: Checkpoint) -> ReadResult:
         if isinstance(self._store, TailingStore):
-            # A blocked tail cannot be interrupted: wait in slices of at most
-            # _TAIL_SLICE so stop() is honoured promptly whatever poll_interval is.
             timeout = min(self._options.poll_interval, _TAIL_SLICE)
             return self._store.tail(cursor, timeout=timeout, limit=self._options.batch_size)
         with self._wake:
             if not self._stopping.is_set():
                 self._wake.wait(self._options.poll_interval)
-        return self._store.read(cursor, limit=self._options.batch_size)
+        return self._read(cursor)
 
     def _process(self, stored: StoredEvent) -> bool:
-        """Handle one stored event; False means stop (abort policy)."""
+        """Handle one stored event; False means stop."""
+        decode = self._selection.decoder(stored.type_name)
+        if decode is None:
+            self._checkpointer.advance(stored.offset)
+            return True
+        if decode is UNCLAIMED:
+            return self._pass_unknown(stored)
         try:
-            type_name, event = self._decode(stored.type_name, stored.data)
+            event = decode(stored.data)
         except (DecodeError, UpcastFailedError) as exc:
             return self._poison(stored, exc)
-        if type_name != self._type_name:
-            self._advance(stored.offset)
-            return True
         where = self._options.where
         if where is not None:
             try:
@@ -314,11 +378,11 @@ class DurableSubscription:
             except Exception as exc:
                 return self._poison(stored, exc)
             if not selected:
-                self._advance(stored.offset)
+                self._checkpointer.advance(stored.offset)
                 return True
         error = self._call_with_retries(stored, event)
         if error is None:
-            self._advance(stored.offset)
+            self._checkpointer.advance(stored.offset)
             return True
         if self._stopping.is_set():
             return False
@@ -342,13 +406,14 @@ class DurableSubscription:
         delay = options.retry_backoff
         for attempt in range(1, options.max_attempts + 1):
             try:
-                if self._is_async:
-                    self._run_coroutine(self._handler(*args))
-                else:
-                    self._handler(*args)
+                self._call(args)
                 return None
+            except concurrent.futures.CancelledError:
+                if self._stopping.is_set():
+                    return _StoppedError()
+                raise
             except Exception as exc:
-                self._report(self._failure(exc, "durable", event, self._id, stored))
+                self._report(HandlerFailure(exc, "durable", event, self._id, stored))
                 if attempt == options.max_attempts:
                     return exc
             # Capped exponential back-off, cut short by stop().
@@ -358,6 +423,69 @@ class DurableSubscription:
         raise AssertionError(
             "unreachable: the loop returns on its last attempt"
         )  # pragma: no cover - max_attempts >= 1 is validated
+
+    def _call(self, args: tuple[Any, ...]) -> None:
+        if not self._is_async:
+            self._handler(*args)
+            return
+        future = self._runner.submit(self._handler(*args))
+        self._future = future
+        try:
+            future.result()
+        finally:
+            self._future = None
+
+    # -- what cannot be handled ----------------------------------------------------------
+
+    def _pass_unknown(self, stored: StoredEvent) -> bool:
+        name = stored.type_name
+        count = self._unknown.get(name, 0) + 1
+        self._unknown[name] = count
+        if self._options.on_unknown is PoisonPolicy.ABORT:
+            self._fail(
+                UnknownEventError(
+                    f"Durable subscription {self._id!r} stopped at event {stored.event_id} "
+                    f"(offset {stored.offset}): no registered class claims its wire name "
+                    f"{name!r}. Register the class with bus.register() before subscribing, "
+                    "or pass on_unknown=PoisonPolicy.SKIP."
+                )
+            )
+            return False
+        if count == 1:
+            logger.warning(
+                "Durable subscription %r passes over stored events named %r (first at "
+                "offset %s): no registered class claims that wire name. Register the class "
+                "with bus.register() before subscribing if it should handle them.",
+                self._id,
+                name,
+                stored.offset,
+            )
+        self._checkpointer.advance(stored.offset)
+        return True
+
+    def _pass_corrupt(self, exc: StoreCorruptError) -> str | None:
+        """Apply the poison policy to a record the store cannot read.
+
+        Returns:
+            The offset to go on after, or None to stop.
+        """
+        record, offset = exc.record, exc.offset
+        if offset is None:
+            self._fail(exc)
+            return None
+        if record is not None and self._selection.decoder(record.type_name) is None:
+            self._checkpointer.advance(offset)  # another class's record: not ours
+            return offset
+        policy = self._options.on_poison
+        if policy is PoisonPolicy.ABORT or (record is None and policy is not PoisonPolicy.SKIP):
+            self._fail(exc)
+            return None
+        if record is None or policy is PoisonPolicy.SKIP:
+            self._report(HandlerFailure(exc, "durable", None, self._id, record))
+        elif not self._dead_letter(record, exc):
+            return None
+        self._checkpointer.advance(offset)
+        return offset
 
     def _poison(self, stored: StoredEvent, exc: BaseException) -> bool:
         policy = self._options.on_poison
@@ -370,53 +498,31 @@ class DurableSubscription:
             self._fail(poison)
             return False
         if policy is PoisonPolicy.SKIP:
-            self._report(self._failure(poison, "durable", None, self._id, stored))
-        else:
-            try:
-                policy(stored, exc)
-            except Exception as dead_letter_error:
-                failed = PoisonEventError(
-                    f"The dead-letter handler of durable subscription {self._id!r} failed for "
-                    f"event {stored.event_id} at offset {stored.offset}: {dead_letter_error}"
-                )
-                failed.__cause__ = dead_letter_error
-                self._fail(failed)
-                return False
-        self._advance(stored.offset)
+            self._report(HandlerFailure(poison, "durable", None, self._id, stored))
+        elif not self._dead_letter(stored, exc):
+            return False
+        self._checkpointer.advance(stored.offset)
+        return True
+
+    def _dead_letter(self, stored: StoredEvent, exc: BaseException) -> bool:
+        policy = self._options.on_poison
+        assert not isinstance(policy, PoisonPolicy)
+        try:
+            policy(stored, exc)
+        except Exception as dead_letter_error:
+            failed = PoisonEventError(
+                f"The dead-letter handler of durable subscription {self._id!r} failed for "
+                f"event {stored.event_id} at offset {stored.offset}: {dead_letter_error}"
+            )
+            failed.__cause__ = dead_letter_error
+            self._fail(failed)
+            return False
         return True
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
         self._phase = _Phase.FAILED
-        self._report(self._failure(exc, "durable", None, self._id, None))
+        self._report_failure(exc)
 
-    # -- checkpoints -----------------------------------------------------------------
-
-    def _advance(self, offset: Checkpoint) -> None:
-        self._unsaved = offset
-        self._unsaved_count += 1
-        if self._unsaved_count >= self._options.checkpoint_every:
-            self._flush()
-        else:
-            self._maybe_flush_by_time()
-
-    def _maybe_flush_by_time(self) -> None:
-        interval = self._options.checkpoint_interval
-        if interval is not None and time.monotonic() - self._last_save >= interval:
-            self._flush()
-
-    def _flush(self) -> None:
-        offset = self._unsaved
-        if offset is None:
-            return
-        try:
-            self._checkpoints.save_checkpoint(self._id, offset)
-        except Exception as exc:
-            # Not fatal: the next flush saves a later offset; until then a restart
-            # redelivers from the older checkpoint (at-least-once).
-            self._report(self._failure(exc, "durable", None, self._id, None))
-            return
-        self._saved = offset
-        self._unsaved = None
-        self._unsaved_count = 0
-        self._last_save = time.monotonic()
+    def _report_failure(self, exc: BaseException) -> None:
+        self._report(HandlerFailure(exc, "durable", None, self._id, None))

@@ -16,7 +16,8 @@
     │   └── UpcastFailedError             an upcaster raised or broke its contract
     ├── SubscriptionError
     │   ├── SubscriptionInUseError        a durable subscription id already has an owner
-    │   └── PoisonEventError              a durable handler gave up on an event (abort policy)
+    │   ├── PoisonEventError              a durable handler gave up on an event (abort policy)
+    │   └── UnknownEventError             a stored wire name no class claims (on_unknown=ABORT)
     ├── StoreError                        the root of every backend failure
     │   ├── StoreClosedError              the store was closed
     │   ├── StoreUnavailableError         the backend could not be reached or failed
@@ -51,6 +52,7 @@ __all__ = [
     "StoreUnavailableError",
     "SubscriptionError",
     "SubscriptionInUseError",
+    "UnknownEventError",
     "UnknownStoreError",
     "UpcastError",
     "UpcastFailedError",
@@ -117,6 +119,10 @@ class SubscriptionInUseError(SubscriptionError, ValueError):
 
 class PoisonEventError(SubscriptionError):
     """A durable subscription stopped on an event its handler could not process."""
+
+
+class UnknownEventError(SubscriptionError):
+    """A durable subscription met a stored wire name that no registered class claims."""
 
 
 class StoreError(EventBusError):

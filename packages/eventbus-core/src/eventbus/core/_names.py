@@ -9,7 +9,7 @@ two classes may never share one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._codec import EventCodec, build_codec
@@ -102,10 +102,22 @@ class TypeRegistry:
     One wire name maps to one class and one class to one wire name. Registration
     is idempotent for the same class and thread-safe; a rejected registration
     leaves the registry unchanged.
+
+    Args:
+        lock: The lock registration holds while it commits; shared with the upcaster
+            registry so a guard sees both tables change atomically.
+        guard: Called under ``lock`` with the new ``(class, wire name)`` bindings just
+            before they take effect; whatever it raises rejects the registration.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        *,
+        lock: threading.RLock | None = None,
+        guard: Callable[[Sequence[tuple[type, str]]], None] | None = None,
+    ) -> None:
+        self._lock = lock or threading.RLock()
+        self._guard = guard
         self._by_name: dict[str, EventCodec[Any]] = {}
         self._by_type: dict[type, EventCodec[Any]] = {}
 
@@ -157,6 +169,7 @@ class TypeRegistry:
             by_name = dict(self._by_name)
             by_type = dict(self._by_type)
             codecs: list[EventCodec[Any]] = []
+            added: list[tuple[type, str]] = []
             for cls, name in named:
                 bound = by_type.get(cls)
                 if bound is not None:
@@ -180,6 +193,9 @@ class TypeRegistry:
                 by_name[name] = codec
                 by_type[cls] = codec
                 codecs.append(codec)
+                added.append((cls, name))
+            if added and self._guard is not None:
+                self._guard(added)
             self._by_name = by_name
             self._by_type = by_type
         return codecs
@@ -191,6 +207,11 @@ class TypeRegistry:
         A caller that caches lookups keeps the token and drops its cache when it changes.
         """
         return self._by_name
+
+    @property
+    def classes(self) -> Mapping[type, EventCodec[Any]]:
+        """Every registered class with its codec (a snapshot: the table is copy-on-write)."""
+        return self._by_type
 
     def codec_for_name(self, name: str) -> EventCodec[Any] | None:
         """The codec registered under a wire name.

@@ -10,6 +10,7 @@ with no event loop at all gets a loop on a thread the bus owns and stops at clos
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
@@ -211,10 +212,9 @@ class AsyncRunner:
             self._semaphore = asyncio.Semaphore(self._limit)
         return self._semaphore
 
-    def run_blocking(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run a coroutine on the handler loop from another thread and return its result."""
-        loop = self._loop_for_dispatch()
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        """Start a coroutine on the handler loop from another thread; cancellable."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop_for_dispatch())
 
     # -- waiting and stopping ------------------------------------------------------
 

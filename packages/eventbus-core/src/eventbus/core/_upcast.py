@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._exceptions import CodecError, EventBusError, UpcastFailedError, UpcastRegistrationError
@@ -47,11 +47,22 @@ class UpcasterRegistry:
     Args:
         types: The bus's type registry; typed upcasters register their endpoint
             classes in it, claiming their wire names.
+        lock: Held while the table changes; shared with ``types``.
+        guard: Called under ``lock`` with the classes about to be registered and the
+            ``(source, target)`` wire names of a new upcaster, before either takes
+            effect; whatever it raises rejects the upcaster.
     """
 
-    def __init__(self, types: TypeRegistry) -> None:
+    def __init__(
+        self,
+        types: TypeRegistry,
+        *,
+        lock: threading.RLock | None = None,
+        guard: Callable[[Sequence[tuple[type, str]], tuple[str, str]], None] | None = None,
+    ) -> None:
         self._types = types
-        self._lock = threading.Lock()
+        self._lock = lock or threading.RLock()
+        self._guard = guard
         # Copy-on-write: apply() reads the current table without taking the lock.
         self._table: Mapping[str, _Upcaster] = {}
 
@@ -135,8 +146,11 @@ class UpcasterRegistry:
             source = event_name(source_cls)
             target = event_name(target_cls)
             # Checked before claiming names so a rejected upcaster claims nothing.
-            self._check(source, target, self._table)
-            from_codec, to_codec = self._types.register_all(source_cls, target_cls)
+            with self._lock:
+                self._check(source, target, self._table)
+                if self._guard is not None:
+                    self._guard([(source_cls, source), (target_cls, target)], (source, target))
+                from_codec, to_codec = self._types.register_all(source_cls, target_cls)
         except UpcastRegistrationError:
             raise
         except EventBusError as exc:
@@ -188,25 +202,32 @@ class UpcasterRegistry:
             upcaster = table.get(type_name)
         return type_name, data
 
-    def final_name(self, type_name: str) -> str:
+    def final_name(self, type_name: str, *, extra: tuple[str, str] | None = None) -> str:
         """The wire name that events of ``type_name`` are upcast to.
 
         Args:
             type_name: A stored wire name.
+            extra: An upcaster ``(source, target)`` not registered yet, to ask where
+                the chain would end with it.
 
         Returns:
             The end of its upcaster chain; ``type_name`` itself when none applies.
         """
         table = self._table
-        upcaster = table.get(type_name)
-        while upcaster is not None:
-            type_name = upcaster.target
+        while True:
+            if extra is not None and type_name == extra[0]:
+                type_name = extra[1]
+                continue
             upcaster = table.get(type_name)
-        return type_name
+            if upcaster is None:
+                return type_name
+            type_name = upcaster.target
 
     def _add(self, upcaster: _Upcaster) -> None:
         with self._lock:
             self._check(upcaster.source, upcaster.target, self._table)
+            if self._guard is not None:
+                self._guard([], (upcaster.source, upcaster.target))
             table = dict(self._table)
             table[upcaster.source] = upcaster
             self._table = table

@@ -1,0 +1,206 @@
+"""The publishing half of :class:`EventBus`'s public surface (a facade mixin).
+
+Every method hands its work to the layers: :mod:`._dispatch` plans and runs the
+handlers, :mod:`._journal` appends. Kept apart from ``_bus`` so each facade file stays
+short; it holds no state of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from ._dispatch import Dispatcher, Plan
+from ._durables import DurableConsumers
+from ._exceptions import BusClosedError, BusUsageError, PublishError
+from ._handlers import Handler
+from ._journal import Journal
+from ._runner import AsyncRunner, running_loop
+from ._store import EventStore, Offset
+
+__all__ = ["Publishing"]
+
+# running_loop() without its own call: publish checks it once per stored event.
+_running_loop: Final = asyncio.events._get_running_loop
+
+
+class Publishing:
+    """``publish``, ``publish_async``, ``publish_many`` and ``publish_many_async``."""
+
+    _closed: bool
+    _store: EventStore | None
+    _plain: dict[type[Any], tuple[Handler, tuple[Handler, ...]]]
+    _dispatcher: Dispatcher
+    _journal: Journal
+    _runner: AsyncRunner
+    _consumers: DurableConsumers
+
+    # -- publishing ------------------------------------------------------------------
+
+    def publish(
+        self, event: object, /, *, metadata: Mapping[str, str] | None = None
+    ) -> Offset | None:
+        """Publish an event from synchronous code.
+
+        In order: before-publish hooks run; with a store, the event is appended
+        (strict mode raises here and nothing else runs); sync handlers run in this
+        thread in registration order; coroutine handlers are *scheduled* on the bus's
+        handler loop (they run after this returns — see :meth:`shutdown`); after-publish
+        hooks run. Never blocks an event loop: when called from a coroutine, coroutine
+        handlers are scheduled on that loop.
+
+        Args:
+            event: The event instance.
+            metadata: String pairs to store and hand to handlers, merged over the
+                context's :func:`publish_metadata`.
+
+        Returns:
+            The event's offset when it was stored, else None.
+
+        Raises:
+            PublishError: ``event`` is None or a class.
+            EncodeError: with a store, the event cannot be serialised (nothing stored).
+            StoreError: strict mode, the append failed (no handler ran).
+            BusClosedError: the bus is closed.
+        """
+        plain = self._plain.get(event.__class__)
+        if plain is not None and metadata is None:
+            # The common case, one handler, costs one call inside one ``try``.
+            first, rest = plain
+            try:
+                first(event)
+            except Exception as exc:
+                self._dispatcher.report_handler(exc, event, first)
+            if rest:
+                for handler in rest:
+                    try:
+                        handler(event)
+                    except Exception as exc:
+                        self._dispatcher.report_handler(exc, event, handler)
+            return None
+        return self._publish(event, metadata)
+
+    def _publish(self, event: object, metadata: Mapping[str, str] | None) -> Offset | None:
+        dispatcher = self._dispatcher
+        if self._store is not None and _running_loop() is not None:
+            self._refuse_store_io_on_a_loop("publish")
+        plan = self._prepare(event)
+        if dispatcher.before:
+            dispatcher.run_hooks(dispatcher.before, event, "before_publish")
+        if self._store is None:
+            offset, envelope = (
+                None,
+                self._journal.envelope_for(plan.needs_envelope, event, metadata),
+            )
+        else:
+            offset, envelope = self._journal.persist(plan.needs_envelope, event, metadata)
+        if plan.subscriptions:
+            dispatcher.dispatch(plan, event, envelope, None)
+        if dispatcher.after:
+            dispatcher.run_hooks(dispatcher.after, event, "after_publish")
+        return offset
+
+    async def publish_async(
+        self, event: object, /, *, metadata: Mapping[str, str] | None = None
+    ) -> Offset | None:
+        """Publish an event from asyncio code and wait for its handlers.
+
+        Like :meth:`publish`, but the store append never blocks the loop (a worker
+        thread, or the store's own coroutine) and this returns only after every
+        coroutine handler of this event has finished. Handler failures go to the error
+        hook; they are not raised here. Returns and raises as :meth:`publish`.
+        """
+        self._runner.bind_running_loop()
+        plan = self._prepare(event)
+        dispatcher, journal = self._dispatcher, self._journal
+        dispatcher.run_hooks(dispatcher.before, event, "before_publish")
+        offset: Offset | None = None
+        if self._store is None:
+            envelope = journal.envelope_for(plan.needs_envelope, event, metadata)
+        elif journal.native_append is not None:
+            offset, envelope = await journal.persist_natively(plan.needs_envelope, event, metadata)
+        else:
+            offset, envelope = await asyncio.to_thread(
+                journal.persist, plan.needs_envelope, event, metadata
+            )
+        pending: list[asyncio.Future[Any]] = []
+        dispatcher.dispatch(plan, event, envelope, pending)
+        if pending:
+            await asyncio.wait(pending)
+        dispatcher.run_hooks(dispatcher.after, event, "after_publish")
+        return offset
+
+    def _refuse_store_io_on_a_loop(self, method: str) -> None:
+        # A store call would block every coroutine on this loop until the I/O is done.
+        if self._store is not None and running_loop() is not None:
+            raise BusUsageError(
+                f"bus.{method}() would block the running event loop on the store's I/O; "
+                f"from asyncio code use 'await bus.{method}_async(...)'."
+            )
+
+    def _prepare(self, event: object) -> Plan:
+        if self._closed:
+            raise BusClosedError("Cannot publish: the bus is closed.")
+        if event is None:
+            raise PublishError(
+                "Cannot publish None; pass an event instance, as in bus.publish(OrderPlaced(...))."
+            )
+        if isinstance(event, type):
+            raise PublishError(
+                f"Cannot publish the class {event.__qualname__} itself; publish an instance: "
+                f"bus.publish({event.__qualname__}(...))."
+            )
+        return self._dispatcher.plan_for(event.__class__)
+
+    def publish_many(
+        self, events: Iterable[object], /, *, metadata: Mapping[str, str] | None = None
+    ) -> list[Offset | None]:
+        """Publish several events with one store call (``append_batch``).
+
+        Every event is encoded before anything is stored, so one bad event stores none.
+        Then handlers run for each event in order, as :meth:`publish` would.
+
+        Returns:
+            The offsets, in order (None entries on a bus without a store).
+
+        Raises:
+            The same errors as :meth:`publish`.
+        """
+        self._refuse_store_io_on_a_loop("publish_many")
+        batch, plans = self._prepare_batch(events)
+        envelopes = self._journal.envelopes_for([p.needs_envelope for p in plans], batch, metadata)
+        after = self._dispatcher.after
+        for plan, event, envelope in zip(plans, batch, envelopes, strict=True):
+            self._dispatcher.dispatch(plan, event, envelope, None)
+            self._dispatcher.run_hooks(after, event, "after_publish")
+        return [None if e is None else e.offset for e in envelopes]
+
+    async def publish_many_async(
+        self, events: Iterable[object], /, *, metadata: Mapping[str, str] | None = None
+    ) -> list[Offset | None]:
+        """:meth:`publish_many` for asyncio code; waits for the coroutine handlers.
+
+        Returns:
+            The offsets, in order (None entries on a bus without a store).
+        """
+        self._runner.bind_running_loop()
+        batch, plans = self._prepare_batch(events)
+        envelopes = await asyncio.to_thread(
+            self._journal.envelopes_for, [p.needs_envelope for p in plans], batch, metadata
+        )
+        pending: list[asyncio.Future[Any]] = []
+        for plan, event, envelope in zip(plans, batch, envelopes, strict=True):
+            self._dispatcher.dispatch(plan, event, envelope, pending)
+        if pending:
+            await asyncio.wait(pending)
+        for event in batch:
+            self._dispatcher.run_hooks(self._dispatcher.after, event, "after_publish")
+        return [None if e is None else e.offset for e in envelopes]
+
+    def _prepare_batch(self, events: Iterable[object]) -> tuple[list[object], list[Plan]]:
+        batch = list(events)
+        plans = [self._prepare(event) for event in batch]
+        for event in batch:
+            self._dispatcher.run_hooks(self._dispatcher.before, event, "before_publish")
+        return batch, plans
