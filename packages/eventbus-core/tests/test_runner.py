@@ -416,3 +416,21 @@ async def test_resolve_threadsafe_leaves_a_finished_future_alone() -> None:
     await asyncio.wait_for(pending, WAIT)
     assert cancelled.cancelled()
     assert pending.result() is None
+
+
+def test_stop_lets_coroutines_left_on_the_owned_loop_unwind() -> None:
+    runner = AsyncRunner(limit=None, report=lambda exc, event, sub: None)
+    unwound = threading.Event()
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            unwound.set()
+
+    runner.submit(forever())
+    assert started.wait(5)
+    runner.stop()
+    assert unwound.is_set()

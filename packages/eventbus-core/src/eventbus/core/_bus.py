@@ -273,7 +273,6 @@ class EventBus(Publishing, StoredLog):
         assert callable(handler)  # checked by inspect_handler; narrows for mypy
         if event_type is None:
             event_type = infer_event_type(handler)
-        self._check_open()
         if self._store is not None and event_type is not object:
             # A persistent bus maps one wire name to one class: claim it now so a
             # collision fails at subscribe time, not at the first publish.

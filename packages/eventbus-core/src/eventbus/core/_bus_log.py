@@ -91,9 +91,9 @@ class StoredLog:
             upcast: Takes the old JSON object, returns the new one.
 
         Raises:
-            UpcastRegistrationError: a cycle, a second upcaster for ``from_name``, or bad names.
-            RegistrationError: a running durable subscription already passed over events
-                this upcaster would make it handle.
+            UpcastRegistrationError: a cycle, a second upcaster for ``from_name``, bad
+                names, or a running durable subscription already passed over stored
+                events this upcaster would make it handle.
         """
         self._mapper.register_upcaster(from_name, to_name, upcast)
 
@@ -103,8 +103,8 @@ class StoredLog:
         Both classes are registered; the types come from the annotations.
 
         Raises:
-            UpcastRegistrationError: missing annotations, a cycle or a duplicate.
-            RegistrationError: as for :meth:`register_upcaster`.
+            UpcastRegistrationError: missing annotations, a cycle, a duplicate, or as for
+                :meth:`register_upcaster`.
         """
         self._mapper.register_typed_upcaster(upcast)
         return upcast

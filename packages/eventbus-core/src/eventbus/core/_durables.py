@@ -126,8 +126,7 @@ class DurableConsumers:
     def _release(self, durable: DurableSubscription) -> None:
         # Only the owner releases its id (its worker, or a failed setup), exactly once.
         with self._lock:
-            if self._running.get(durable.subscription_id) is durable:
-                del self._running[durable.subscription_id]
+            self._running.pop(durable.subscription_id, None)
 
     def stop_all(self, deadline: float | None, *, drain: bool) -> list[str]:
         """Drain (if asked) and stop every subscription by ``deadline`` (monotonic).

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, TypeVar, cast
 
 from ._codec import EventCodec
-from ._exceptions import DecodeError, RegistrationError
+from ._exceptions import DecodeError, RegistrationError, UpcastRegistrationError
 from ._names import TypeRegistry
 from ._store import StoredEvent
 from ._upcast import UpcasterRegistry
@@ -139,7 +139,8 @@ class EventMapper:
                         if edge is not None
                         else ", ".join(cls.__qualname__ for cls, _ in added)
                     )
-                    raise RegistrationError(
+                    error = RegistrationError if edge is None else UpcastRegistrationError
+                    raise error(
                         f"Cannot register {what}: durable subscription {selection.owner!r} "
                         f"already passed over stored events named {name!r}, which this "
                         "registration would make it handle. Register classes and upcasters "

@@ -285,10 +285,23 @@ class AsyncRunner:
         thread, loop = self._thread, self._loop
         if thread is None or loop is None:
             return
+        # Coroutines still on the loop (a durable handler cancelled at the shutdown
+        # deadline) unwind before it stops, instead of being destroyed while pending.
+        leftovers = asyncio.run_coroutine_threadsafe(_cancel_leftovers(), loop)
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            leftovers.result(CANCEL_GRACE * 2)
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
         self._thread = None
+
+
+async def _cancel_leftovers() -> None:
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=CANCEL_GRACE)
 
 
 def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
