@@ -83,10 +83,12 @@ def _covered_tests(session: nox.Session, package: Path, module: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole repository."""
+    """ruff check and ruff format --check over the whole repository; package layering."""
     session.install(*LINT_TOOLS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # No import cycle inside a package, no module over 700 lines (stdlib only).
+    session.run("python", str(ROOT / "tools" / "check_layers.py"))
 
 
 @nox.session
