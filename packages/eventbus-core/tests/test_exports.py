@@ -10,6 +10,7 @@ import types
 from pathlib import Path
 
 import eventbus.core
+import eventbus.core.testing
 
 
 def _isort_key(name: str) -> tuple[int, str]:
@@ -51,6 +52,26 @@ def test_every_private_module_declares_all_and_its_names_exist() -> None:
         assert isinstance(module.__all__, list), info.name
         for name in module.__all__:
             assert hasattr(module, name), f"eventbus.core.{info.name} lacks {name}"
+
+
+def test_the_conformance_kit_exports_exactly_its_sorted_public_names() -> None:
+    kit = eventbus.core.testing
+    names = list(kit.__all__)
+    assert names == sorted(names, key=_isort_key)
+    public = {
+        name
+        for name, value in vars(kit).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and name != "annotations"
+    }
+    assert public == set(names)
+    for info in pkgutil.iter_modules(kit.__path__):
+        assert info.name.startswith("_"), f"eventbus.core.testing.{info.name} is not private"
+        module = importlib.import_module(f"eventbus.core.testing.{info.name}")
+        assert isinstance(module.__all__, list), info.name
+        for name in module.__all__:
+            assert hasattr(module, name), f"eventbus.core.testing.{info.name} lacks {name}"
 
 
 def test_eventbus_is_a_namespace_package() -> None:
