@@ -6,6 +6,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import pkgutil
+import re
 import types
 from pathlib import Path
 
@@ -83,8 +84,13 @@ def test_eventbus_is_a_namespace_package() -> None:
     assert (core_dir / "py.typed").exists()
 
 
-def test_the_distribution_ships_no_namespace_init_and_no_dependencies() -> None:
+def test_the_distribution_ships_no_namespace_init_and_no_runtime_dependencies() -> None:
     distribution = importlib.metadata.distribution("eventbus-core")
     files = [str(f) for f in distribution.files or []]
     assert "eventbus/__init__.py" not in files
-    assert not distribution.requires
+    # The only requirements are the test tools of the conformance kit's extra.
+    requires = distribution.requires or []
+    assert requires, "eventbus-core[testing] declares pytest and pytest-asyncio"
+    for requirement in requires:
+        assert re.search(r"""; *extra *== *["']testing["']$""", requirement), requirement
+    assert distribution.metadata.get_all("Provides-Extra") == ["testing"]

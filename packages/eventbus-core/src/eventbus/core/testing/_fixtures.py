@@ -1,4 +1,4 @@
-"""The store hooks a backend overrides, the fixtures built on them, and helpers."""
+"""What both contracts share: the store hooks a backend overrides, fixtures and helpers."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def lacks(capability: type) -> NoReturn:
 
 
 class StoreFixtures:
-    """The hooks, fixtures and helpers every part of :class:`StoreContract` uses."""
+    """The hooks, fixtures and helpers of :class:`StoreContract` and :class:`AsyncStoreContract`.
+
+    Both contracts make their stores the same way, so one test class may subclass both.
+    """
 
     offsets_sort_as_strings: ClassVar[bool] = False
     """Set when the store documents that comparing offsets as strings follows log order."""
