@@ -67,15 +67,15 @@ def test_the_backend_guide_example_passes_the_kit(mode: str, tmp_path: Path) -> 
     # The page's files (a block whose first line is "# path.py") make a plug-in project;
     # its tests subclass StoreContract and AsyncStoreContract, under each asyncio_mode.
     page = (ROOT / "docs" / "writing-a-backend.md").read_text()
-    files = {}
+    files: dict[str, str] = {}
     for block in re.findall(r"```python\n(.*?)```", page, re.S):
-        name = re.fullmatch(r"# (\S+\.py)", block.partition("\n")[0])
-        if name:
-            files[name[1]] = block
+        heading = re.fullmatch(r"# (\S+\.py)", block.partition("\n")[0])
+        if heading:
+            files[heading[1]] = block
     assert set(files) == {"mystore.py", "tests/conftest.py", "tests/test_mystore.py"}
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(text)
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(text)
     options = ["-o", f"asyncio_mode={mode}", "-o", "asyncio_default_fixture_loop_scope=function"]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *options, "tests"],
