@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-KIT = ROOT / "packages" / "eventbus-core" / "src" / "eventbus" / "core" / "testing.py"
+KIT = ROOT / "packages" / "eventbus-core" / "src" / "eventbus" / "core" / "testing"
 PREFIXES = {
     "core": ROOT / "packages" / "eventbus-core" / "tests",
     "sqlite": ROOT / "packages" / "eventbus-sqlite" / "tests",
@@ -35,7 +35,8 @@ def test_every_test_named_in_guarantees_md_exists() -> None:
                 continue
             assert current is not None, reference
             # Tests inherited from the conformance kit are defined in the kit itself.
-            source = current.read_text() + KIT.read_text()
+            kit = "".join(module.read_text() for module in sorted(KIT.glob("*.py")))
+            source = current.read_text() + kit
             assert re.search(rf"def {re.escape(name)}\b", source), (
                 f"{reference} in docs/guarantees.md does not exist in {current}"
             )
@@ -59,3 +60,36 @@ def test_the_python_in_a_page_runs_as_one_program(page: str, tmp_path: Path) -> 
         check=False,
     )
     assert result.returncode == 0, f"{page} failed:\n{result.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_the_backend_guide_example_passes_the_kit(mode: str, tmp_path: Path) -> None:
+    # The page's files (a block whose first line is "# path.py") make a plug-in project;
+    # its tests subclass StoreContract and AsyncStoreContract, under each asyncio_mode.
+    page = (ROOT / "docs" / "writing-a-backend.md").read_text()
+    files: dict[str, str] = {}
+    for block in re.findall(r"```python\n(.*?)```", page, re.S):
+        heading = re.fullmatch(r"# (\S+\.py)", block.partition("\n")[0])
+        if heading:
+            files[heading[1]] = block
+    assert set(files) == {"mystore.py", "tests/conftest.py", "tests/test_mystore.py"}
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(text)
+    options = ["-o", f"asyncio_mode={mode}", "-o", "asyncio_default_fixture_loop_scope=function"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *options, "tests"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    report = result.stdout[-4000:] + result.stderr[-2000:]
+    assert result.returncode == 0, report
+    assert re.search(r"\b\d{2,} passed", result.stdout), report
+    assert "failed" not in result.stdout.splitlines()[-1], report
+    for capability in ("CheckpointStore", "StreamingReader", "TailingStore"):
+        assert f"the store does not implement {capability}" in result.stdout, report
+    assert "does not override break_store" not in result.stdout, report
+    assert "test_append_async" not in result.stdout, report  # none skipped or failed

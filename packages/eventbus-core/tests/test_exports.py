@@ -6,10 +6,12 @@ import importlib
 import importlib.metadata
 import importlib.util
 import pkgutil
+import re
 import types
 from pathlib import Path
 
 import eventbus.core
+import eventbus.core.testing
 
 
 def _isort_key(name: str) -> tuple[int, str]:
@@ -53,6 +55,26 @@ def test_every_private_module_declares_all_and_its_names_exist() -> None:
             assert hasattr(module, name), f"eventbus.core.{info.name} lacks {name}"
 
 
+def test_the_conformance_kit_exports_exactly_its_sorted_public_names() -> None:
+    kit = eventbus.core.testing
+    names = list(kit.__all__)
+    assert names == sorted(names, key=_isort_key)
+    public = {
+        name
+        for name, value in vars(kit).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and name != "annotations"
+    }
+    assert public == set(names)
+    for info in pkgutil.iter_modules(kit.__path__):
+        assert info.name.startswith("_"), f"eventbus.core.testing.{info.name} is not private"
+        module = importlib.import_module(f"eventbus.core.testing.{info.name}")
+        assert isinstance(module.__all__, list), info.name
+        for name in module.__all__:
+            assert hasattr(module, name), f"eventbus.core.testing.{info.name} lacks {name}"
+
+
 def test_eventbus_is_a_namespace_package() -> None:
     spec = importlib.util.find_spec("eventbus")
     assert spec is not None
@@ -62,8 +84,13 @@ def test_eventbus_is_a_namespace_package() -> None:
     assert (core_dir / "py.typed").exists()
 
 
-def test_the_distribution_ships_no_namespace_init_and_no_dependencies() -> None:
+def test_the_distribution_ships_no_namespace_init_and_no_runtime_dependencies() -> None:
     distribution = importlib.metadata.distribution("eventbus-core")
     files = [str(f) for f in distribution.files or []]
     assert "eventbus/__init__.py" not in files
-    assert not distribution.requires
+    # The only requirements are the test tools of the conformance kit's extra.
+    requires = distribution.requires or []
+    assert requires, "eventbus-core[testing] declares pytest and pytest-asyncio"
+    for requirement in requires:
+        assert re.search(r"""; *extra *== *["']testing["']$""", requirement), requirement
+    assert distribution.metadata.get_all("Provides-Extra") == ["testing"]

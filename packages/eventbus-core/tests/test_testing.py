@@ -8,9 +8,11 @@ with the bugs of ``reference/ebu.md`` §5 to show that they fail.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,12 +25,13 @@ from eventbus.core import (
     ReadResult,
     StoreClosedError,
     StoredEvent,
+    testing,
 )
-from eventbus.core.testing import StoreContract, _run_threads, make_record
+from eventbus.core.testing import StoreContract, make_record
+from eventbus.core.testing._threads import run_threads
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
 
     from eventbus.core import Checkpoint, EventStore, Offset, Position
 
@@ -233,7 +236,7 @@ def test_thread_failures_are_raised_in_the_test() -> None:
         raise KeyError("from a worker")
 
     with pytest.raises(KeyError, match="from a worker"):
-        _run_threads([boom, lambda: None], timeout=10)
+        run_threads([boom, lambda: None], timeout=10)
 
 
 def test_threads_that_do_not_finish_fail_the_test() -> None:
@@ -244,7 +247,7 @@ def test_threads_that_do_not_finish_fail_the_test() -> None:
 
     try:
         with pytest.raises(AssertionError, match="still running"):
-            _run_threads([stuck], timeout=0.2)
+            run_threads([stuck], timeout=0.2)
     finally:
         release.set()
 
@@ -266,3 +269,37 @@ def test_make_record_defaults_and_overrides() -> None:
 def test_make_store_must_be_overridden(tmp_path: Path) -> None:
     with pytest.raises(NotImplementedError, match="StoreContract must override make_store"):
         StoreContract().make_store(tmp_path)
+
+
+def test_the_kit_modules_import_one_another_without_a_cycle() -> None:
+    # Every import counts: module level, inside functions and under TYPE_CHECKING.
+    package = Path(testing.__file__).parent
+    edges: dict[str, set[str]] = {}
+    for source in package.glob("*.py"):
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = node.module or ""
+                if node.level == 1:
+                    target = f"eventbus.core.testing.{target}".rstrip(".")
+                imported.add(target)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+        edges[source.stem] = {
+            name.removeprefix("eventbus.core.testing.")
+            for name in imported
+            if name.startswith("eventbus.core.testing.")
+        }
+        assert "eventbus.core.testing" not in imported, f"{source.name} imports its package"
+    assert len(edges) > 5
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module not in done:
+            for target in edges[module]:
+                visit(target, (*path, module))
+            done.add(module)
+
+    for module in edges:
+        visit(module, ())
