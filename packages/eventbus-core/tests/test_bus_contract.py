@@ -21,7 +21,7 @@ from eventbus.core import (
     StoreCorruptError,
     StoredEvent,
 )
-from eventbus.core._bus_contract import BusContract, raw_record
+from eventbus.core.testing import BusContract, raw_record
 
 
 class CorruptibleMemoryStore(MemoryStore):

@@ -24,11 +24,11 @@ from eventbus.core import (
     StoredEvent,
     StoreUnavailableError,
 )
-from eventbus.core._bus_contract import BusContract, raw_record
 from eventbus.core._durables import DurableConsumers
 from eventbus.core._failures import Reporter
 from eventbus.core._mapper import EventMapper
 from eventbus.core._runner import AsyncRunner
+from eventbus.core.testing import BusContract, raw_record
 
 from ._support import OrderPlaced
 

@@ -57,9 +57,10 @@ __all__ = ["DurableSubscription"]
 
 logger: Final = logging.getLogger("eventbus")
 
-# A blocked tail cannot be interrupted: the worker waits in slices of at most this many
-# seconds so stop() is honoured promptly whatever poll_interval is. A store that keeps
-# its long-poll open across calls (DurableStreamStore) sends no request per slice.
+# A blocked tail cannot be interrupted: the worker waits in slices of this many seconds
+# so stop() is honoured within one slice (closing the store wakes it at once). A store
+# that keeps its long-poll open across calls (DurableStreamStore) sends no request per
+# slice, and SQLite checks for a change cheaply.
 _TAIL_SLICE: Final = 1.0
 
 
@@ -114,6 +115,8 @@ class DurableSubscription:
         self._thread: threading.Thread | None = None
         self._future: concurrent.futures.Future[Any] | None = None
         self._unknown: dict[str, int] = {}
+        # True while a handler runs: what a shutdown deadline can leave behind.
+        self.in_handler = False
         # Progress, for drain(): the position handled up to, how many reads started,
         # and the number of the last read that found nothing new (caught up).
         self._progress = threading.Condition(threading.Lock())
@@ -352,8 +355,8 @@ class DurableSubscription:
 
     def _wait_for_events(self, cursor: Checkpoint) -> ReadResult:
         if isinstance(self._store, TailingStore):
-            timeout = min(self._options.poll_interval, _TAIL_SLICE)
-            return self._store.tail(cursor, timeout=timeout, limit=self._options.batch_size)
+            # The store wakes the tail when events arrive: poll_interval does not apply.
+            return self._store.tail(cursor, timeout=_TAIL_SLICE, limit=self._options.batch_size)
         with self._wake:
             if not self._stopping.is_set():
                 self._wake.wait(self._options.poll_interval)
@@ -425,15 +428,19 @@ class DurableSubscription:
         )  # pragma: no cover - max_attempts >= 1 is validated
 
     def _call(self, args: tuple[Any, ...]) -> None:
-        if not self._is_async:
-            self._handler(*args)
-            return
-        future = self._runner.submit(self._handler(*args))
-        self._future = future
+        self.in_handler = True
         try:
-            future.result()
+            if not self._is_async:
+                self._handler(*args)
+                return
+            future = self._runner.submit(self._handler(*args))
+            self._future = future
+            try:
+                future.result()
+            finally:
+                self._future = None
         finally:
-            self._future = None
+            self.in_handler = False
 
     # -- what cannot be handled ----------------------------------------------------------
 

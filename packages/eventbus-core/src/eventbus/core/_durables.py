@@ -147,10 +147,12 @@ class DurableConsumers:
                     self._report(HandlerFailure(exc, "durable", None, durable.subscription_id))
         for durable in durables:
             durable.request_stop()
-        unstopped = [d for d in durables if not d.join(_remaining(deadline))]
-        for durable in unstopped:
+        # One still waiting for events, not in a handler, ends when the bus closes the
+        # store (closing wakes every tail); only a handler can outlive the deadline.
+        late = [d for d in durables if not d.join(_remaining(deadline)) and d.in_handler]
+        for durable in late:
             durable.cancel()  # a coroutine handler: cancelled; a sync one cannot be
-        return sorted(d.subscription_id for d in unstopped)
+        return sorted(d.subscription_id for d in late)
 
 
 def _remaining(deadline: float | None) -> float | None:

@@ -18,6 +18,10 @@ subclasses :class:`AsyncStoreContract` too::
         def reopen_store(self, store: EventStore, directory: Path) -> MyStore:
             return MyStore(directory / "events.db")
 
+The bus-level guarantees that rest on the store (exact resume, a checkpoint that never
+passes a running handler, selection before decoding, drain, the shutdown deadline) are
+proven by subclassing :class:`BusContract` with the same factories.
+
 Capability tests (checkpoints, streaming reads, tail, offset ordering, close) run
 when the store has the capability, detected structurally like the bus does, and are
 skipped with the reason otherwise: a store that has the methods must pass them.
@@ -30,8 +34,10 @@ See ``docs/writing-a-backend.md``.
 from __future__ import annotations
 
 from ._async import AsyncStoreContract as AsyncStoreContract
+from ._bus import BusContract as BusContract
+from ._bus import raw_record as raw_record
 from ._contract import StoreContract as StoreContract
 from ._records import make_record as make_record
 
 # __all__ is kept sorted; tests/test_exports.py checks it against the names above.
-__all__ = ["AsyncStoreContract", "StoreContract", "make_record"]
+__all__ = ["AsyncStoreContract", "BusContract", "StoreContract", "make_record", "raw_record"]
