@@ -93,3 +93,19 @@ def test_the_backend_guide_example_passes_the_kit(mode: str, tmp_path: Path) -> 
         assert f"the store does not implement {capability}" in result.stdout, report
     assert "does not override break_store" not in result.stdout, report
     assert "test_append_async" not in result.stdout, report  # none skipped or failed
+
+
+def test_the_readme_durable_quick_start_prints_on_its_first_run(tmp_path: Path) -> None:
+    # A new user's first run, in a fresh folder: closing the bus drains the durable
+    # subscription, so the receipt is printed before the program ends.
+    program = "\n".join(re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S))
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", program],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "receipt for o-2" in result.stdout
