@@ -434,3 +434,19 @@ def test_stop_lets_coroutines_left_on_the_owned_loop_unwind() -> None:
     assert started.wait(5)
     runner.stop()
     assert unwound.is_set()
+
+
+def test_stop_gives_up_on_a_loop_blocked_by_a_handler_that_never_yields() -> None:
+    runner = AsyncRunner(limit=None, report=lambda exc, event, sub: None)
+    release = threading.Event()
+    started = threading.Event()
+
+    async def blocks() -> None:
+        started.set()
+        release.wait(10)  # blocks the loop's thread: the bug being survived
+
+    runner.submit(blocks())
+    assert started.wait(5)
+    assert not runner.stop(timeout=0.1)
+    release.set()
+    assert runner.stop(timeout=5)

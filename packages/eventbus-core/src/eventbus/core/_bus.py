@@ -28,7 +28,7 @@ from ._handlers import Handler, Subscription, check_event_type, infer_event_type
 from ._ids import new_event_id
 from ._journal import Journal
 from ._mapper import EventMapper
-from ._runner import AsyncRunner
+from ._runner import CANCEL_GRACE, AsyncRunner
 from ._store import OLDEST, CheckpointStore, ClosableStore, EventStore, Position
 
 __all__ = ["EventBus"]
@@ -432,15 +432,22 @@ class EventBus(Publishing, StoredLog):
             with self._lock:
                 self._closed = False
             raise
+        # Cancelled coroutines get one small grace period past the deadline to unwind.
+        grace_deadline = (
+            None if deadline is None else max(deadline, time.monotonic()) + CANCEL_GRACE
+        )
         if not finished:
-            self._runner.cancel_pending()
+            grace = _remaining(grace_deadline)
+            self._runner.cancel_pending(CANCEL_GRACE if grace is None else grace)
         if unstopped:
             logger.warning(
                 "eventbus: shutdown deadline passed with durable subscriptions still in a "
                 "handler: %s",
                 ", ".join(repr(s) for s in unstopped),
             )
-        self._runner.stop()
+        if not self._runner.stop(_remaining(grace_deadline)):
+            logger.warning("eventbus: the handler loop is blocked by a handler; left running.")
+            finished = False
         self._journal.close()
         if isinstance(self._store, ClosableStore):
             self._store.close()

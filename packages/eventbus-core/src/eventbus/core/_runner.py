@@ -53,6 +53,8 @@ class AsyncRunner:
         self._report = report
         # Set by wait_idle: from then on no new handler may start (see schedule).
         self._closing = False
+        # Set by stop(): the loop was told to stop (a later call only waits for it).
+        self._stop_requested = False
 
     # -- binding -------------------------------------------------------------------
 
@@ -258,10 +260,10 @@ class AsyncRunner:
                 self._idle.wait(wait)
             return True
 
-    def cancel_pending(self) -> bool:
+    def cancel_pending(self, grace: float = CANCEL_GRACE) -> bool:
         """Cancel every handler still in flight, and let them unwind.
 
-        Waits up to :data:`CANCEL_GRACE` seconds for the cancelled handlers to finish
+        Waits up to ``grace`` seconds for the cancelled handlers to finish
         their ``except``/``finally`` blocks, so a loop stopped afterwards does not
         destroy them mid-flight.
 
@@ -274,34 +276,47 @@ class AsyncRunner:
         # On the loop's thread: the task set is only touched there, and tasks whose
         # creation is still queued are created (and so cancelled) first.
         loop.call_soon_threadsafe(self._cancel_all)
-        return self.wait_idle(CANCEL_GRACE)
+        return self.wait_idle(grace)
 
     def _cancel_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()
 
-    def stop(self) -> None:
-        """Stop the loop thread the bus owns, if any. The user's loop is left alone."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop the loop thread the bus owns, if any. The user's loop is left alone.
+
+        Args:
+            timeout: Seconds to wait for the loop thread; a loop blocked by a handler
+                that never yields is left running (its thread is a daemon).
+
+        Returns:
+            True if the loop thread ended (or there was none).
+        """
         thread, loop = self._thread, self._loop
         if thread is None or loop is None:
-            return
-        # Coroutines still on the loop (a durable handler cancelled at the shutdown
-        # deadline) unwind before it stops, instead of being destroyed while pending.
-        leftovers = asyncio.run_coroutine_threadsafe(_cancel_leftovers(), loop)
-        with contextlib.suppress(concurrent.futures.TimeoutError):
-            leftovers.result(CANCEL_GRACE * 2)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
+            return True
+        if not self._stop_requested:
+            self._stop_requested = True
+            # Coroutines still on the loop (a durable handler cancelled at the shutdown
+            # deadline) unwind before it stops, instead of being destroyed while pending;
+            # the loop stops itself once they did.
+            asyncio.run_coroutine_threadsafe(_cancel_leftovers_and_stop(), loop)
+        thread.join(timeout)
+        if thread.is_alive():
+            return False
         loop.close()
         self._thread = None
+        self._stop_requested = False  # a later owned loop is stopped afresh
+        return True
 
 
-async def _cancel_leftovers() -> None:
+async def _cancel_leftovers_and_stop() -> None:
     tasks = asyncio.all_tasks() - {asyncio.current_task()}
     for task in tasks:
         task.cancel()
     if tasks:
         await asyncio.wait(tasks, timeout=CANCEL_GRACE)
+    asyncio.get_running_loop().stop()
 
 
 def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
