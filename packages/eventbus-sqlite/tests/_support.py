@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,3 +45,37 @@ class Call:
         self._thread.join(10)
         assert not self._thread.is_alive(), "the call did not finish"
         return self.result
+
+
+class Sql(str):
+    """A value for :func:`write_row` given as an SQL expression, not a parameter."""
+
+
+_GOOD_ROW: dict[str, object] = {
+    "type_name": "shop.OrderPlaced",
+    "data": '{"order_id": "o-1"}',
+    "timestamp": "2026-01-02T03:04:05.678901+00:00",
+    "metadata": None,
+    "origin": "another-tool",
+}
+
+
+def write_row(path: Path, **columns: object) -> str:
+    """Insert one row into the events table with raw sqlite3, as another tool would.
+
+    Columns not given get good values (a new ``event_id``); an :class:`Sql` value is
+    inserted as written.
+
+    Returns:
+        The row's offset.
+    """
+    values = {"event_id": uuid.uuid4().hex, **_GOOD_ROW, **columns}
+    names = ", ".join(values)
+    marks = ", ".join(v if isinstance(v, Sql) else "?" for v in values.values())
+    params = [v for v in values.values() if not isinstance(v, Sql)]
+    conn = raw(path)
+    try:
+        cursor = conn.execute(f"INSERT INTO events ({names}) VALUES ({marks})", params)
+        return f"{cursor.lastrowid:020d}"
+    finally:
+        conn.close()

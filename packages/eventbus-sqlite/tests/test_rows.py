@@ -84,3 +84,28 @@ def test_non_records_are_refused(store: SQLiteStore) -> None:
     with pytest.raises(TypeError, match="EventRecord instances"):
         store.append_batch([make_record(), "nope"])  # type: ignore[list-item]
     assert store.read().events == []
+
+
+def test_good_rows_take_the_fast_way_and_both_ways_agree(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [
+        make_record({"n": 1}, metadata={}),
+        make_record({"n": 2}, metadata={"trace": "t-1", "user": "ü"}),
+        make_record(
+            {"n": 3},
+            metadata={},
+            timestamp=datetime(2026, 1, 2, tzinfo=timezone(timedelta(hours=5))),
+        ),
+    ]
+    store.append_batch(records)
+    rows = store._db.query(rows_module.SELECT, (0, 10))
+    careful = rows_module.decode_checked(rows, store.path)
+
+    def refuse(rows: object, path: str) -> list[StoredEvent]:
+        raise AssertionError("good rows fell back to the careful decoder")
+
+    monkeypatch.setattr(rows_module, "decode_checked", refuse)
+    assert rows_module.decode(rows, store.path) == careful
+    assert store.read().events == careful
+    assert [dict(e.metadata) for e in careful] == [{}, {"trace": "t-1", "user": "ü"}, {}]

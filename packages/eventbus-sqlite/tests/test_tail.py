@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from eventbus.core import NEWEST, OLDEST, StoreClosedError, StoreError
+from eventbus.core import NEWEST, OLDEST, StoreClosedError, StoreCorruptError, StoreError
 from eventbus.core.testing import make_record
 from eventbus.sqlite import SQLiteStore
 
-from ._support import Call, wait_until
+from ._support import Call, wait_until, write_row
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -68,3 +68,33 @@ def test_tail_keeps_waiting_after_a_failed_append(store: SQLiteStore) -> None:
     result = waiting.join()
     assert result.events == []
     assert result.next == offset
+
+
+# -- rows another tool wrote badly ------------------------------------------------------
+
+
+def test_tail_returns_the_readable_events_then_raises_at_the_bad_one(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        first = store.append(make_record())
+        bad = write_row(db, timestamp="not a time")
+        last = store.append(make_record())
+        assert [e.offset for e in store.tail(OLDEST, timeout=1).events] == [first]
+        with pytest.raises(StoreCorruptError) as caught:
+            store.tail(first, timeout=1)
+        assert (caught.value.offset, caught.value.field) == (bad, "timestamp")
+        assert caught.value.offset is not None
+        assert [e.offset for e in store.tail(caught.value.offset, timeout=1).events] == [last]
+
+
+def test_a_waiting_tail_raises_when_the_next_row_is_bad(db: Path, store: SQLiteStore) -> None:
+    offset = store.append(make_record())
+
+    def another_tool() -> str:
+        time.sleep(0.1)  # the tail is waiting by now
+        return write_row(db, metadata="{")
+
+    writer = Call(another_tool)
+    with pytest.raises(StoreCorruptError) as caught:
+        store.tail(offset, timeout=30)
+    assert caught.value.offset == writer.join()
+    assert caught.value.field == "metadata"

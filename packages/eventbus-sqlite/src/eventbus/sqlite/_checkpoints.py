@@ -89,6 +89,8 @@ class Checkpoints:
         except OffsetError as exc:
             raise StoreCorruptError(
                 f"The checkpoint of {subscription_id!r} in {self._db.path!r} is {value!r}, "
-                "which is not an offset; the checkpoints table was edited by hand."
+                "which is not an offset; the checkpoints table was edited by hand.",
+                store=self._db.path,
+                field="checkpoint",
             ) from exc
         return str(value)

@@ -1,16 +1,18 @@
 """Reading the events table: offsets, pages, streaming reads and offset ordering.
 
 Every query is its own short read transaction on the calling thread's reader
-connection, so no read waits for writers or holds the database between calls.
+connection, so no read waits for writers or holds the database between calls. A page
+stops before a row that cannot be read; the read that starts at such a row raises
+:class:`~eventbus.core.StoreCorruptError` (see :mod:`._rows`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from eventbus.core import NEWEST, OLDEST, OffsetError, ReadResult
+from eventbus.core import NEWEST, OLDEST, OffsetError, ReadResult, StoreCorruptError
 
-from ._rows import SELECT, WIDTH, decode
+from ._rows import SELECT, SELECT_BYTES, WIDTH, decode, decode_checked
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -87,6 +89,8 @@ class Reads:
             events = self.fetch(start, batch_size)
             if not events:
                 return
+            # After a page cut short by an unreadable row, the next fetch starts at
+            # that row and raises.
             start = int(events[-1].offset)
             yield from events
 
@@ -98,9 +102,19 @@ class Reads:
         return (left > right) - (left < right)
 
     def fetch(self, start: int, limit: int) -> list[StoredEvent]:
-        """Up to ``limit`` events after position ``start``."""
-        rows = self._db.query(SELECT, (start, limit))
-        return decode(rows) if rows else []
+        """Up to ``limit`` events after position ``start``, stopping before an unreadable row.
+
+        Raises:
+            StoreCorruptError: The first row after ``start`` cannot be read.
+        """
+        try:
+            rows = self._db.query(SELECT, (start, limit))
+        except StoreCorruptError:
+            # Text that is not UTF-8 fails the whole fetch: read the page as bytes to
+            # find the row. (A damaged file fails this query as well, and raises.)
+            rows = self._db.query(SELECT_BYTES, (start, limit))
+            return decode_checked(rows, self._path, as_bytes=True)
+        return decode(rows, self._path) if rows else []
 
     def page(self, start: int, limit: int, after: Position | None) -> ReadResult:
         """Read a page; on an empty one, check that ``after`` (if given) is ours."""

@@ -172,7 +172,8 @@ class SQLiteStore:
     def read(self, after: Position = OLDEST, limit: int = 100) -> ReadResult:
         """Return up to ``limit`` events strictly after ``after``.
 
-        Each call is one short read transaction; it never waits for writers.
+        Each call is one short read transaction; it never waits for writers. A page
+        stops before a row this version cannot read (see Raises).
 
         Args:
             after: OLDEST, NEWEST or an offset this store returned.
@@ -183,6 +184,9 @@ class SQLiteStore:
             no events and the offset of the last event (OLDEST when empty).
 
         Raises:
+            StoreCorruptError: The first event after ``after`` cannot be read (another
+                tool wrote it); its ``offset`` is the position to read after to skip
+                it, its ``record`` what could be read.
             OffsetError: ``after`` is not an offset of this store.
             ValueError: ``limit`` is less than 1.
             TypeError: ``limit`` is not an int.
@@ -208,7 +212,9 @@ class SQLiteStore:
 
         Returns:
             An iterator of events in log order. It raises StoreClosedError if the store
-            is closed before iteration ends, rather than stopping short.
+            is closed before iteration ends, rather than stopping short, and
+            StoreCorruptError (as :meth:`read` does) after yielding every event before
+            an unreadable one.
 
         Raises:
             OffsetError: ``after`` is not an offset of this store.
@@ -238,6 +244,8 @@ class SQLiteStore:
             ``timeout`` passed first.
 
         Raises:
+            StoreCorruptError: The first event after ``after`` cannot be read, as for
+                :meth:`read`.
             OffsetError: ``after`` is not an offset of this store.
             ValueError: ``limit`` is less than 1 or ``timeout`` is negative or NaN.
             TypeError: ``limit`` is not an int.
