@@ -229,10 +229,11 @@ class SQLiteStore:
     def tail(self, after: Position, *, timeout: float, limit: int = 100) -> ReadResult:
         """Wait until events exist after ``after``, then return them like :meth:`read`.
 
-        An append through this store wakes the waiter at once; appends by other
+        An append through this store wakes the waiter at once. Commits by other
         processes (or other SQLiteStore instances on the same file) are noticed by
-        polling with a back-off from 1 ms to 50 ms. :meth:`close` wakes waiters with
-        StoreClosedError.
+        ``PRAGMA data_version``, checked with a back-off from 1 ms to 50 ms as the
+        database stays quiet; the events are queried again only after it changed.
+        No thread is started. :meth:`close` wakes waiters with StoreClosedError.
 
         Args:
             after: OLDEST, NEWEST (the tail at the time of the call) or an offset.
