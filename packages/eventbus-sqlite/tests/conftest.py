@@ -10,6 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from eventbus.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """The path of a database file that does not exist yet."""
+    return tmp_path / "events.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SQLiteStore]:
+    """A store on a fresh file, closed after the test."""
+    with SQLiteStore(db) as opened:
+        yield opened
+
 
 def _try_chattr(flag: str, path: Path) -> bool:
     chattr = shutil.which("chattr")

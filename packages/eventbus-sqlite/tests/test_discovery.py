@@ -28,8 +28,8 @@ def test_absolute_path_url_with_options(tmp_path: Path) -> None:
     with open_sqlite_store(url + "?durability=full&busy_timeout=2.5&read_batch_size=7") as store:
         assert store.path == str(path)
         assert store.durability == "full"
-        assert store._busy_timeout == 2.5
-        assert store._read_batch_size == 7
+        assert store._db.busy_timeout == 2.5
+        assert store._reads.batch_size == 7
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "SQLITE://"])

@@ -42,6 +42,11 @@ def test_every_sqlite3_error_class_is_mapped(cls: type[sqlite3.Error]) -> None:
         (sqlite3.DatabaseError("file is not a database"), StoreCorruptError),
         (sqlite3.DatabaseError("database disk image is malformed"), StoreCorruptError),
         (sqlite3.OperationalError("database is locked"), StoreTimeoutError),
+        # Text that is not UTF-8, whatever the text says.
+        (
+            sqlite3.OperationalError("Could not decode to UTF-8 column 'data' with text 'locked'"),
+            StoreCorruptError,
+        ),
         (sqlite3.OperationalError("database table is locked: events"), StoreTimeoutError),
         (sqlite3.OperationalError("disk I/O error"), StoreUnavailableError),
         (sqlite3.OperationalError("database or disk is full"), StoreUnavailableError),

@@ -15,6 +15,7 @@ from eventbus.core import StoreCorruptError, StoreTimeoutError, StoreUnavailable
 from eventbus.core.testing import make_record
 from eventbus.sqlite import SchemaVersionError, SQLiteStore
 from eventbus.sqlite import _schema as schema
+from eventbus.sqlite._connection import Connections
 
 CHILD = Path(__file__).with_name("_child.py")
 
@@ -169,23 +170,23 @@ def test_opening_retries_an_immediate_busy_answer_until_the_busy_timeout(
     # SQLite sometimes answers SQLITE_BUSY at once (without its busy handler) when two
     # connections switch a new file to WAL together; the race is too rare to produce on
     # demand, so the first answers are made busy here and the store must wait them out.
-    real_open = SQLiteStore._open_writer
+    real_open = Connections._open_writer
     answers = [StoreTimeoutError("database is locked"), StoreTimeoutError("database is locked")]
 
-    def flaky_open(self: SQLiteStore) -> Any:
+    def flaky_open(self: Connections) -> Any:
         if answers:
             raise answers.pop(0)
         return real_open(self)
 
-    monkeypatch.setattr(SQLiteStore, "_open_writer", flaky_open)
+    monkeypatch.setattr(Connections, "_open_writer", flaky_open)
     store = SQLiteStore(tmp_path / "events.db")
     assert answers == []
     store.append(make_record())
     store.close()
 
-    def always_busy(self: SQLiteStore) -> Any:
+    def always_busy(self: Connections) -> Any:
         raise StoreTimeoutError("database is locked")
 
-    monkeypatch.setattr(SQLiteStore, "_open_writer", always_busy)
+    monkeypatch.setattr(Connections, "_open_writer", always_busy)
     with pytest.raises(StoreTimeoutError, match="locked"):
         SQLiteStore(tmp_path / "other.db", busy_timeout=0.02)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ._store import MEMORY, SQLiteStore
+from ._connection import MEMORY
+from ._store import SQLiteStore
 
 __all__ = ["open_sqlite_store"]
 

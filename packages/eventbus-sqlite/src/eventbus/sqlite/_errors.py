@@ -34,6 +34,8 @@ class DatabasePathError(StoreUnavailableError, ValueError):
 # Substrings of sqlite3 messages, checked in order; the first match picks the class.
 _CORRUPT_MARKERS = ("not a database", "malformed", "corrupt")
 _BUSY_MARKERS = ("locked", "busy")
+# How the sqlite3 module reports a TEXT value that does not decode.
+_NOT_UTF8 = "Could not decode to UTF-8"
 
 
 def translate_sqlite_error(exc: sqlite3.Error, path: str) -> StoreError:
@@ -48,6 +50,13 @@ def translate_sqlite_error(exc: sqlite3.Error, path: str) -> StoreError:
     """
     text = str(exc)
     lowered = text.lower()
+    if isinstance(exc, sqlite3.OperationalError) and text.startswith(_NOT_UTF8):
+        # Raised by the sqlite3 module itself, with the text in the message: check it
+        # before the markers, which the text could contain.
+        return StoreCorruptError(
+            f"The SQLite database {path!r} holds text that is not UTF-8, so it was not "
+            f"written by eventbus: {text}."
+        )
     if any(marker in lowered for marker in _CORRUPT_MARKERS):
         return StoreCorruptError(
             f"The SQLite database {path!r} is corrupt or not a database: {text}."

@@ -1,0 +1,294 @@
+"""Appending with group commit: the one writer of the events table.
+
+Each caller queues its rows; one caller at a time leads, writing everything queued
+in one transaction (one multi-row ``INSERT``), then wakes the callers it committed
+and promotes the first one queued since to lead the next group. Nobody returns
+before their own rows are committed. A caller that finds no group forming and the
+write lock free skips the queue and writes at once (the single-publisher case).
+"""
+
+from __future__ import annotations
+
+import _thread
+import sqlite3
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from eventbus.core import StoreClosedError, StoreUnavailableError
+
+from ._errors import translate_sqlite_error
+from ._rows import INSERT_ONE, ROWS_PER_INSERT, insert_sql, row_values
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from eventbus.core import EventRecord, Offset
+
+    from ._connection import Connections
+    from ._rows import Row
+
+__all__ = ["Appender"]
+
+
+class _Pending:
+    """Rows waiting to be committed, and what became of them.
+
+    A caller that queues behind a running leader sleeps on ``wake``, which the leader
+    releases when the rows are committed (or failed), or to make it the next leader.
+    """
+
+    __slots__ = ("error", "offsets", "rows", "wake")
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+        self.offsets: list[Offset] | None = None
+        self.error: BaseException | None = None
+        self.wake: _thread.LockType | None = None
+
+
+class Appender:
+    """Commits appended records through the writer connection, grouping concurrent callers.
+
+    Args:
+        db: The store's connections; the writer is used only under its write lock.
+        on_commit: Called (with the write lock held) after every commit or failed
+            attempt, to wake the store's ``tail`` calls.
+    """
+
+    def __init__(self, db: Connections, on_commit: Callable[[], None]) -> None:
+        self._db = db
+        self._writer = db.writer
+        self._write_lock = db.write_lock
+        # A single-row append reuses this cursor instead of creating one per execute.
+        self._cursor = db.writer.cursor()
+        self._committed = on_commit
+        self._pending: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._woken = 0  # callers the last leader woke (under _queue_lock)
+        self._leading = False  # a thread is committing the queue (under _queue_lock)
+
+    def append(self, record: EventRecord) -> Offset:
+        """Store one record; see ``SQLiteStore.append``."""
+        rows = [row_values(record)]
+        self._db.check_open()
+        # Nobody leads a group, nor was just woken (and may append again): write now.
+        if not (self._leading or self._woken):
+            last = self._commit_alone(rows)
+            if last is not None:
+                return "%020d" % last  # noqa: UP031 - the fastest formatting
+        return self._submit(rows)[0]
+
+    def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
+        """Store records atomically; see ``SQLiteStore.append_batch``."""
+        rows = [row_values(record) for record in records]
+        self._db.check_open()
+        if not rows:
+            return []
+        if not (self._leading or self._woken):
+            last = self._commit_alone(rows)
+            if last is not None:
+                return [f"{position:020d}" for position in range(last - len(rows) + 1, last + 1)]
+        return self._submit(rows)
+
+    def _insert(self, rows: list[Row]) -> int:
+        """Insert ``rows`` with one statement; return the position of the last one."""
+        cursor = self._writer.execute(insert_sql(len(rows)), [v for row in rows for v in row])
+        return cursor.lastrowid  # type: ignore[return-value]
+
+    def _store_rows(self, rows: list[Row]) -> int:
+        """Commit ``rows`` atomically and return the last one's position; the write lock is held.
+
+        Up to ``ROWS_PER_INSERT`` rows go in one multi-row ``INSERT`` in autocommit
+        mode: one statement is one transaction, and the whole group costs one call
+        into SQLite (one release of the GIL, which matters when threads wait for it).
+        Larger groups use ``BEGIN IMMEDIATE`` around several such statements. The
+        rows get consecutive positions (the write lock is held throughout), so the
+        last position gives all the others.
+        """
+        if len(rows) == 1:  # the common case, without flattening the parameters
+            return self._cursor.execute(INSERT_ONE, rows[0]).lastrowid  # type: ignore[return-value]
+        if len(rows) <= ROWS_PER_INSERT:
+            return self._insert(rows)
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                last = self._insert(rows[start : start + ROWS_PER_INSERT])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.rollback()  # a no-op when SQLite already rolled back by itself
+            raise
+        return last
+
+    def _write(self, batch: list[_Pending]) -> None:
+        """Commit every row of ``batch`` atomically and give each caller its offsets."""
+        rows = [row for pending in batch for row in pending.rows]
+        position = self._store_rows(rows) - len(rows)
+        for pending in batch:
+            offsets = []
+            for _ in pending.rows:
+                position += 1
+                offsets.append(f"{position:020d}")
+            pending.offsets = offsets
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        """Commit ``batch``, giving each caller its offsets or its own error."""
+        if self._db.closed:
+            return  # _drain tells each caller the store was closed
+        try:
+            self._write(batch)
+        except sqlite3.IntegrityError:
+            # One bad record (a duplicate event id) must not fail its neighbours:
+            # retry each caller's records in a transaction of their own.
+            for pending in batch:
+                try:
+                    self._write([pending])
+                except sqlite3.Error as exc:
+                    pending.error = self._translate(exc)
+        except sqlite3.Error as exc:
+            for pending in batch:
+                pending.error = self._translate(exc)
+
+    def _closed_before_commit(self) -> StoreClosedError:
+        return StoreClosedError(
+            f"The SQLiteStore {self._db.path!r} was closed before the append was committed; "
+            "nothing was stored."
+        )
+
+    def _drain(self, batch: list[_Pending]) -> None:
+        """Commit ``batch``; make sure every caller in it gets offsets or an error."""
+        try:
+            with self._write_lock:
+                try:
+                    self._commit(batch)
+                finally:
+                    self._committed()
+        finally:
+            for pending in batch:
+                if pending.offsets is None and pending.error is None:
+                    # Closed before the write, or the leader was interrupted mid-write.
+                    pending.error = (
+                        self._closed_before_commit()
+                        if self._db.closed
+                        else StoreUnavailableError(
+                            f"The append to {self._db.path!r} was interrupted before it "
+                            "committed; nothing was stored."
+                        )
+                    )
+
+    def _commit_alone(self, rows: list[Row]) -> int | None:
+        """Commit ``rows`` at once if the write lock is free; return the last position.
+
+        The uncontended case (one publishing thread): no place in the queue, nobody
+        to wake, one lock. Callers arriving meanwhile queue as usual, and their leader
+        waits for the write lock like any writer. Called only while no group forms
+        (nobody leads, nobody was just woken); the reads of that are unlocked, as a
+        stale one costs only a detour through the queue, or the leader a short wait.
+
+        Returns:
+            The last row's position, or None when another writer holds the lock (then
+            nothing was done, and the caller queues).
+        """
+        if not self._write_lock.acquire(False):
+            return None
+        error: Exception
+        try:
+            if self._db.closed:
+                error = self._closed_before_commit()
+            else:
+                try:
+                    return self._store_rows(rows)
+                except sqlite3.Error as exc:
+                    # Alone, a duplicate event id fails only this caller: no retry.
+                    error = self._translate(exc)
+        finally:
+            try:
+                self._committed()
+            finally:
+                self._write_lock.release()
+        raise error
+
+    def _lead(self) -> None:
+        """Commit everything queued, in one transaction, then hand over and wake everyone.
+
+        Exactly one thread leads at a time (``_leading``). Callers that queue while it
+        writes sleep on their own lock; afterwards the leader wakes the ones it
+        committed and promotes the first one queued since, so no caller wakes just to
+        find it must wait again.
+        """
+        if self._woken:  # an unlocked read is enough for a heuristic
+            # The last leader just woke other callers; under load they are about to
+            # append again. Letting them run for a moment puts their records in this
+            # transaction instead of a commit of their own.
+            time.sleep(0)
+        with self._queue_lock:
+            batch = list(self._pending)
+            self._pending.clear()
+            self._woken = 0
+        try:
+            self._drain(batch)
+        finally:
+            with self._queue_lock:
+                self._woken = len(batch) - 1  # everyone in it but this leader
+                if self._pending:
+                    successor = self._pending[0].wake
+                else:
+                    successor = None
+                    self._leading = False
+            for pending in batch:
+                if pending.wake is not None:
+                    pending.wake.release()
+            if successor is not None:
+                successor.release()
+
+    def _abandon(self, pending: _Pending) -> None:
+        """Withdraw a queued caller whose wait was interrupted (KeyboardInterrupt).
+
+        Rows not yet taken by a leader are dropped, so nothing is stored half-known;
+        if the caller had just been made leader, the role passes on, so later appends
+        never wait for a leader that left.
+        """
+        with self._queue_lock:
+            if pending not in self._pending:
+                return  # a leader already took the rows; their outcome is unknown
+            wake = pending.wake
+            assert wake is not None  # only queued followers wait, so only they abandon
+            promoted = pending is self._pending[0] and not wake.locked()
+            self._pending.remove(pending)
+            if promoted:
+                if self._pending:
+                    successor = self._pending[0].wake
+                    assert successor is not None
+                    successor.release()
+                else:
+                    self._leading = False
+
+    def _translate(self, exc: sqlite3.Error) -> Exception:
+        error = translate_sqlite_error(exc, self._db.path)
+        error.__cause__ = exc
+        return error
+
+    def _submit(self, rows: list[Row]) -> list[Offset]:
+        """Queue ``rows`` for the next group commit and wait until they are committed."""
+        pending = _Pending(rows)
+        with self._queue_lock:
+            self._pending.append(pending)
+            if self._leading:
+                pending.wake = wake = _thread.allocate_lock()
+                wake.acquire()
+            else:
+                self._leading = True
+        if pending.wake is not None:
+            # A leader is writing: sleep until it committed our rows, or made us lead.
+            try:
+                pending.wake.acquire()
+            except BaseException:
+                self._abandon(pending)
+                raise
+        if pending.offsets is None and pending.error is None:
+            self._lead()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.offsets is not None  # the leader set offsets or an error
+        return pending.offsets

@@ -1,0 +1,152 @@
+"""Reading the events table: offsets, pages, streaming reads and offset ordering.
+
+Every query is its own short read transaction on the calling thread's reader
+connection, so no read waits for writers or holds the database between calls. A page
+stops before a row that cannot be read; the read that starts at such a row raises
+:class:`~eventbus.core.StoreCorruptError` (see :mod:`._rows`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from eventbus.core import NEWEST, OLDEST, OffsetError, ReadResult, StoreCorruptError
+
+from ._rows import SELECT, SELECT_BYTES, WIDTH, decode, decode_checked
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from eventbus.core import Offset, Position, StoredEvent
+
+    from ._connection import Connections
+
+__all__ = ["Reads", "check_count", "position"]
+
+_TAIL: Final = "SELECT max(position) FROM events"
+
+
+def check_count(name: str, value: object) -> None:
+    """Refuse a ``limit`` or batch size that is not an int of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value!r}.")
+
+
+def position(offset: object) -> int:
+    """Turn an offset this store issued into its position; anything else is an OffsetError."""
+    if not (
+        isinstance(offset, str) and len(offset) == WIDTH and offset.isascii() and offset.isdigit()
+    ):
+        raise OffsetError(
+            f"{offset!r} is not a SQLiteStore offset: expected {WIDTH} decimal digits "
+            "as returned by append or read, or OLDEST / NEWEST."
+        )
+    number = int(offset)
+    if number == 0:
+        raise OffsetError(
+            f"{offset!r} is not a SQLiteStore offset: offsets start at 1; use OLDEST "
+            "to read from the beginning."
+        )
+    return number
+
+
+class Reads:
+    """The read side of the store.
+
+    Args:
+        db: The store's connections.
+        batch_size: Events per query of :meth:`iter_events` when it is given none.
+    """
+
+    def __init__(self, db: Connections, *, batch_size: int) -> None:
+        self._db = db
+        self._path = db.path
+        self.batch_size = batch_size
+
+    def read(self, after: Position, limit: int) -> ReadResult:
+        """One page; see ``SQLiteStore.read``."""
+        check_count("limit", limit)
+        self._db.check_open()
+        start = self.start(after)
+        if after is NEWEST:
+            return ReadResult([], f"{start:020d}" if start else OLDEST)
+        return self.page(start, limit, after)
+
+    def iter_events(self, after: Position, batch_size: int | None) -> Iterator[StoredEvent]:
+        """Stream events; see ``SQLiteStore.iter_events``."""
+        size = self.batch_size if batch_size is None else batch_size
+        check_count("batch_size", size)
+        self._db.check_open()
+        start = self.start(after)
+        if start and after is not NEWEST:
+            self.check_known(start, after)
+        return self._iterate(start, size)
+
+    def _iterate(self, start: int, batch_size: int) -> Iterator[StoredEvent]:
+        while True:
+            events = self.fetch(start, batch_size)
+            if not events:
+                return
+            # After a page cut short by an unreadable row, the next fetch starts at
+            # that row and raises.
+            start = int(events[-1].offset)
+            yield from events
+
+    def compare_offsets(self, a: Offset, b: Offset) -> int:
+        """Compare by log position; see ``SQLiteStore.compare_offsets``."""
+        self._db.check_open()
+        left, right = position(a), position(b)
+        self.check_known(max(left, right), a if left >= right else b)
+        return (left > right) - (left < right)
+
+    def fetch(self, start: int, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events after position ``start``, stopping before an unreadable row.
+
+        Raises:
+            StoreCorruptError: The first row after ``start`` cannot be read.
+        """
+        try:
+            rows = self._db.query(SELECT, (start, limit))
+        except StoreCorruptError:
+            # Text that is not UTF-8 fails the whole fetch: read the page as bytes to
+            # find the row. (A damaged file fails this query as well, and raises.)
+            rows = self._db.query(SELECT_BYTES, (start, limit))
+            return decode_checked(rows, self._path, as_bytes=True)
+        return decode(rows, self._path) if rows else []
+
+    def page(self, start: int, limit: int, after: Position | None) -> ReadResult:
+        """Read a page; on an empty one, check that ``after`` (if given) is ours."""
+        events = self.fetch(start, limit)
+        if events:
+            return ReadResult(events, events[-1].offset)
+        if start:
+            # An empty page after a concrete offset: make sure the offset is ours, so a
+            # checkpoint from another database fails loudly instead of waiting forever.
+            if after is not None:
+                self.check_known(start, after)
+            return ReadResult([], f"{start:020d}")
+        return ReadResult([], OLDEST)
+
+    def start(self, after: Position) -> int:
+        """The position to read after: 0 for OLDEST, the last event's for NEWEST."""
+        if after is OLDEST:
+            return 0
+        if after is NEWEST:
+            return self.tail_position()
+        return position(after)
+
+    def tail_position(self) -> int:
+        """The position of the last event, 0 when there is none."""
+        value = self._db.query(_TAIL, ())[0][0]
+        return 0 if value is None else int(value)
+
+    def check_known(self, number: int, offset: object) -> None:
+        """Refuse ``offset`` (at position ``number``) when it lies past the log's tail."""
+        tail = self.tail_position()
+        if number > tail:
+            raise OffsetError(
+                f"Offset {offset!r} is past the tail of {self._path!r} (last offset "
+                f"{tail:0{WIDTH}d}): it was issued by another store."
+            )
