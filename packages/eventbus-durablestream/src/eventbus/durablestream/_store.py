@@ -44,7 +44,8 @@ from ._client import DurableStreamClient
 from ._envelope_codec import DecodedChunk, UndecodableHandler, decode_chunk, encode_batch
 from ._errors import BadRequestError, ProducerSequenceGapError, SequenceConflictError
 from ._offsets import anchored_tokens, compare_tokens, parse_token
-from ._protocol import ReadChunk, RetryPolicy
+from ._results import ReadChunk
+from ._retry import RetryPolicy
 
 __all__ = ["DurableStreamStore"]
 
