@@ -27,7 +27,7 @@ from ._retry import RetryPolicy, send_with_retry
 from ._sse import sse_operation
 from ._status import check_status
 
-__all__ = ["chunk_from_response", "read_operation"]
+__all__ = ["chunk_from_response", "long_poll_operation", "read_operation"]
 
 
 def chunk_from_response(spec: RequestSpec, response: httpx.Response, state: ReadState) -> ReadChunk:
@@ -115,3 +115,31 @@ def read_operation(
             last = chunk
         if state.closed or (live is None and state.up_to_date):
             return
+
+
+def long_poll_operation(
+    policy: RetryPolicy,
+    url: str,
+    *,
+    offset: str,
+    cursor: str | None,
+) -> Generator[Action, Any, None]:
+    """Send one long-poll request from ``offset`` and emit the one chunk it brings.
+
+    Unlike a live :func:`read_operation` it does not catch up first: the server answers a
+    long-poll at once when there is data after ``offset``, else when data arrives or its
+    long-poll period ends (an empty chunk).
+
+    Args:
+        policy: the retry policy for the request.
+        url: the stream URL.
+        offset: the server offset to wait at.
+        cursor: the server's cursor from the previous long-poll, echoed, or ``None``.
+
+    Raises:
+        DurableStreamError: a subclass for unsuccessful responses.
+    """
+    state = ReadState(offset=offset, cursor=cursor)
+    spec = read_spec(url, state, "long-poll", None, None, None)
+    response = yield from send_with_retry(policy, spec)
+    yield Emit(chunk_from_response(spec, response, state))
