@@ -1,4 +1,7 @@
-"""The read operations: catch-up and long-poll reads, dispatching SSE to :mod:`._sse`."""
+"""The read operations: catch-up and live reads, and the one long-poll a store's tail waits on.
+
+A live read catches up, then long-polls; SSE is dispatched to :mod:`._sse`.
+"""
 
 from __future__ import annotations
 
