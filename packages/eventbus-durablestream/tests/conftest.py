@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 LONG_POLL_MS = 400
+SLOW_LONG_POLL_MS = 1500
 _DEFAULT_DIR = Path(__file__).resolve().parents[3] / "servers" / "durable-streams"
 
 
@@ -100,6 +101,14 @@ def _drain(stdout: IO[str], urls: queue.Queue[str]) -> None:
 def ds_server() -> Iterator[DSServer]:
     """A memory-mode reference server for the whole session."""
     server = start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ds_slow_server() -> Iterator[DSServer]:
+    """A memory-mode server with a long-poll period of SLOW_LONG_POLL_MS, for counting polls."""
+    server = start_server(long_poll_ms=SLOW_LONG_POLL_MS)
     yield server
     server.stop()
 

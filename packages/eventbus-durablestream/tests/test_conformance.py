@@ -20,7 +20,8 @@ from eventbus.durablestream import (
     MalformedResponseError,
     UnexpectedStatusError,
 )
-from eventbus.durablestream._conformance import _error_result, main, serve
+from eventbus.durablestream._conformance import main, serve
+from eventbus.durablestream._conformance_shared import error_result
 
 
 def run(face: str, commands: list[dict[str, Any] | str]) -> list[dict[str, Any]]:
@@ -350,7 +351,7 @@ def test_benchmark_commands(face: str, ds_url: str) -> None:
     ],
 )
 def test_error_codes(error: Exception, code: str) -> None:
-    result = _error_result("read", error)
+    result = error_result("read", error)
     assert result["errorCode"] == code
     assert result["message"] == str(error)
     assert result.get("status") == getattr(error, "status", None)

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from eventbus.durablestream import RetryPolicy, StaleEpochError
+from eventbus.durablestream._actions import Send
 from eventbus.durablestream._producer_core import AwaitPrevious, ProducerCore
-from eventbus.durablestream._protocol import Send
 
 URL = "http://ds.test/s"
 

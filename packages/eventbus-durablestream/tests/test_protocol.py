@@ -27,21 +27,17 @@ from eventbus.durablestream import (
     StreamNotFoundError,
     UnexpectedStatusError,
 )
-from eventbus.durablestream._protocol import (
+from eventbus.durablestream._actions import Send, Sleep
+from eventbus.durablestream._operations import append_request, create_request, json_batch
+from eventbus.durablestream._requests import (
     RequestFactory,
     RequestSpec,
-    Send,
-    Sleep,
-    SSEEvent,
-    SSEParser,
-    append_request,
-    create_request,
-    error_for_response,
     is_json_content_type,
-    json_batch,
     resolve_values,
-    send_with_retry,
 )
+from eventbus.durablestream._retry import send_with_retry
+from eventbus.durablestream._sse import SSEEvent, SSEParser
+from eventbus.durablestream._status import error_for_response
 
 URL = "http://127.0.0.1:1/v1/stream/s"
 

@@ -363,23 +363,17 @@ def body_of(items: list[Any]) -> bytes:
     [
         ({"v": 2}, "format version 2 is not 1"),
         ({"v": True}, "format version True is not 1"),
-        ({"id": 5}, r"Expected `str`, got `int` - at `\$.id`"),
-        ({"meta": {"a": "b"}}, r"Expected `array`, got `object` - at `\$.meta`"),
-        ({"meta": [["a", 1]]}, r"at `\$.meta\[0\]\[1\]`"),
-        ({"meta": [["a", "b", "c"]]}, r"at `\$.meta\[0\]`"),
-        ({"ts": "2024-01-01T00:00:00"}, r"timezone .* `\$.ts`"),
-        ({"ts": "yesterday"}, r"RFC3339 .* `\$.ts`"),
-        ({"origin": None}, r"got `null` - at `\$.origin`"),
     ],
 )
-def test_decoding_rejects_broken_envelopes(change: dict[str, Any], why: str) -> None:
+def test_decoding_skips_envelopes_of_other_versions(change: dict[str, Any], why: str) -> None:
     good = json.loads(encode_batch([make_record()], "0_0"))[0]
     errors: list[tuple[Any, Exception]] = []
-    broken = {**good, **change}
-    chunk = decode_chunk(body_of([broken, good]), "0_9", lambda i, e: errors.append((i, e)))
+    other = {**good, **change}
+    chunk = decode_chunk(body_of([other, good]), "0_9", lambda i, e: errors.append((i, e)))
     assert [e.offset for e in chunk.events] == ["0_9"]
-    assert [item for item, _ in errors] == [broken]
+    assert [item for item, _ in errors] == [other]
     assert re.search(why, str(errors[0][1])), errors[0][1]
+    assert chunk.corrupt == {}
 
 
 def test_foreign_messages_are_named_as_such() -> None:
@@ -765,12 +759,12 @@ def test_tail_from_newest_sees_only_new_events(url: str) -> None:
         assert [e.event_id for e in page.events] == [record.event_id]
 
 
-def test_tail_after_close_raises(url: str) -> None:
+def test_waiting_for_a_long_poll_after_close_raises(url: str) -> None:
     store = DurableStreamStore(url, stream_path())
     offset = store.append(make_record())
     store.close()
     with pytest.raises(StoreClosedError):
-        store._long_poll(offset, 0.1)
+        store._poller.wait(offset, 0.1)
 
 
 # -- asyncio publishers -----------------------------------------------------------------

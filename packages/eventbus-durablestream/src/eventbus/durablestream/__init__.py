@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ._async_client import AsyncDurableStreamClient as AsyncDurableStreamClient
-from ._async_client import AsyncIdempotentProducer as AsyncIdempotentProducer
+from ._async_producer import AsyncIdempotentProducer as AsyncIdempotentProducer
 from ._client import DurableStreamClient as DurableStreamClient
-from ._client import IdempotentProducer as IdempotentProducer
 from ._discovery import open_durablestream_store as open_durablestream_store
 from ._errors import BadRequestError as BadRequestError
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
@@ -21,12 +20,13 @@ from ._errors import StreamExistsError as StreamExistsError
 from ._errors import StreamGoneError as StreamGoneError
 from ._errors import StreamNotFoundError as StreamNotFoundError
 from ._errors import UnexpectedStatusError as UnexpectedStatusError
-from ._protocol import AppendResult as AppendResult
-from ._protocol import CloseResult as CloseResult
-from ._protocol import CreateResult as CreateResult
-from ._protocol import ReadChunk as ReadChunk
-from ._protocol import RetryPolicy as RetryPolicy
-from ._protocol import StreamInfo as StreamInfo
+from ._producer import IdempotentProducer as IdempotentProducer
+from ._results import AppendResult as AppendResult
+from ._results import CloseResult as CloseResult
+from ._results import CreateResult as CreateResult
+from ._results import ReadChunk as ReadChunk
+from ._results import StreamInfo as StreamInfo
+from ._retry import RetryPolicy as RetryPolicy
 from ._store import DurableStreamStore as DurableStreamStore
 
 __all__ = [

@@ -11,7 +11,12 @@ the one JSON value it keeps exactly. Metadata is a list of pairs so that its ord
 survives too. ``s`` is the anchor of the POST (see :mod:`._offsets`).
 
 Reading parses a response straight into typed envelopes with msgspec: about half the
-time of ``json.loads``, and no work for the garbage collector (see ``_Envelope``).
+time of ``json.loads``, and no work for the garbage collector (see ``_Envelope``). Only a
+response msgspec refuses is parsed again message by message. There a message that is no
+envelope of this format (written by something else) is reported and skipped, and an
+envelope with an unreadable field (written by another tool) is kept as a *corrupt* event:
+named like any other, its unreadable fields stood in for (metadata ``{}``, timestamp the Unix
+epoch, text ``""``), so the store can raise ``StoreCorruptError`` for exactly that event.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ._errors import MalformedResponseError
 from ._offsets import COMMON_SUFFIXES, INDEX_WIDTH, SEPARATOR
 
 __all__ = [
+    "EPOCH",
     "FORMAT_VERSION",
     "STORED_EVENT_FIELDS",
     "DecodedChunk",
@@ -43,6 +49,9 @@ FORMAT_VERSION: Final = 1
 
 UndecodableHandler = Callable[[Any, Exception], object]
 """Called with a stream message the store cannot read as an event, and why."""
+
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+"""The timestamp a corrupt event's unreadable timestamp reads as."""
 
 
 # json's C string encoder, the one json.dumps(ensure_ascii=True) calls for each string:
@@ -89,11 +98,14 @@ class DecodedChunk:
         events: The events in log order, each with its token as ``offset``.
         anchors: The anchor of each event's POST, parallel to ``events``.
         next_offset: The server offset after the response.
+        corrupt: The offsets of the corrupt events among ``events``, each with its
+            unreadable fields (``StoredEvent`` field name to reason), in field order.
     """
 
     events: list[StoredEvent]
     anchors: list[str]
     next_offset: str
+    corrupt: Mapping[str, Mapping[str, str]]
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -114,6 +126,17 @@ class _Envelope(msgspec.Struct, gc=False):
 
 
 _ENVELOPES: Final = msgspec.json.Decoder(list[_Envelope])
+# Each field of an envelope: the StoredEvent field it fills, its type, and what stands in for
+# it when the message holds something unreadable there.
+_FIELDS: Final[dict[str, tuple[str, Any, Any]]] = {
+    "id": ("event_id", str, ""),
+    "type": ("type_name", str, ""),
+    "data": ("data", str, ""),
+    "ts": ("timestamp", Annotated[datetime, msgspec.Meta(tz=True)], EPOCH),
+    "meta": ("metadata", list[tuple[str, str]], []),
+    "origin": ("origin", str, ""),
+}
+_NO_CORRUPT: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType({})
 
 
 # StoredEvent is a frozen slotted dataclass: its __init__ pays an object.__setattr__ per
@@ -144,14 +167,20 @@ _NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
 _SUFFIX: Final = f"{SEPARATOR}%0{INDEX_WIDTH}d"  # anchor + suffix: as _offsets.anchored
 
 
-def _parse(body: bytes, on_undecodable: UndecodableHandler) -> list[_Envelope]:
-    """The envelopes of a response body, reporting each message that is not one."""
+def _parse(
+    body: bytes, on_undecodable: UndecodableHandler
+) -> tuple[list[_Envelope], dict[int, dict[str, str]]]:
+    """The envelopes of a response body, and the unreadable fields of the corrupt ones.
+
+    Each message that is no envelope is reported and left out; a corrupt envelope is kept
+    (its unreadable fields stood in for) and listed by its index among the envelopes.
+    """
     try:
-        return _ENVELOPES.decode(body)
+        return _ENVELOPES.decode(body), {}
     except msgspec.DecodeError:
-        # Some message is not an envelope, or the body holds a lone surrogate (escaped:
-        # the encoder writes any str), which msgspec refuses and json accepts. Sort the
-        # messages out one by one.
+        # Some message is not a readable envelope, or the body holds a lone surrogate
+        # (escaped: the encoder writes any str), which msgspec refuses and json accepts.
+        # Sort the messages out one by one.
         pass
     try:
         items = json.loads(body)
@@ -159,13 +188,47 @@ def _parse(body: bytes, on_undecodable: UndecodableHandler) -> list[_Envelope]:
         raise MalformedResponseError(f"The stream data is not valid JSON: {body[:80]!r}.") from exc
     if not isinstance(items, list):
         raise MalformedResponseError(f"The stream data is not a JSON array: {body[:80]!r}.")
-    envelopes = []
+    envelopes: list[_Envelope] = []
+    corrupt: dict[int, dict[str, str]] = {}
     for item in items:
         try:
             envelopes.append(msgspec.convert(item, _Envelope))
         except msgspec.ValidationError as exc:
-            on_undecodable(item, ValueError(_why_not(item, exc)))
-    return envelopes
+            if _nameable(item):
+                envelope, unreadable = _salvage(item)
+                # msgspec refused the whole, so some field is unreadable; should none be
+                # on its own, the refusal itself is the reason.
+                corrupt[len(envelopes)] = unreadable or {"envelope": str(exc)}
+                envelopes.append(envelope)
+            else:
+                on_undecodable(item, ValueError(_why_not(item, exc)))
+    return envelopes, corrupt
+
+
+def _nameable(item: Any) -> bool:
+    """Whether a message is an envelope of this format that can be named (version and anchor)."""
+    return (
+        isinstance(item, dict)
+        and type(item.get("v")) is int
+        and item["v"] == FORMAT_VERSION
+        and isinstance(item.get("s"), str)
+    )
+
+
+def _salvage(item: dict[str, Any]) -> tuple[_Envelope, dict[str, str]]:
+    """Read what can be read of an envelope; return it and its unreadable fields, with why."""
+    values: dict[str, Any] = {}
+    unreadable: dict[str, str] = {}
+    for key, (name, kind, stand_in) in _FIELDS.items():
+        try:
+            values[key] = msgspec.convert(item[key], kind)
+        except KeyError:
+            values[key] = stand_in
+            unreadable[name] = f"`{key}` is missing"
+        except msgspec.ValidationError as exc:
+            values[key] = stand_in
+            unreadable[name] = f"`{key}` holds {item[key]!r}: {exc}"
+    return _Envelope(v=FORMAT_VERSION, s=item["s"], **values), unreadable
 
 
 def _why_not(item: Any, error: msgspec.ValidationError) -> str:
@@ -180,7 +243,8 @@ def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandl
     """Decode the messages of one response and give each event its token.
 
     A message that is not an envelope is reported to ``on_undecodable`` and skipped;
-    the events around it keep their names.
+    the events around it keep their names. An envelope with an unreadable field is named
+    like any other event and listed in ``corrupt``.
 
     Args:
         body: The response's data: a JSON array of messages (whole POSTs, as servers
@@ -189,12 +253,12 @@ def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandl
         on_undecodable: Told about each skipped message.
 
     Returns:
-        The named events.
+        The named events, with the corrupt ones listed.
 
     Raises:
         MalformedResponseError: ``body`` is not a JSON array.
     """
-    envelopes = _parse(body, on_undecodable) if body else []
+    envelopes, corrupt_at = _parse(body, on_undecodable) if body else ([], {})
     events: list[StoredEvent] = []
     anchors: list[str] = []
     add_event = events.append
@@ -232,4 +296,7 @@ def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandl
         waiting_anchor = anchor
     if waiting is not None:  # the last POST of the response ends at its end
         _set_offset(waiting, next_offset)
-    return DecodedChunk(events, anchors, next_offset)
+    if not corrupt_at:
+        return DecodedChunk(events, anchors, next_offset, _NO_CORRUPT)
+    corrupt = {events[index].offset: fields for index, fields in corrupt_at.items()}
+    return DecodedChunk(events, anchors, next_offset, corrupt)

@@ -15,18 +15,13 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any, Final
 
+from ._actions import Action
 from ._errors import DurableStreamError, ProducerSequenceGapError, StaleEpochError
-from ._protocol import (
-    Action,
-    AppendResult,
-    HeaderValue,
-    RetryPolicy,
-    append_request,
-    error_for_response,
-    is_json_content_type,
-    parse_append,
-    send_with_retry,
-)
+from ._operations import append_request, parse_append
+from ._requests import HeaderValue, is_json_content_type
+from ._results import AppendResult
+from ._retry import RetryPolicy, send_with_retry
+from ._status import error_for_response
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Mapping

@@ -1,0 +1,300 @@
+"""The append side of :class:`DurableStreamStore`: group commit and exactly-once POSTs.
+
+Concurrent appends are batched: while one POST is in flight, the appends that arrive wait
+and go together in the next POST (up to ``max_batch_bytes``), and each caller gets its own
+event's offset. Every POST carries ``Stream-Seq`` set to the tail it is appended at (its
+anchor, see :mod:`._offsets`) and idempotent-producer headers, so a retry after a lost
+response is deduplicated by the server, and an ambiguous failure is resolved by reading
+from the anchor before resending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+from eventbus.core import (
+    EventRecord,
+    Offset,
+    StoreClosedError,
+    StoreCorruptError,
+    StoreUnavailableError,
+)
+
+from ._client import DurableStreamClient
+from ._envelope_codec import encode_batch
+from ._errors import ProducerSequenceGapError, SequenceConflictError
+from ._lifecycle import Lifecycle
+from ._offsets import anchored_tokens
+from ._retry import RetryPolicy
+from ._store_reads import EventReader
+
+__all__ = ["GroupCommit"]
+
+_JSON = "application/json"
+
+
+class _Pending:
+    """Records waiting for the group commit, what became of them, and who waits.
+
+    ``waiter`` is a ``threading.Event`` for a thread, or ``(loop, futures)`` for the
+    coroutines of one event loop: one future each, all settled together.
+    """
+
+    __slots__ = ("error", "offsets", "records", "size", "waiter")
+
+    def __init__(
+        self,
+        records: list[EventRecord],
+        size: int,
+        waiter: threading.Event | tuple[asyncio.AbstractEventLoop, list[asyncio.Future[None]]],
+    ) -> None:
+        self.records = records
+        self.size = size
+        self.waiter = waiter
+        self.offsets: list[Offset] = []
+        self.error: BaseException | None = None
+
+
+def _wake(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.cancelled():  # a caller that gave up no longer waits
+            future.set_result(None)
+
+
+def _settle(group: list[_Pending]) -> None:
+    """Wake the callers of a group: threads directly, each event loop with one call."""
+    loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for pending in group:
+        if isinstance(pending.waiter, threading.Event):
+            pending.waiter.set()
+        else:
+            loops.setdefault(pending.waiter[0], []).extend(pending.waiter[1])
+    for loop, futures in loops.items():
+        loop.call_soon_threadsafe(_wake, futures)
+
+
+class GroupCommit:
+    """Appends the events of one store: batched into POSTs, each stored exactly once.
+
+    Thread-safe; :meth:`commit_async` serves the coroutines of any event loop.
+
+    Args:
+        client: The store's client.
+        stream: The stream's path.
+        url: The stream's URL, for messages.
+        retry: How failed POSTs are retried.
+        max_batch_bytes: A group stops adding appends to one POST at this size.
+        lifecycle: The store's open/closed state (its lock also guards the queue).
+        reader: The store's reader: it tells the tail, and whether an ambiguous POST landed.
+        tail: The stream's tail if known (the first POST's anchor), else ``None``.
+    """
+
+    def __init__(
+        self,
+        client: DurableStreamClient,
+        stream: str,
+        url: str,
+        *,
+        retry: RetryPolicy,
+        max_batch_bytes: int,
+        lifecycle: Lifecycle,
+        reader: EventReader,
+        tail: str | None,
+    ) -> None:
+        self._client = client
+        self._stream = stream
+        self._url = url
+        self._retry = retry
+        self._max_batch_bytes = max_batch_bytes
+        self._lifecycle = lifecycle
+        self._lock = lifecycle.lock
+        self._reader = reader
+        self._tail = tail
+        self._queue: list[_Pending] = []
+        self._committing = False
+        # Drains started by commit_async, kept so they are not garbage-collected early.
+        self._drainers: set[asyncio.Future[None]] = set()
+        # The batch the appends of each loop's current iteration join (used on that loop).
+        self._loop_batches: dict[
+            asyncio.AbstractEventLoop, tuple[_Pending, list[asyncio.Future[None]]]
+        ] = {}
+        self._producer_id = f"eventbus-{uuid.uuid4().hex}"
+        self._epoch = 0
+        self._producer_seq = 0
+
+    def commit(self, records: list[EventRecord]) -> list[Offset]:
+        """Store ``records`` as one POST (with whatever else is queued); return their offsets."""
+        done = threading.Event()
+        pending = _Pending(records, sum(len(r.data) for r in records), done)
+        if self._enqueue(pending):
+            self._drain()
+        done.wait()
+        return self._outcome(pending)
+
+    async def commit_async(self, record: EventRecord) -> Offset:
+        """Store one record without blocking the event loop; return its offset.
+
+        The appends of one loop iteration join one batch; the POSTs run on one worker
+        thread at a time.
+        """
+        loop = asyncio.get_running_loop()
+        size = len(record.data)
+        current = self._loop_batches.get(loop)
+        if current is None or current[0].size + size > self._max_batch_bytes:
+            if self._lifecycle.closed:
+                raise self._lifecycle.error()
+            futures: list[asyncio.Future[None]] = []
+            current = (_Pending([], 0, (loop, futures)), futures)
+            self._loop_batches[loop] = current
+            # Queued once this iteration's other appends have joined it.
+            loop.call_soon(self._submit_batch, loop, current)
+        batch, futures = current
+        index = len(batch.records)
+        batch.records.append(record)
+        batch.size += size
+        settled: asyncio.Future[None] = loop.create_future()
+        futures.append(settled)
+        await settled
+        return self._outcome(batch)[index]
+
+    def _submit_batch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        current: tuple[_Pending, list[asyncio.Future[None]]],
+    ) -> None:
+        if self._loop_batches.get(loop) is current:
+            del self._loop_batches[loop]
+        batch, futures = current
+        try:
+            lead = self._enqueue(batch)
+        except StoreClosedError as exc:  # closed since the batch began: nothing was sent
+            batch.error = exc
+            _wake(futures)
+            return
+        if lead:
+            drain = loop.run_in_executor(None, self._drain)
+            self._drainers.add(drain)
+            drain.add_done_callback(self._drainers.discard)
+
+    def _enqueue(self, pending: _Pending) -> bool:
+        """Queue ``pending``; True when the caller must drain the queue."""
+        with self._lock:
+            if self._lifecycle.closed:
+                raise self._lifecycle.error()
+            self._queue.append(pending)
+            lead = not self._committing
+            self._committing = True
+        return lead
+
+    @staticmethod
+    def _outcome(pending: _Pending) -> list[Offset]:
+        if pending.error is not None:
+            raise pending.error
+        return pending.offsets
+
+    def _drain(self) -> None:
+        """Post everything queued, one group of appends per POST, until the queue is empty."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._committing = False
+                    return
+                group, size = [self._queue.pop(0)], 0
+                size = group[0].size
+                while self._queue and size + self._queue[0].size <= self._max_batch_bytes:
+                    size += self._queue[0].size
+                    group.append(self._queue.pop(0))
+            records = [record for pending in group for record in pending.records]
+            try:
+                with self._lifecycle.open():
+                    offsets = self._post(records)
+            except BaseException as exc:  # handed to every waiting caller
+                for pending in group:
+                    pending.error = exc
+                _settle(group)
+                continue
+            for pending in group:
+                pending.offsets = offsets[: len(pending.records)]
+                offsets = offsets[len(pending.records) :]
+            _settle(group)
+
+    def _post(self, records: list[EventRecord]) -> list[Offset]:
+        """Append ``records`` as one POST exactly once; return their offsets."""
+        anchor = self._tail if self._tail is not None else self._reader.head_tail()
+        attempt = 0
+        ambiguous = False
+        try:
+            while True:
+                headers = {
+                    "Producer-Id": self._producer_id,
+                    "Producer-Epoch": str(self._epoch),
+                    "Producer-Seq": str(self._producer_seq),
+                }
+                try:
+                    # After a failure the POST may have landed, and a server that crashed
+                    # may have lost its producer state with it: look before resending.
+                    landed = self._landed(anchor, records) if ambiguous else None
+                    if landed is not None:
+                        self._tail = None
+                        break
+                    result = self._client.append(
+                        self._stream,
+                        encode_batch(records, anchor),
+                        content_type=_JSON,
+                        seq=anchor,
+                        headers=headers,
+                    )
+                except ProducerSequenceGapError:
+                    # The server lost track of this producer (e.g. its state expired):
+                    # nothing was stored; start a new session and send the batch again.
+                    self._epoch += 1
+                    self._producer_seq = 0
+                    continue
+                except SequenceConflictError:
+                    # Another writer appended first; this batch was not stored. Same
+                    # producer sequence, new anchor.
+                    anchor = self._reader.head_tail()
+                    continue
+                except StoreUnavailableError:
+                    delay = self._retry.delay(attempt)
+                    if delay is None or self._lifecycle.closed:
+                        raise
+                    attempt += 1
+                    ambiguous = True
+                    time.sleep(delay)
+                    continue
+                if result.next_offset is None:  # a deduplicated retry: the first one landed
+                    landed = self._landed(anchor, records)
+                    if landed is None:
+                        raise StoreCorruptError(
+                            f"The server deduplicated a POST at {anchor!r} on {self._url!r}, "
+                            f"but its {len(records)} events are not there.",
+                            store=self._url,
+                        )
+                    self._tail = None
+                    break
+                landed = anchored_tokens(anchor, len(records) - 1)
+                landed.append(result.next_offset)
+                self._tail = result.next_offset
+                break
+        except BaseException:
+            # Whatever became of the batch, a later one must not be taken for its retry:
+            # start a new producer epoch (it also fences any late copy of this POST).
+            self._epoch += 1
+            self._producer_seq = 0
+            self._tail = None
+            raise
+        self._producer_seq += 1
+        self._reader.nonempty = True
+        return landed
+
+    def _landed(self, anchor: str, records: list[EventRecord]) -> list[Offset] | None:
+        """The offsets of ``records`` if they are stored at ``anchor``, else None."""
+        chunk = self._reader.fetch(anchor)
+        mine = [e for e, a in zip(chunk.events, chunk.anchors, strict=True) if a == anchor]
+        if [e.event_id for e in mine] != [r.event_id for r in records]:
+            return None
+        return [e.offset for e in mine]
