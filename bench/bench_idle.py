@@ -144,7 +144,9 @@ def main() -> None:
 
         def durable_streams(n: int) -> dict[str, float]:
             transport = CountingTransport()
-            store = DurableStreamStore(url, f"/v1/stream/idle-{uuid.uuid4().hex}", transport=transport)
+            store = DurableStreamStore(
+                url, f"/v1/stream/idle-{uuid.uuid4().hex}", transport=transport
+            )
             return idle(store, n, lambda: transport.requests)
 
         add("DurableStreamStore", durable_streams, "HTTP requests")

@@ -24,12 +24,18 @@ from typing import Any, ClassVar
 
 import pytest
 
-from .._bus import EventBus
-from .._durable import DurableSubscription
-from .._exceptions import StoreCorruptError, UnknownEventError, UpcastRegistrationError
-from .._failures import HandlerFailure, PoisonPolicy
-from .._ids import new_event_id
-from .._store import CheckpointStore, ClosableStore, EventRecord, EventStore, StoredEvent
+from eventbus.core._bus import EventBus
+from eventbus.core._durable import DurableSubscription
+from eventbus.core._exceptions import StoreCorruptError, UnknownEventError, UpcastRegistrationError
+from eventbus.core._failures import HandlerFailure, PoisonPolicy
+from eventbus.core._ids import new_event_id
+from eventbus.core._store import (
+    CheckpointStore,
+    ClosableStore,
+    EventRecord,
+    EventStore,
+    StoredEvent,
+)
 
 __all__ = ["BusContract"]
 
