@@ -1462,3 +1462,25 @@ def test_a_once_handler_whose_execution_was_already_claimed_does_not_run() -> No
     assert subscription.claim()
     bus.publish(OrderPlaced("o-1", 1.0))
     assert ran == []
+
+
+def test_shutdown_returns_by_its_deadline_when_a_handler_blocks_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = EventBus()
+    release = threading.Event()
+    started = threading.Event()
+
+    @bus.subscribe
+    async def blocks_the_loop(event: Tick) -> None:
+        started.set()
+        release.wait(10)  # a blocking call on the loop: the bug being survived
+
+    bus.publish(Tick(1))
+    assert started.wait(10)
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="eventbus"):
+        assert not bus.shutdown(timeout=0.2)
+    assert time.monotonic() - began < 5  # a deadline, not a speed: the handler waits 10 s
+    release.set()
+    assert any("blocked by a handler" in r.getMessage() for r in caplog.records)

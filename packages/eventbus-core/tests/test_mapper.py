@@ -69,3 +69,37 @@ def test_a_typed_upcaster_that_would_reach_a_passed_name_is_refused() -> None:
     with pytest.raises(UpcastRegistrationError, match=r"upcaster 'thing\.v1' -> 'thing\.v2'"):
         mapper.register_typed_upcaster(upcast)
     assert mapper.types.codec_for_name("thing.v1") is None  # claimed nothing
+
+
+def test_an_upcaster_away_from_what_a_subscription_handles_is_refused() -> None:
+    mapper = EventMapper()
+    mapper.register_all(V1, V2)
+    selection = mapper.selection(V1, "v1-ledger")
+    # Its own class's name is protected, before any record was seen too.
+    with pytest.raises(UpcastRegistrationError, match="would make it skip"):
+        mapper.register_upcaster("thing.v1", "thing.v2", lambda old: old)
+    # An older name upcast to its class changes nothing it handles.
+    mapper.register_upcaster("thing.v0", "thing.v1", lambda old: old)
+    assert callable(selection.decoder("thing.v0"))
+
+
+def test_a_durable_selection_refuses_a_class_whose_events_are_upcast_away() -> None:
+    mapper = EventMapper()
+    mapper.register_all(V1, V2)
+    mapper.register_upcaster("thing.v1", "thing.v2", lambda old: old)
+    with pytest.raises(RegistrationError, match=r"subscribe to the class named .thing\.v2."):
+        mapper.check_selectable(V1, mapper.register_if_event(V1))
+    mapper.check_selectable(V2, mapper.register_if_event(V2))
+
+
+class Marker:
+    """A base class that is never stored: no fields the codec can see."""
+
+    def __init__(self, *args: object) -> None:
+        raise NotImplementedError
+
+
+def test_a_marker_base_class_needs_no_codec_to_select_by() -> None:
+    mapper = EventMapper()
+    assert mapper.register_if_event(Marker) is None
+    mapper.check_selectable(Marker, None)

@@ -275,8 +275,9 @@ class EventBus(Publishing, StoredLog):
             event_type = infer_event_type(handler)
         if self._store is not None and event_type is not object:
             # A persistent bus maps one wire name to one class: claim it now so a
-            # collision fails at subscribe time, not at the first publish.
-            self._mapper.register(event_type)
+            # collision fails at subscribe time, not at the first publish. A base class
+            # that is never stored itself (a marker) needs no codec to match by.
+            self._mapper.register_if_event(event_type)
         return self._dispatcher.add(
             event_type, handler, once=once, where=where, sequential=sequential
         )

@@ -31,6 +31,7 @@ from ._exceptions import (
     BusUsageError,
     DecodeError,
     PoisonEventError,
+    StoreClosedError,
     StoreCorruptError,
     StoreUnavailableError,
     UnknownEventError,
@@ -480,9 +481,13 @@ class DurableSubscription:
         if offset is None:
             self._fail(exc)
             return None
-        if record is not None and self._selection.decoder(record.type_name) is None:
-            self._checkpointer.advance(offset)  # another class's record: not ours
-            return offset
+        if record is not None:
+            wanted = self._selection.decoder(record.type_name)
+            if wanted is None:
+                self._checkpointer.advance(offset)  # another class's record: not ours
+                return offset
+            if wanted is UNCLAIMED:
+                return offset if self._pass_unknown(record) else None
         policy = self._options.on_poison
         if policy is PoisonPolicy.ABORT or (record is None and policy is not PoisonPolicy.SKIP):
             self._fail(exc)
@@ -532,4 +537,6 @@ class DurableSubscription:
         self._report_failure(exc)
 
     def _report_failure(self, exc: BaseException) -> None:
+        if isinstance(exc, StoreClosedError) and self._stopping.is_set():
+            return  # the bus closed the store under a stopping subscription: expected
         self._report(HandlerFailure(exc, "durable", None, self._id, None))

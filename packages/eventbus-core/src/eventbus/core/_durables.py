@@ -90,7 +90,8 @@ class DurableConsumers:
         inspect_handler(handler)
         if event_type is None:
             event_type = infer_event_type(handler)
-        self._mapper.register(check_event_type(event_type))
+        event_type = check_event_type(event_type)
+        self._mapper.check_selectable(event_type, self._mapper.register_if_event(event_type))
         selection = self._mapper.selection(event_type, subscription_id)
         durable = DurableSubscription(
             subscription_id=subscription_id,

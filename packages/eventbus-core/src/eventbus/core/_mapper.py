@@ -20,7 +20,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, TypeVar, cast
 
 from ._codec import EventCodec
-from ._exceptions import DecodeError, RegistrationError, UpcastRegistrationError
+from ._exceptions import (
+    DecodeError,
+    RegistrationError,
+    UpcastRegistrationError,
+    WireNameConflictError,
+)
 from ._names import TypeRegistry
 from ._store import StoredEvent
 from ._upcast import UpcasterRegistry
@@ -46,7 +51,8 @@ class Selection:
         self._mapper = mapper
         self.event_type = event_type
         self.owner = owner
-        # Wire names this subscription has passed over without decoding.
+        # Wire names this subscription has passed over without decoding (a registration
+        # may not make them wanted: see EventMapper._check).
         self.passed: set[str] = set()
         self._versions: tuple[object, object] = (None, None)
         self._decoders: dict[str, Decoder | None] = {}
@@ -105,6 +111,38 @@ class EventMapper:
         """Register several classes, all or none; see :meth:`TypeRegistry.register_all`."""
         return self.types.register_all(*classes)
 
+    def register_if_event(self, cls: type[Any]) -> EventCodec[Any] | None:
+        """Register a class subscribed to, if it can be stored itself; return its codec.
+
+        A base class that is never stored (a marker, an abstract base) only matches its
+        subclasses, so it need not be encodable: then None.
+
+        Raises:
+            WireNameConflictError: its wire name is bound to another class.
+        """
+        try:
+            return self.types.register(cls)
+        except WireNameConflictError:
+            raise
+        except RegistrationError:
+            return None
+
+    def check_selectable(self, cls: type[Any], codec: EventCodec[Any] | None) -> None:
+        """Refuse a durable subscription to a class whose stored events are upcast away.
+
+        Raises:
+            RegistrationError: the class's wire name is the source of an upcaster.
+        """
+        if codec is None:
+            return
+        target = self.upcasters.final_name(codec.name)
+        if target != codec.name:
+            raise RegistrationError(
+                f"Stored events named {codec.name!r} ({cls.__qualname__}) are upcast to "
+                f"{target!r} when read, so a durable subscription to {cls.__qualname__} "
+                f"would never receive one; subscribe to the class named {target!r}."
+            )
+
     def codec_for_event(self, cls: type[E]) -> EventCodec[E]:
         """The codec that encodes instances of ``cls``, registering it the first time."""
         codec = self._codecs.get(cls)
@@ -126,26 +164,38 @@ class EventMapper:
         self._check(added, None)
 
     def _check(self, added: Sequence[tuple[type, str]], edge: tuple[str, str] | None) -> None:
-        """Refuse a registration that a running subscription needed for records it passed."""
+        """Refuse a registration that would change what a running subscription selects.
+
+        It would start handling records it already passed over (so out of order), or
+        stop handling records it was handling (so skip them silently).
+        """
+        what = (
+            f"the upcaster {edge[0]!r} -> {edge[1]!r}"
+            if edge is not None
+            else ", ".join(cls.__qualname__ for cls, _ in added)
+        )
+        error = RegistrationError if edge is None else UpcastRegistrationError
         for selection in list(self._selections):
-            if not selection.passed:
-                continue
             wanted = set(selection.wanted_names())
             wanted.update(name for cls, name in added if issubclass(cls, selection.event_type))
+            final = self.upcasters.final_name
             for name in sorted(selection.passed):
-                if self.upcasters.final_name(name, extra=edge) in wanted:
-                    what = (
-                        f"the upcaster {edge[0]!r} -> {edge[1]!r}"
-                        if edge is not None
-                        else ", ".join(cls.__qualname__ for cls, _ in added)
-                    )
-                    error = RegistrationError if edge is None else UpcastRegistrationError
+                if final(name, extra=edge) in wanted:
                     raise error(
                         f"Cannot register {what}: durable subscription {selection.owner!r} "
                         f"already passed over stored events named {name!r}, which this "
-                        "registration would make it handle. Register classes and upcasters "
-                        "before subscribe_durable(), or restart the subscription from an "
-                        "earlier checkpoint."
+                        "registration would make it handle, out of order. Register classes "
+                        "and upcasters before subscribe_durable() (docs/schema-evolution.md)."
+                    )
+            # An upcaster can only start where a chain ends, so guarding the names it
+            # wants guards every name it decodes through a chain too.
+            for name in sorted(selection.wanted_names()):
+                if final(name, extra=edge) not in wanted:
+                    raise error(
+                        f"Cannot register {what}: durable subscription {selection.owner!r} "
+                        f"handles stored events named {name!r}, which this registration "
+                        "would make it skip. Stop the subscription first, or subscribe it to "
+                        "the class the upcaster produces (docs/schema-evolution.md)."
                     )
 
     # -- selecting and decoding -------------------------------------------------------

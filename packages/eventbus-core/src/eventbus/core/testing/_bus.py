@@ -26,7 +26,12 @@ import pytest
 
 from eventbus.core._bus import EventBus
 from eventbus.core._durable import DurableSubscription
-from eventbus.core._exceptions import StoreCorruptError, UnknownEventError, UpcastRegistrationError
+from eventbus.core._exceptions import (
+    StoreClosedError,
+    StoreCorruptError,
+    UnknownEventError,
+    UpcastRegistrationError,
+)
 from eventbus.core._failures import HandlerFailure, PoisonPolicy
 from eventbus.core._ids import new_event_id
 from eventbus.core._store import (
@@ -350,6 +355,18 @@ class BusContract:
         assert isinstance(durable.error, StoreCorruptError)
         assert [e.amount for e in seen.events] == [1]
 
+    def test_an_unreadable_record_of_an_unknown_name_counts_as_unknown(
+        self, bus: EventBus, store: EventStore, directory: Path
+    ) -> None:
+        self.write_corrupt_record(store, directory, "nobody.claims.this")
+        bus.publish(Deposited("a", 2))
+        seen = _Seen()
+        durable = bus.subscribe_durable("ledger", seen, event_type=Deposited)
+        assert durable.drain(timeout=WAIT)
+        assert durable.running
+        assert durable.unknown_names == {"nobody.claims.this": 1}
+        assert [e.amount for e in seen.events] == [2]
+
     def test_another_classs_unreadable_record_is_passed_over(
         self, bus: EventBus, store: EventStore, directory: Path
     ) -> None:
@@ -421,8 +438,9 @@ class BusContract:
             await asyncio.sleep(WAIT)  # cancelled by the shutdown deadline
 
         handler: Callable[..., Any] = blocks if kind == "sync" else blocks_async
-        bus = EventBus(store=store)
-        bus.subscribe_durable("stuck", handler, event_type=Deposited)
+        failures: list[HandlerFailure] = []
+        bus = EventBus(store=store, on_error=failures.append)
+        durable = bus.subscribe_durable("stuck", handler, event_type=Deposited)
         bus.publish(Deposited("a", 1))
         assert entered.wait(WAIT)
         started = time.monotonic()
@@ -435,6 +453,9 @@ class BusContract:
         assert elapsed < 0.5 + WAIT / 4
         if kind == "sync":
             assert any("'stuck'" in r.getMessage() for r in caplog.records)
+        # The handler left behind finishes against a closed store: that is no failure.
+        assert durable.join(WAIT)
+        assert not [f for f in failures if isinstance(f.exception, StoreClosedError)]
 
     def test_a_subscription_id_has_one_owner_per_bus(self, bus: EventBus) -> None:
         first = bus.subscribe_durable("ledger", _Seen(), event_type=Deposited)
