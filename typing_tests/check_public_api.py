@@ -76,6 +76,23 @@ def consuming(bus: EventBus) -> None:
     )
     assert_type(durable, DurableSubscription)
     bus.subscribe_durable("audit", on_order, max_attempts=1.5)  # type: ignore[arg-type]
+    bus.subscribe_durable("audit", on_order, on_unknown=PoisonPolicy.ABORT)
+    bus.subscribe_durable("audit", on_order, on_unknown="skip")  # type: ignore[arg-type]
+    assert_type(durable.drain(), bool)
+    assert_type(durable.drain(until=durable.position, timeout=5.0), bool)
+    assert_type(durable.unknown_names["x"], int)
+    durable.drain(timeout="5")  # type: ignore[arg-type]
+    assert_type(bus.durable_subscriptions["audit"], DurableSubscription)
+
+
+async def draining(durable: DurableSubscription) -> None:
+    assert_type(await durable.adrain(timeout=5.0), bool)
+
+
+def closing(bus: EventBus) -> None:
+    assert_type(bus.shutdown(5.0, drain=False), bool)
+    bus.close(timeout=5.0)
+    bus.shutdown(drain="no")  # type: ignore[arg-type]
 
 
 def stores() -> None:
