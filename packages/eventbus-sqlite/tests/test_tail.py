@@ -79,19 +79,23 @@ _DATA_VERSION = "PRAGMA data_version"
 
 
 class _Statements:
-    """Every statement one connection runs, with when it started (a trace callback)."""
+    """Every statement the store runs, with the thread that ran it and when."""
 
-    def __init__(self, store: SQLiteStore) -> None:
-        # The tail runs on the calling thread's reader (the writer, for :memory:).
-        conn = store._db.writer if store._db.memory else store._db.reader().conn
-        self.seen: list[tuple[float, str]] = []
-        conn.set_trace_callback(lambda sql: self.seen.append((time.monotonic(), sql)))
+    def __init__(self, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen: list[tuple[float, str, str]] = []
+        query = store._db.query
 
-    def count(self, prefix: str) -> int:
-        return sum(sql.startswith(prefix) for _, sql in self.seen)
+        def traced(sql: str, params: tuple[object, ...]) -> Any:
+            self.seen.append((time.monotonic(), threading.current_thread().name, sql))
+            return query(sql, params)
 
-    def times(self, prefix: str) -> list[float]:
-        return [at for at, sql in self.seen if sql.startswith(prefix)]
+        monkeypatch.setattr(store._db, "query", traced)
+
+    def count(self, prefix: str, thread: str | None = None) -> int:
+        return sum(sql.startswith(prefix) and thread in (None, name) for _, name, sql in self.seen)
+
+    def threads(self, prefix: str) -> set[str]:
+        return {name for _, name, sql in self.seen if sql.startswith(prefix)}
 
     def clear(self) -> None:
         self.seen.clear()
@@ -117,29 +121,54 @@ def no_new_threads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return started
 
 
-def test_idle_tail_checks_data_version_and_runs_no_page_query(
-    store: SQLiteStore, no_new_threads: list[object]
+def test_idle_tail_runs_no_page_query_while_one_watcher_checks_for_changes(
+    store: SQLiteStore, no_new_threads: list[object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     offset = store.append(make_record())
-    statements = _Statements(store)
-    before = threading.active_count()
+    statements = _Statements(store, monkeypatch)
+    me = threading.current_thread().name
     result = store.tail(offset, timeout=0.3)
     assert result.events == []
     assert result.next == offset
-    # One page query when the call starts; while it waits, only the change check.
-    assert statements.count(_PAGE) == 1
+    # One page query when the call starts; while it waits, only the watcher's check.
+    assert statements.count(_PAGE, me) == 1
+    assert statements.count(_DATA_VERSION, me) == 0
+    assert statements.threads(_DATA_VERSION) == {"eventbus-sqlite-watcher"}
     assert statements.count(_DATA_VERSION) >= 5
-    assert no_new_threads == []
-    assert threading.active_count() == before
+    assert [t.name for t in no_new_threads if isinstance(t, threading.Thread)] == [
+        "eventbus-sqlite-watcher"
+    ]
 
 
-def test_idle_tail_sees_another_connections_commit_promptly(db: Path, store: SQLiteStore) -> None:
+def test_many_idle_tails_share_one_watcher_across_calls(
+    store: SQLiteStore, no_new_threads: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
     offset = store.append(make_record())
-    statements = _Statements(store)
+    statements = _Statements(store, monkeypatch)
+
+    def subscriber() -> None:
+        for _ in range(3):  # a durable subscription's loop of short tails
+            assert store.tail(offset, timeout=0.2).events == []
+
+    callers = [Call(subscriber) for _ in range(10)]
+    for caller in callers:
+        caller.join()
+    watchers = [t for t in no_new_threads if getattr(t, "name", "") == "eventbus-sqlite-watcher"]
+    assert len(watchers) == 1
+    assert statements.threads(_DATA_VERSION) == {"eventbus-sqlite-watcher"}
+    # Each caller read its page once per call, never again: nothing changed.
+    assert statements.count(_PAGE) == 30
+
+
+def test_idle_tail_sees_another_connections_commit_promptly(
+    db: Path, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offset = store.append(make_record())
+    statements = _Statements(store, monkeypatch)
     committed: list[float] = []
 
     def another_tool() -> str:
-        time.sleep(0.3)  # the tail has backed off to its longest polls
+        time.sleep(0.3)  # the watcher has backed off to its longest polls
         written = write_row(db)
         committed.append(time.monotonic())
         return written
@@ -150,30 +179,49 @@ def test_idle_tail_sees_another_connections_commit_promptly(db: Path, store: SQL
     written = writer.join()
     assert [e.offset for e in result.events] == [written]
     assert returned - committed[0] < 0.5  # polls are at most 50 ms apart
-    assert statements.count(_PAGE) == 2  # at the start, and once the data changed
+    me = threading.current_thread().name
+    assert statements.count(_PAGE, me) == 2  # at the start, and once the data changed
     assert statements.count(_DATA_VERSION) >= 5
 
 
-def test_idle_tail_keeps_its_back_off_from_call_to_call(store: SQLiteStore) -> None:
+def test_the_watcher_ends_a_while_after_the_last_tail_and_a_new_one_starts(
+    store: SQLiteStore,
+) -> None:
     offset = store.append(make_record())
-    statements = _Statements(store)
-    store.tail(offset, timeout=0.3)  # backs off from 1 ms as the database stays quiet
-    first = statements.times(_DATA_VERSION)
-    statements.clear()
-    store.tail(offset, timeout=0.3)  # nothing changed since: starts at the longest poll
-    second = statements.times(_DATA_VERSION)
-    assert second[1] - second[0] >= 0.04
-    assert len(second) < len(first)
+    store.tail(offset, timeout=0.05)
+    first = store._tailer._watcher
+    assert first is not None
+    first.join(10)  # ends on its own once nobody tails for a while
+    assert not first.is_alive()
+    assert store._tailer._watcher is None
+    store.tail(offset, timeout=0.05)
+    assert store._tailer._watcher is not None
 
 
-def test_memory_tail_only_waits(no_new_threads: list[object]) -> None:
+def test_closing_the_store_ends_the_watcher(db: Path) -> None:
+    store = SQLiteStore(db)
+    offset = store.append(make_record())
+    waiting = Call(lambda: store.tail(offset, timeout=30))
+    wait_until(lambda: store._tailer._watcher is not None, "the watcher to start")
+    watcher = store._tailer._watcher
+    assert watcher is not None
+    store.close()
+    waiting.join()
+    assert isinstance(waiting.error, StoreClosedError)
+    watcher.join(10)
+    assert not watcher.is_alive()
+
+
+def test_memory_tail_only_waits(
+    no_new_threads: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with SQLiteStore(MEMORY) as store:
         offset = store.append(make_record())
-        statements = _Statements(store)
+        statements = _Statements(store, monkeypatch)
         assert store.tail(offset, timeout=0.2).events == []
         # The initial page and the check of the offset; nothing while waiting, as
         # nothing but this store can write to a private in-memory database.
-        assert [sql.split()[0] for _, sql in statements.seen] == ["SELECT", "SELECT"]
+        assert [sql.split()[0] for _, _, sql in statements.seen] == ["SELECT", "SELECT"]
         assert no_new_threads == []
         waiting = Call(lambda: store.tail(offset, timeout=30))
         wait_until(lambda: store._tailer._tailing == 1, "the tail to wait")

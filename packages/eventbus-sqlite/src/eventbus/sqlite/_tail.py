@@ -5,10 +5,12 @@ Two ways an event arrives while ``tail`` waits:
 * an append through this store: the appender calls :meth:`Tailer.committed`, which
   wakes the waiters at once (a condition variable);
 * a commit by another connection (another process, or another store on the file):
-  ``PRAGMA data_version`` on the waiting thread's reader connection changes only then.
-  It is checked with a back-off from 1 ms to 50 ms that follows how long the database
-  has been quiet, and the page query runs again only after it changed. An idle tail
-  costs one ``PRAGMA data_version`` per wake-up, about 20 a second.
+  one watcher thread per store, alive while anybody tails (and a second after), checks
+  ``PRAGMA data_version`` on its own reader connection (it changes only then) with a
+  back-off from 1 ms to 50 ms that follows how long the database has been quiet, and
+  wakes every waiter when it changed. Waiters run their page query again only then, so
+  any number of idle tails (ten durable subscriptions) cost one change check per
+  wake-up of one thread, about 20 a second, and no thread is started per call.
 
 A private ``:memory:`` database has no other connections: its tail only waits.
 """
@@ -17,9 +19,10 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
-from eventbus.core import NEWEST
+from eventbus.core import NEWEST, StoreError
 
 from ._reads import check_count
 
@@ -33,11 +36,14 @@ __all__ = ["Tailer"]
 
 _MIN_POLL: Final = 0.001
 _MAX_POLL: Final = 0.05
+# The watcher outlives the last tail call by this long, so a loop of tail calls (a
+# durable subscription's) keeps one watcher instead of starting one per call.
+_LINGER: Final = 1.0
 _DATA_VERSION: Final = "PRAGMA data_version"
 
 
 class _Watch:
-    """One thread's view of the database: the data_version its reader last saw, and when."""
+    """The watcher's view of the database: the data_version it last saw, and when."""
 
     __slots__ = ("changed_at", "version")
 
@@ -59,8 +65,10 @@ class Tailer:
         self._reads = reads
         self._changed = threading.Condition(threading.Lock())
         self._commits = 0  # bumped after every commit of this store (under the write lock)
+        self._external = 0  # bumped by the watcher on another connection's commit
         self._tailing = 0  # tail calls waiting for a commit (under _changed)
-        self._local = threading.local()
+        self._watcher: threading.Thread | None = None  # alive while anybody tails
+        self._idle_since = 0.0  # when the last tail call returned
 
     def committed(self) -> None:
         """Wake the ``tail`` calls of this store after a commit (or a failed attempt).
@@ -73,15 +81,54 @@ class Tailer:
                 self._changed.notify_all()
 
     def wake_all(self) -> None:
-        """Wake every waiting ``tail``, so it can see that the store was closed."""
+        """Wake every waiting ``tail`` (and the watcher), to see that the store closed."""
         with self._changed:
             self._changed.notify_all()
 
-    def _watch(self) -> _Watch:
-        watch: _Watch | None = getattr(self._local, "watch", None)
-        if watch is None:
-            watch = self._local.watch = _Watch()
-        return watch
+    # -- the watcher -----------------------------------------------------------------
+
+    def _start_watcher(self) -> threading.Event | None:
+        """Start the watcher unless it runs (called under ``_changed``).
+
+        Returns:
+            Set once its first look is taken (before that a change could be missed),
+            or None when it was already running.
+        """
+        if self._watcher is not None:
+            return None
+        ready = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(ready,), name="eventbus-sqlite-watcher", daemon=True
+        )
+        self._watcher.start()
+        return ready
+
+    def _watch(self, ready: threading.Event) -> None:
+        db, changed, watch = self._db, self._changed, _Watch()
+        try:
+            self._look(watch)
+            ready.set()
+            while True:
+                with changed:
+                    idle = not self._tailing and time.monotonic() - self._idle_since >= _LINGER
+                    if idle or db.closed:
+                        self._watcher = None  # the next tail starts a new one
+                        return
+                    quiet = time.monotonic() - watch.changed_at
+                    # Poll as often as the database has been quiet long: at least 1 ms,
+                    # at most 50 ms. An append through this store wakes it early.
+                    changed.wait(max(_MIN_POLL, min(quiet, _MAX_POLL)))
+                if self._look(watch):
+                    with changed:
+                        self._external += 1
+                        changed.notify_all()
+        except StoreError:
+            # Closed (or failing) under the watcher: waiters see it through check_open.
+            with changed:
+                self._watcher = None
+                changed.notify_all()
+        finally:
+            ready.set()
 
     def _look(self, watch: _Watch) -> bool:
         """Whether another connection (this store's writer too) committed since the last look."""
@@ -91,6 +138,12 @@ class Tailer:
         watch.version = version
         watch.changed_at = time.monotonic()
         return True
+
+    # -- tail ------------------------------------------------------------------------
+
+    def _moved_from(self, seen: tuple[int, int]) -> bool:
+        """Whether a commit happened since ``seen`` was taken, or the store closed."""
+        return (self._commits, self._external) != seen or self._db.closed
 
     def tail(self, after: Position, *, timeout: float, limit: int) -> ReadResult:
         """Wait for events after ``after``; see ``SQLiteStore.tail``."""
@@ -104,38 +157,30 @@ class Tailer:
         with changed:
             # Counted before ``seen`` is read, so every later commit notifies.
             self._tailing += 1
-            seen = self._commits
+            seen = (self._commits, self._external)
+            ready = None if db.memory else self._start_watcher()
         try:
+            if ready is not None:
+                # The watcher's first look must come before the page is read, so a
+                # commit landing after the read is noticed as a change.
+                ready.wait()
             reads = self._reads
             start = reads.start(after)
-            # The state of the database is taken before the page is read, so a commit
-            # landing after the read is noticed as a change.
-            watch = self._watch()
-            if not db.memory:
-                self._look(watch)
             result = reads.page(start, limit, None if after is NEWEST else after)
             while not result.events:
-                now = time.monotonic()
-                wait = deadline - now
+                wait = deadline - time.monotonic()
                 if wait <= 0:
                     return result
-                if not db.memory:
-                    # Poll as often as the database has been quiet long: at least 1 ms,
-                    # at most 50 ms (a back-off that carries over from call to call).
-                    wait = min(wait, max(_MIN_POLL, min(now - watch.changed_at, _MAX_POLL)))
                 with changed:
-                    changed.wait_for(
-                        lambda seen=seen: self._commits != seen or db.closed,  # type: ignore[misc]
-                        wait,
-                    )
-                    committed = self._commits != seen
-                    seen = self._commits
+                    changed.wait_for(partial(self._moved_from, seen), wait)
+                    now = (self._commits, self._external)
+                    moved, seen = now != seen, now
                 db.check_open()
-                # Checked even after a commit here, so that commit is not taken for
-                # another connection's on the next look.
-                if (not db.memory and self._look(watch)) or committed:
+                if moved:
                     result = reads.page(start, limit, None)
             return result
         finally:
             with changed:
                 self._tailing -= 1
+                if not self._tailing:
+                    self._idle_since = time.monotonic()
