@@ -450,3 +450,18 @@ def test_stop_gives_up_on_a_loop_blocked_by_a_handler_that_never_yields() -> Non
     assert not runner.stop(timeout=0.1)
     release.set()
     assert runner.stop(timeout=5)
+
+
+def test_stop_after_someone_else_stopped_the_owned_loop_only_waits_for_its_thread() -> None:
+    runner = AsyncRunner(limit=None, report=lambda exc, event, sub: None)
+
+    async def nothing() -> None:
+        return None
+
+    runner.submit(nothing()).result(WAIT)
+    loop, thread = runner.loop, runner._thread
+    assert loop is not None and thread is not None
+    loop.call_soon_threadsafe(loop.stop)  # stopped behind the runner's back
+    thread.join(WAIT)
+    assert loop.is_closed()  # the loop's thread closed it on the way out
+    assert runner.stop(timeout=WAIT)

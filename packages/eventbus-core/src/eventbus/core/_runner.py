@@ -97,10 +97,9 @@ class AsyncRunner:
             asyncio.set_event_loop(loop)
             loop.call_soon(ready.set)
             loop.run_forever()
-            if self._stop_requested:
-                # stop() may have given up waiting (a handler blocked the loop): the
-                # thread closes its loop itself once it finally stops.
-                loop.close()
+            # The thread closes its own loop once it stops, whoever stopped it: stop()
+            # may have given up waiting (a handler blocked the loop).
+            loop.close()
 
         self._thread = threading.Thread(target=run, name="eventbus-handlers", daemon=True)
         self._thread.start()
@@ -304,7 +303,12 @@ class AsyncRunner:
             # Coroutines still on the loop (a durable handler cancelled at the shutdown
             # deadline) unwind before it stops, instead of being destroyed while pending;
             # the loop stops itself once they did.
-            asyncio.run_coroutine_threadsafe(_cancel_leftovers_and_stop(), loop)
+            if not loop.is_closed():  # else it was stopped (and closed) by someone else
+                leftovers = _cancel_leftovers_and_stop()
+                try:
+                    asyncio.run_coroutine_threadsafe(leftovers, loop)
+                except RuntimeError:  # pragma: no cover - closed between the check and here
+                    leftovers.close()
         thread.join(timeout)
         if thread.is_alive():
             return False
