@@ -460,7 +460,8 @@ def test_stop_after_someone_else_stopped_the_owned_loop_only_waits_for_its_threa
 
     runner.submit(nothing()).result(WAIT)
     loop, thread = runner.loop, runner._thread
-    assert loop is not None and thread is not None
+    assert loop is not None
+    assert thread is not None
     loop.call_soon_threadsafe(loop.stop)  # stopped behind the runner's back
     thread.join(WAIT)
     assert loop.is_closed()  # the loop's thread closed it on the way out
