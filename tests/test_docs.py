@@ -99,9 +99,10 @@ def test_the_python_in_a_page_runs_as_one_program(page: str, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("mode", ["strict", "auto"])
-def test_the_backend_guide_example_passes_the_kit(mode: str, tmp_path: Path) -> None:
+def test_the_backend_guide_example_passes_the_kits(mode: str, tmp_path: Path) -> None:
     # The page's files (a block whose first line is "# path.py") make a plug-in project;
-    # its tests subclass StoreContract and AsyncStoreContract, under each asyncio_mode.
+    # its tests subclass StoreContract, AsyncStoreContract and BusContract, under each
+    # asyncio_mode.
     page = (ROOT / "docs" / "writing-a-backend.md").read_text()
     files: dict[str, str] = {}
     for block in re.findall(r"```python\n(.*?)```", page, re.S):
@@ -109,6 +110,10 @@ def test_the_backend_guide_example_passes_the_kit(mode: str, tmp_path: Path) -> 
         if heading:
             files[heading[1]] = block
     assert set(files) == {"mystore.py", "tests/conftest.py", "tests/test_mystore.py"}
+    for kit in KITS:
+        assert re.search(
+            rf"^class Test\w+\([^)]*\b{kit}\b", files["tests/test_mystore.py"], re.MULTILINE
+        ), f"no test class of the example subclasses {kit}"
     for path, text in files.items():
         (tmp_path / path).parent.mkdir(exist_ok=True)
         (tmp_path / path).write_text(text)
@@ -125,10 +130,67 @@ def test_the_backend_guide_example_passes_the_kit(mode: str, tmp_path: Path) -> 
     assert result.returncode == 0, report
     assert re.search(r"\b\d{2,} passed", result.stdout), report
     assert "failed" not in result.stdout.splitlines()[-1], report
-    for capability in ("CheckpointStore", "StreamingReader", "TailingStore"):
+    for capability in ("StreamingReader", "TailingStore"):
         assert f"the store does not implement {capability}" in result.stdout, report
+    assert "the store does not implement CheckpointStore" not in result.stdout, report
     assert "does not override break_store" not in result.stdout, report
+    assert "does not override write_corrupt_record" not in result.stdout, report
     assert "test_append_async" not in result.stdout, report  # none skipped or failed
+
+
+def test_the_import_tables_of_architecture_md_are_what_check_layers_prints() -> None:
+    # Each "### `eventbus.<name>`" table under "Who imports whom" lists every module of
+    # the package but its top __init__, in the order the page draws them, each with what
+    # it imports; every import points down the table.
+    graph = _check_layers_graph()
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    section = page.split("\n## Who imports whom\n", 1)[1].split("\n## ", 1)[0]
+    tables = dict(re.findall(r"^### `(eventbus\.\w+)`\n(.*?)(?=^### |\Z)", section, re.S | re.M))
+    assert set(tables) == set(graph)
+    for package, table in tables.items():
+        documented: dict[str, dict[str, str]] = {}
+        rank: dict[str, int] = {}
+        for row, (modules, imports) in enumerate(
+            re.findall(r"^\| (`[^|]*) \| ([^|]*) \|$", table, re.MULTILINE)
+        ):
+            edges = dict(re.findall(r"`([^`]+)`(?: \(([^)]*)\))?", imports))
+            assert edges or imports == "nothing", f"{package}: {imports!r}"
+            for module in re.findall(r"`([^`]+)`", modules):
+                assert module not in documented, f"{package}: {module} listed twice"
+                documented[module] = edges
+                rank[module] = row
+        expected = {name: edges for name, edges in graph[package].items() if name != "__init__"}
+        assert documented == expected, f"{package}: the table differs from --graph"
+        for module, edges in documented.items():
+            above = [name for name in edges if rank[name] <= rank[module]]
+            assert not above, f"{package}: {module} imports {above}, drawn above it"
+
+
+def _check_layers_graph() -> dict[str, dict[str, dict[str, str]]]:
+    """``tools/check_layers.py --graph`` as {package: {module: {import: note}}}.
+
+    The note is "" for an import that runs, else "TYPE_CHECKING only" or "in a function".
+    """
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "check_layers.py"), "--graph"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    notes = {"": "", " (TYPE_CHECKING)": "TYPE_CHECKING only", " (in a function)": "in a function"}
+    graph: dict[str, dict[str, dict[str, str]]] = {}
+    modules: dict[str, dict[str, str]] = {}
+    imports: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        if package := re.match(r"(eventbus\.\w+) \(", line):
+            modules = graph[package[1]] = {}
+        elif module := re.match(r"  (\S+) +\d+ lines$", line):
+            imports = modules[module[1]] = {}
+        elif edge := re.match(r"      -> (\S+)(.*)$", line):
+            imports[edge[1]] = notes[edge[2]]
+    return graph
 
 
 def test_the_readme_durable_quick_start_prints_on_its_first_run(tmp_path: Path) -> None:
