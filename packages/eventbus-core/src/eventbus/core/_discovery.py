@@ -4,7 +4,7 @@ Passing a store instance to the bus is the primary API; this is the optional loo
 by URL. A backend distribution declares, in its ``pyproject.toml``::
 
     [project.entry-points."eventbus.stores"]
-    sqlite = "eventbus.sqlite._store:open_sqlite_store"
+    sqlite = "eventbus.sqlite._discovery:open_sqlite_store"
 
 and ``open_store("sqlite:///events.db")`` imports that callable and calls it with the
 whole URL. Entry points are read once, on the first call; nothing is imported earlier.
