@@ -24,7 +24,14 @@ from ._durable_options import DurableOptions
 from ._durables import DurableConsumers
 from ._exceptions import BusClosedError, RegistrationError
 from ._failures import DeadLetterHandler, ErrorHook, PoisonPolicy, Reporter
-from ._handlers import Handler, Subscription, check_event_type, infer_event_type, inspect_handler
+from ._handlers import (
+    Handler,
+    Subscription,
+    check_event_type,
+    infer_event_type,
+    inspect_handler,
+    is_event_instance,
+)
 from ._ids import new_event_id
 from ._journal import Journal
 from ._mapper import EventMapper
@@ -253,6 +260,8 @@ class EventBus(Publishing, StoredLog):
             return self._subscribe(
                 event_type, handler, once=once, where=where, sequential=sequential
             )
+        if not callable(target) and (handler is not None or is_event_instance(target)):
+            check_event_type(target)  # raises, showing the call with the event's class
         if handler is not None:
             raise RegistrationError(
                 f"bus.subscribe() takes the event class first, then the handler; got "
@@ -375,6 +384,11 @@ class EventBus(Publishing, StoredLog):
             StoreError: loading the checkpoint failed (nothing was delivered).
         """
         self._check_open()
+        if event_type is not None:
+            check_event_type(
+                event_type,
+                call=f"bus.subscribe_durable({subscription_id!r}, handler, event_type={{name}})",
+            )
         options = DurableOptions(
             start=start,
             where=where,

@@ -21,6 +21,7 @@ __all__ = [
     "check_event_type",
     "infer_event_type",
     "inspect_handler",
+    "is_event_instance",
 ]
 
 E = TypeVar("E")
@@ -28,12 +29,38 @@ Handler = Callable[..., Any]
 """A sync function or coroutine function taking the event, and optionally the envelope."""
 
 
-def check_event_type(event_type: object) -> type[Any]:
-    """Return ``event_type`` if it can be subscribed to, else raise RegistrationError."""
+def is_event_instance(value: object) -> bool:
+    """Whether ``value`` looks like an event passed where its class was expected.
+
+    Instances of builtins (``42``, ``"OrderPlaced"``) and of typing constructs
+    (``list[int]``) are not: only an object of a user-defined class is.
+    """
+    return not isinstance(value, type) and type(value).__module__ not in _NOT_EVENT_MODULES
+
+
+_NOT_EVENT_MODULES = frozenset({"builtins", "types", "typing", "typing_extensions"})
+
+
+def check_event_type(
+    event_type: object, *, call: str = "bus.subscribe({name}, handler)"
+) -> type[Any]:
+    """Return ``event_type`` if it can be subscribed to, else raise RegistrationError.
+
+    Args:
+        event_type: What the caller passed as the event class.
+        call: The correct call, shown in the error, with ``{name}`` standing for the
+            class (so an event instance is answered with its own class's name).
+    """
+    if is_event_instance(event_type):
+        name = type(event_type).__qualname__
+        raise RegistrationError(
+            f"An event type must be a class, got {event_type!r}, an instance of {name}; "
+            f"pass the class itself, as in {call.format(name=name)}."
+        )
     if not isinstance(event_type, type):
         raise RegistrationError(
             f"An event type must be a class, got {event_type!r}; "
-            "pass the class itself, as in bus.subscribe(OrderPlaced, handler)."
+            f"pass the class itself, as in {call.format(name='OrderPlaced')}."
         )
     if event_type is typing.Any or event_type is type(None) or issubclass(event_type, type):
         # None and classes are refused by publish, and Any is in no event's MRO: a
