@@ -222,6 +222,25 @@ def test_subscribe_with_handler_first_is_refused(bus: EventBus) -> None:
     assert not bus.has_handlers(OrderPlaced)
 
 
+def test_loop_closure_default_receives_its_value_not_the_envelope(bus: EventBus) -> None:
+    seen: list[tuple[str, object]] = []
+    for name in ("audit", "mail"):
+        bus.subscribe(OrderPlaced, lambda e, name=name: seen.append((name, e.order_id)))
+    bus.publish(OrderPlaced("o-1"))
+    assert seen == [("audit", "o-1"), ("mail", "o-1")]
+
+
+def test_a_defaulted_second_parameter_annotated_envelope_receives_it(bus: EventBus) -> None:
+    seen: list[Envelope | None] = []
+
+    def handler(event: OrderPlaced, envelope: Envelope | None = None) -> None:
+        seen.append(envelope)
+
+    bus.subscribe(handler)
+    bus.publish(OrderPlaced("o-1"))
+    assert isinstance(seen[0], Envelope)
+
+
 def test_subscribe_with_an_event_instance_shows_the_call_with_its_class(bus: EventBus) -> None:
     def handler(event: OrderPlaced) -> None:
         pass

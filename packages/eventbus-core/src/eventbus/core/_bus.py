@@ -219,7 +219,8 @@ class EventBus(Publishing, StoredLog):
             bus.subscribe(handler)               # imperative, type from the annotation
 
         A handler is a function or coroutine function taking the event and, if it
-        declares a second parameter, the :class:`Envelope`.
+        asks for it, the :class:`Envelope`: a second parameter without a default, or
+        one annotated ``Envelope`` (a defaulted, unannotated one keeps its default).
 
         Args:
             target: The event class, or the handler when the type is inferred.

@@ -7,12 +7,15 @@ the envelope?) and kind (coroutine function or not) are decided once.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import re
 import threading
 import typing
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from ._envelope import Envelope
 from ._exceptions import RegistrationError
 
 __all__ = [
@@ -122,11 +125,49 @@ def inspect_handler(handler: object) -> tuple[bool, bool]:
             f"Handler {_name(handler)} requires {len(required)} positional arguments; "
             "a handler takes the event and, optionally, the envelope."
         )
-    wants_envelope = len(params) >= 2 or params[0].kind == params[0].VAR_POSITIONAL
+    wants_envelope = _wants_envelope(handler, params)
     is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - an instance with async __call__
     )
     return is_async, wants_envelope
+
+
+def _wants_envelope(handler: Handler, params: list[inspect.Parameter]) -> bool:
+    """A second parameter wants the envelope if it is required, ``*args``, or annotated so.
+
+    A defaulted, unannotated one does not: ``lambda e, name=name: ...`` (a loop's
+    closure) keeps its default.
+    """
+    if params[0].kind == params[0].VAR_POSITIONAL:
+        return True
+    if len(params) < 2:
+        return False
+    second = params[1]
+    if second.kind == second.VAR_POSITIONAL or second.default is second.empty:
+        return True
+    if second.annotation is second.empty:
+        return False
+    annotation: object = second.annotation
+    # Unresolvable annotations (a name missing at runtime): the written name is read.
+    with contextlib.suppress(Exception):
+        annotation = typing.get_type_hints(_annotated(handler)).get(second.name, annotation)
+    return _names_envelope(annotation)
+
+
+def _names_envelope(annotation: object) -> bool:
+    """Whether an annotation is ``Envelope``, or a union or string that names it."""
+    if annotation is Envelope:
+        return True
+    if isinstance(annotation, str):
+        return re.search(r"\bEnvelope\b", annotation) is not None
+    return any(_names_envelope(arg) for arg in typing.get_args(annotation))
+
+
+def _annotated(handler: Handler) -> object:
+    """The object carrying a handler's annotations: a callable instance's ``__call__``."""
+    if inspect.isfunction(handler) or inspect.ismethod(handler):
+        return handler
+    return getattr(handler, "__call__")  # noqa: B004, B009 - mypy rejects handler.__call__
 
 
 def infer_event_type(handler: Handler) -> type[Any]:
@@ -137,12 +178,8 @@ def infer_event_type(handler: Handler) -> type[Any]:
     """
     params = _positional_parameters(handler)
     first = params[0]
-    target: object = handler
-    if not (inspect.isfunction(handler) or inspect.ismethod(handler)):
-        # A callable instance: its __call__ carries the annotation.
-        target = getattr(handler, "__call__")  # noqa: B004, B009 - mypy rejects handler.__call__
     try:
-        hints = typing.get_type_hints(target)
+        hints = typing.get_type_hints(_annotated(handler))
     except Exception as exc:
         raise RegistrationError(
             f"Cannot resolve the annotations of handler {_name(handler)} ({exc}); "
