@@ -895,3 +895,19 @@ def test_transient_5xx_on_reads_are_retried(url: str) -> None:
         ).raise_for_status()
         with DurableStreamStore(url, path, retry=FAST) as fresh:
             assert [e.offset for e in fresh.read().events] == [offset]
+
+
+def test_a_base_url_without_scheme_is_refused_before_any_request() -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(503)
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"'127\.0\.0\.1:4437/v1' is not an absolute http"):
+        DurableStreamStore(
+            "127.0.0.1:4437/v1", "/stream/orders", transport=httpx.MockTransport(handler)
+        )
+    assert time.monotonic() - started < 1.0
+    assert requests == []

@@ -90,7 +90,8 @@ class DurableStreamStore:
         transport: An httpx transport, for tests.
 
     Raises:
-        ValueError: ``stream`` is not a path starting with ``/``, or a bad limit.
+        ValueError: ``base_url`` is not an http(s) URL with a host, ``stream`` is not a
+            path starting with ``/``, or a bad limit.
         StoreError: The stream could not be created or checked (e.g. it exists with
             another content type, or the server is unreachable).
     """
