@@ -35,6 +35,7 @@ from ._handlers import (
 from ._ids import new_event_id
 from ._journal import Journal
 from ._mapper import EventMapper
+from ._memory import MemoryStore
 from ._runner import CANCEL_GRACE, AsyncRunner
 from ._store import OLDEST, CheckpointStore, ClosableStore, EventStore, Position
 
@@ -107,7 +108,11 @@ class EventBus(Publishing, StoredLog):
         self._origin = new_event_id()
         self._lock = threading.RLock()
         self._closed = False
-        self._mapper = EventMapper()
+        # A class from __main__ stored under its default name breaks once the class is
+        # imported from its module; a MemoryStore's names never outlive the process.
+        self._mapper = EventMapper(
+            warn_unstable_names=store is not None and not isinstance(store, MemoryStore)
+        )
         self._runner = AsyncRunner(
             limit=max_concurrent_handlers,
             report=lambda exc, event, sub: self._dispatcher.report_handler(exc, event, sub),
