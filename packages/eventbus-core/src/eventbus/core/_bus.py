@@ -61,9 +61,14 @@ class EventBus(Publishing, StoredLog):
         max_concurrent_handlers: At most this many coroutine handlers run at once.
         checkpoints: Where durable subscriptions keep their checkpoints, when not in
             ``store`` itself (every bundled store keeps them).
+        check_encoding: Without a store: encode every published event as a store
+            would and discard the bytes, so an event that production would refuse
+            raises :class:`EncodeError` here too, before any hook or handler runs. For
+            tests on a bare bus; with a store every event is encoded anyway.
 
     Raises:
-        TypeError: ``store`` does not implement the store contract.
+        TypeError: ``store`` does not implement the store contract, or
+            ``check_encoding`` is not a bool.
         ValueError: a bad ``append_timeout`` or ``max_concurrent_handlers``.
     """
 
@@ -76,7 +81,13 @@ class EventBus(Publishing, StoredLog):
         on_error: ErrorHook | None = None,
         max_concurrent_handlers: int | None = None,
         checkpoints: CheckpointStore | None = None,
+        check_encoding: bool = False,
     ) -> None:
+        if not isinstance(check_encoding, bool):
+            raise TypeError(
+                f"check_encoding must be True or False, got {check_encoding!r}; use "
+                "EventBus(check_encoding=True) to encode events on a bus without a store."
+            )
         if store is not None and not isinstance(store, EventStore):
             raise TypeError(
                 f"store must implement the EventStore contract (append, append_batch, read); "
@@ -105,6 +116,8 @@ class EventBus(Publishing, StoredLog):
         self._report = Reporter(on_error)
         self._checkpoints = checkpoints
         self._store = store
+        # With a store, persisting encodes every event already.
+        self._check_encoding = check_encoding and store is None
         self._origin = new_event_id()
         self._lock = threading.RLock()
         self._closed = False
