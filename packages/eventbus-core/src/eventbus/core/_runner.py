@@ -97,10 +97,10 @@ class AsyncRunner:
             asyncio.set_event_loop(loop)
             loop.call_soon(ready.set)
             loop.run_forever()
-            if self._stop_requested:
-                # stop() may have given up waiting (a handler blocked the loop): the
-                # thread closes its loop itself once it finally stops.
-                loop.close()
+            # Only stop() stops this loop, and it may have given up waiting (a handler
+            # blocked the loop): the thread closes its loop itself once it finally
+            # stops. (When stop() did not give up, its own close() is then a no-op.)
+            loop.close()
 
         self._thread = threading.Thread(target=run, name="eventbus-handlers", daemon=True)
         self._thread.start()
