@@ -270,6 +270,12 @@ def test_subscribe_durable_with_an_event_instance_shows_the_call_with_its_class(
                 event_type=OrderPlaced("x"),  # type: ignore[arg-type]
             )
         assert "bus.subscribe_durable('s', handler, event_type=OrderPlaced)" in str(info.value)
+        with pytest.raises(RegistrationError, match=r"subscribe_durable\('a\{b\}', handler"):
+            bus.subscribe_durable(
+                "a{b}",
+                lambda e: None,
+                event_type=OrderPlaced("x"),  # type: ignore[arg-type]
+            )
         assert bus.durable_subscriptions == {}
 
 

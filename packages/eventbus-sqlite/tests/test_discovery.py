@@ -61,8 +61,9 @@ def test_short_relative_url_keeps_the_whole_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with open_store("sqlite:events.db?durability=full") as store:
-        assert isinstance(store, SQLiteStore)
+    store = open_store("sqlite:events.db?durability=full")
+    assert isinstance(store, SQLiteStore)
+    with store:
         assert store.path == "events.db"
         assert store.durability == "full"
         store.append(make_record())

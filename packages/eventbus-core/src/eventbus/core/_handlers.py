@@ -58,12 +58,12 @@ def check_event_type(
         name = type(event_type).__qualname__
         raise RegistrationError(
             f"An event type must be a class, got {event_type!r}, an instance of {name}; "
-            f"pass the class itself, as in {call.format(name=name)}."
+            f"pass the class itself, as in {call.replace('{name}', name)}."
         )
     if not isinstance(event_type, type):
         raise RegistrationError(
             f"An event type must be a class, got {event_type!r}; "
-            f"pass the class itself, as in {call.format(name='OrderPlaced')}."
+            f"pass the class itself, as in {call.replace('{name}', 'OrderPlaced')}."
         )
     if event_type is typing.Any or event_type is type(None) or issubclass(event_type, type):
         # None and classes are refused by publish, and Any is in no event's MRO: a
