@@ -754,9 +754,11 @@ def test_tail_from_newest_sees_only_new_events(url: str) -> None:
     with DurableStreamStore(url, stream_path()) as store:
         store.append(make_record())
         record = make_record()
-        threading.Timer(0.2, lambda: store.append(record)).start()
+        timer = threading.Timer(0.2, lambda: store.append(record))
+        timer.start()
         page = store.tail(NEWEST, timeout=10)
         assert [e.event_id for e in page.events] == [record.event_id]
+        timer.join(5)  # the append may still be reading its response: not closed under it
 
 
 def test_waiting_for_a_long_poll_after_close_raises(url: str) -> None:
