@@ -81,6 +81,7 @@ def test_a_cited_test_is_found_only_where_it_is_defined_or_inherited() -> None:
         "docs/persistence.md",
         "docs/schema-evolution.md",
         "docs/stores/sqlite.md",
+        "docs/testing.md",
     ],
 )
 def test_the_python_in_a_page_runs_as_one_program(page: str, tmp_path: Path) -> None:

@@ -101,6 +101,8 @@ def stores() -> None:
     EventBus(store=DurableStreamStore("http://127.0.0.1:4437", "/v1/stream/orders"))
     DurableStreamStore("http://127.0.0.1:4437", "/v1/stream/orders", retry=RetryPolicy())
     EventBus(store="sqlite:///events.db")  # type: ignore[arg-type]
+    assert_type(EventBus(check_encoding=True), EventBus)
+    EventBus(check_encoding="yes")  # type: ignore[arg-type]
     SQLiteStore("events.db", durability="fast")  # type: ignore[arg-type]
 
 

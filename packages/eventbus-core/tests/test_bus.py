@@ -24,6 +24,7 @@ from eventbus.core import (
     Envelope,
     EventBus,
     HandlerFailure,
+    MemoryStore,
     PublishError,
     RegistrationError,
     Subscription,
@@ -219,6 +220,63 @@ def test_subscribe_with_handler_first_is_refused(bus: EventBus) -> None:
     with pytest.raises(RegistrationError, match=r"takes the event class first"):
         bus.subscribe(handler, OrderPlaced)  # type: ignore[call-overload]
     assert not bus.has_handlers(OrderPlaced)
+
+
+def test_loop_closure_default_receives_its_value_not_the_envelope(bus: EventBus) -> None:
+    seen: list[tuple[str, object]] = []
+    for name in ("audit", "mail"):
+        bus.subscribe(OrderPlaced, lambda e, name=name: seen.append((name, e.order_id)))
+    bus.publish(OrderPlaced("o-1"))
+    assert seen == [("audit", "o-1"), ("mail", "o-1")]
+
+
+def test_a_defaulted_second_parameter_annotated_envelope_receives_it(bus: EventBus) -> None:
+    seen: list[Envelope | None] = []
+
+    def handler(event: OrderPlaced, envelope: Envelope | None = None) -> None:
+        seen.append(envelope)
+
+    bus.subscribe(handler)
+    bus.publish(OrderPlaced("o-1"))
+    assert isinstance(seen[0], Envelope)
+
+
+def test_subscribe_with_an_event_instance_shows_the_call_with_its_class(bus: EventBus) -> None:
+    def handler(event: OrderPlaced) -> None:
+        pass
+
+    expected = r"got OrderPlaced\(order_id='x', amount=0.0\), an instance of OrderPlaced"
+    with pytest.raises(RegistrationError, match=expected) as info:
+        bus.subscribe(OrderPlaced("x"), handler)  # type: ignore[call-overload]
+    assert "bus.subscribe(OrderPlaced, handler)" in str(info.value)
+    with pytest.raises(RegistrationError, match=expected) as info:
+        bus.subscribe(OrderPlaced("x"))  # type: ignore[call-overload]
+    assert "bus.subscribe(OrderPlaced, handler)" in str(info.value)
+    assert not bus.has_handlers(OrderPlaced)
+
+
+def test_register_with_an_event_instance_shows_the_call_with_its_class(bus: EventBus) -> None:
+    with pytest.raises(RegistrationError, match=r"an instance of OrderPlaced") as info:
+        bus.register(OrderPlaced("x"))  # type: ignore[arg-type]
+    assert "bus.register(OrderPlaced)" in str(info.value)
+
+
+def test_subscribe_durable_with_an_event_instance_shows_the_call_with_its_class() -> None:
+    with EventBus(store=MemoryStore()) as bus:
+        with pytest.raises(RegistrationError, match=r"an instance of OrderPlaced") as info:
+            bus.subscribe_durable(
+                "s",
+                lambda e: None,
+                event_type=OrderPlaced("x"),  # type: ignore[arg-type]
+            )
+        assert "bus.subscribe_durable('s', handler, event_type=OrderPlaced)" in str(info.value)
+        with pytest.raises(RegistrationError, match=r"subscribe_durable\('a\{b\}', handler"):
+            bus.subscribe_durable(
+                "a{b}",
+                lambda e: None,
+                event_type=OrderPlaced("x"),  # type: ignore[arg-type]
+            )
+        assert bus.durable_subscriptions == {}
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from eventbus.core import RegistrationError, Subscription
+from eventbus import core
+from eventbus.core import Envelope, RegistrationError, Subscription
 from eventbus.core._handlers import check_event_type, infer_event_type, inspect_handler
 
 
@@ -100,11 +101,49 @@ def test_inspect_handler_coroutine_function_with_envelope() -> None:
     assert inspect_handler(handler) == (True, True)
 
 
-def test_inspect_handler_optional_second_parameter_means_envelope() -> None:
-    def handler(event: OrderPlaced, envelope: object = None) -> None:
+def test_inspect_handler_required_second_parameter_means_envelope() -> None:
+    def handler(event: OrderPlaced, envelope):  # type: ignore[no-untyped-def]
         pass
 
     assert inspect_handler(handler) == (False, True)
+
+
+def test_inspect_handler_defaulted_unannotated_second_parameter_is_not_the_envelope() -> None:
+    handlers = [lambda e, name=name: name for name in ("a", "b")]
+    assert [inspect_handler(h) for h in handlers] == [(False, False), (False, False)]
+
+    def handler(event: OrderPlaced, label: object = None) -> None:
+        pass
+
+    assert inspect_handler(handler) == (False, False)
+
+
+def test_inspect_handler_second_parameter_annotated_envelope_means_envelope() -> None:
+    def required(event: OrderPlaced, envelope: Envelope) -> None:
+        pass
+
+    def defaulted(event: OrderPlaced, envelope: Envelope | None = None) -> None:
+        pass
+
+    def optional(event: OrderPlaced, envelope: typing.Optional[Envelope] = None) -> None:  # noqa: UP045
+        pass
+
+    def qualified(event: OrderPlaced, envelope: core.Envelope | None = None) -> None:
+        pass
+
+    for handler in (required, defaulted, optional, qualified):
+        assert inspect_handler(handler) == (False, True), handler
+
+
+def test_inspect_handler_reads_an_unresolvable_envelope_annotation_by_name() -> None:
+    def handler(event: OrderPlaced, envelope: Envelope | Missing = None) -> None:  # type: ignore[name-defined]  # noqa: F821
+        pass
+
+    def other(event: OrderPlaced, note: Missing = None) -> None:  # type: ignore[name-defined]  # noqa: F821
+        pass
+
+    assert inspect_handler(handler) == (False, True)
+    assert inspect_handler(other) == (False, False)
 
 
 def test_inspect_handler_var_positional_wants_the_envelope() -> None:

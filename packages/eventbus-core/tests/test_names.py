@@ -10,9 +10,20 @@ from typing import Any, Protocol, TypedDict
 
 import pytest
 
-from eventbus.core import RegistrationError, WireNameConflictError, _names, event_name, wire_name
+from eventbus.core import (
+    EventBus,
+    MemoryStore,
+    RegistrationError,
+    UnstableWireNameWarning,
+    WireNameConflictError,
+    _names,
+    event_name,
+    wire_name,
+)
 from eventbus.core._codec import EventCodec, build_codec
 from eventbus.core._names import TypeRegistry
+
+from ._support import PlainStore
 
 
 @dataclass
@@ -252,3 +263,59 @@ def test_concurrent_registration_from_threads() -> None:
     assert winner is not None
     loser = SameNameB if winner.event_type is SameNameA else SameNameA
     assert registry.codec_for_type(loser) is None
+
+
+# -- classes defined in __main__ ----------------------------------------------------------
+
+
+def _main_class(*, named: bool = False) -> type[Any]:
+    """An event class as a script defines it: its module is ``__main__``."""
+
+    @dataclass(frozen=True)
+    class Placed:
+        order_id: str
+
+    Placed.__module__ = "__main__"
+    if named:
+        Placed.__event_name__ = "orders.placed"  # type: ignore[attr-defined]
+    return Placed
+
+
+def test_a_main_class_used_with_a_store_warns_once_per_class() -> None:
+    placed = _main_class()
+    with EventBus(store=PlainStore()) as bus:
+        with pytest.warns(UnstableWireNameWarning) as caught:
+            bus.publish(placed("o-1"))
+        assert len(caught) == 1
+        message = str(caught[0].message)
+        assert "wire name '__main__._main_class.<locals>.Placed'" in message
+        assert "__event_name__ = 'Placed' in the class body" in message
+        assert "@wire_name('Placed')" in message
+        assert caught[0].filename == __file__  # points at the caller, not into the bus
+        bus.publish(placed("o-2"))  # no second warning (filterwarnings=error would raise)
+        bus.subscribe(placed, lambda e: None)
+    with EventBus(store=PlainStore()) as other:
+        other.publish(placed("o-3"))  # once per class, not once per bus
+    assert issubclass(UnstableWireNameWarning, UserWarning)
+
+
+def test_a_second_main_class_warns_again() -> None:
+    for _ in range(2):
+        with EventBus(store=PlainStore()) as bus, pytest.warns(UnstableWireNameWarning):
+            bus.register(_main_class())
+
+
+def test_a_named_main_class_and_a_module_class_do_not_warn() -> None:
+    with EventBus(store=PlainStore()) as bus:
+        bus.publish(_main_class(named=True)("o-1"))
+        bus.publish(Plain(1))
+
+
+def test_a_main_class_on_a_memory_store_or_a_bare_bus_does_not_warn() -> None:
+    # A MemoryStore's wire names never outlive the process, so they cannot go stale.
+    placed = _main_class()
+    with EventBus(store=MemoryStore()) as bus:
+        bus.publish(placed("o-1"))
+    with EventBus() as bare:
+        bare.register(placed)
+        bare.publish(placed("o-2"))

@@ -26,6 +26,7 @@ from eventbus.core import (
     StoreUnavailableError,
     UpcastFailedError,
     WireNameConflictError,
+    event_name,
     publish_metadata,
 )
 from eventbus.core import _journal as journal_module
@@ -519,3 +520,56 @@ async def test_native_async_append_timeout_and_failures() -> None:
 def test_record_fields_match_the_fast_record_builder() -> None:
     names = tuple(field.name for field in dataclasses.fields(EventRecord))
     assert names == journal_module.RECORD_FIELDS
+
+
+# -- check_encoding=True: a bare bus encodes what a store would ----------------------------
+
+
+def test_a_bare_bus_does_not_encode_by_default() -> None:
+    seen: list[object] = []
+    with EventBus() as bus:
+        bus.subscribe(NotJson, seen.append)
+        bus.publish(NotJson(object()))
+    assert len(seen) == 1
+
+
+def test_check_encoding_raises_encode_error_on_a_bare_bus_and_dispatches_nothing() -> None:
+    seen: list[object] = []
+    with EventBus(check_encoding=True) as bus:
+        bus.subscribe(NotJson, seen.append)
+        bus.subscribe(OrderPlaced, seen.append)
+        bus.before_publish(seen.append)
+        with pytest.raises(EncodeError, match="payload"):
+            bus.publish(NotJson(object()))
+        with pytest.raises(EncodeError):
+            bus.publish_many([OrderPlaced("a", 1.0), NotJson(object())])
+        assert seen == []
+        assert bus.publish(OrderPlaced("o-1", 1.0)) is None
+        assert seen == [OrderPlaced("o-1", 1.0), OrderPlaced("o-1", 1.0)]
+
+
+@pytest.mark.asyncio
+async def test_check_encoding_applies_to_the_async_publishers() -> None:
+    seen: list[object] = []
+    async with EventBus(check_encoding=True) as bus:
+        bus.subscribe(NotJson, seen.append)
+        with pytest.raises(EncodeError):
+            await bus.publish_async(NotJson(object()))
+        with pytest.raises(EncodeError):
+            await bus.publish_many_async([NotJson(object())])
+    assert seen == []
+
+
+def test_check_encoding_with_a_store_encodes_once_as_usual() -> None:
+    store = MemoryStore()
+    with EventBus(store=store, check_encoding=True) as bus:
+        with pytest.raises(EncodeError):
+            bus.publish(NotJson(object()))
+        bus.publish(OrderPlaced("o-1", 1.0))
+        assert [r.type_name for r in store.read().events] == [event_name(OrderPlaced)]
+
+
+def test_check_encoding_must_be_a_bool() -> None:
+    expected = r"check_encoding must be True or False, got 'yes'; use EventBus\(check_encoding"
+    with pytest.raises(TypeError, match=expected):
+        EventBus(check_encoding="yes")  # type: ignore[arg-type]

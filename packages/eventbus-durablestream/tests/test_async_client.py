@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from eventbus.core import StoreClosedError
 from eventbus.durablestream import (
     AsyncDurableStreamClient,
     BadRequestError,
+    ClientClosedError,
     DurableStreamConnectionError,
     DurableStreamError,
     RetryPolicy,
@@ -317,7 +319,12 @@ async def test_a_closed_client_refuses_to_send_and_closes_its_transport_once(
     await client.close()
     await client.close()  # idempotent
     assert recorder.closed == 1
-    # The answer httpx.AsyncClient gives, although requests go straight to the transport.
-    with pytest.raises(RuntimeError, match="client has been closed"):
+    with pytest.raises(ClientClosedError, match="AsyncDurableStreamClient was closed") as info:
         await client.head(path)
+    assert isinstance(info.value, StoreClosedError)
     assert len(recorder.requests) == 1
+
+
+def test_a_base_url_without_scheme_or_host_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match=r"'127\.0\.0\.1:4437/v1/stream'"):
+        AsyncDurableStreamClient("127.0.0.1:4437/v1/stream")

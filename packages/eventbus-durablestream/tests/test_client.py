@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
+from eventbus.core import StoreClosedError
 from eventbus.durablestream import (
     BadRequestError,
+    ClientClosedError,
     ContentTypeMismatchError,
     DurableStreamClient,
     DurableStreamConnectionError,
@@ -671,10 +674,10 @@ def test_stop_after_during_a_broken_stream() -> None:
 
 def test_unexpected_http_error_is_wrapped() -> None:
     with (
-        DurableStreamClient("ftp://ds.test") as c,
+        DurableStreamClient("") as c,
         pytest.raises(DurableStreamError, match="failed"),
     ):
-        c.head("/s")
+        c.head("ftp://ds.test/s")
 
 
 # --------------------------------------------------------------------------- producer
@@ -799,7 +802,23 @@ def test_a_closed_client_refuses_to_send_and_closes_its_transport_once(
     client.close()
     client.close()  # idempotent
     assert recorder.closed == 1
-    # The answer httpx.Client gives, although requests go straight to the transport.
-    with pytest.raises(RuntimeError, match="client has been closed"):
+    with pytest.raises(ClientClosedError, match="DurableStreamClient was closed") as info:
         client.head(path)
+    assert isinstance(info.value, StoreClosedError)
+    assert isinstance(info.value, DurableStreamError)
     assert len(recorder.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["127.0.0.1:4437/v1/stream", "localhost:4437", "/v1/stream", "http:///v1/stream", "ftp://h/x"],
+)
+def test_a_base_url_without_scheme_or_host_is_refused_at_once(base_url: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(base_url))) as info:
+        DurableStreamClient(base_url, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    assert "http://127.0.0.1:4437/v1/stream" in str(info.value)
+
+
+def test_an_empty_base_url_is_allowed_for_absolute_stream_urls() -> None:
+    with DurableStreamClient("") as client:
+        assert str(client.base_url) == ""

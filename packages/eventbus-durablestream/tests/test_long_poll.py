@@ -181,8 +181,12 @@ def test_a_long_poll_cut_by_the_store_timeout_is_renewed(
         assert store.tail(cursor, timeout=1.0).events == []
         assert counting.long_polls() >= 2
         record = make_record()
-        threading.Timer(0.1, publisher.append, args=(record,)).start()
+        timer = threading.Timer(0.1, publisher.append, args=(record,))
+        timer.start()
         assert ids(store.tail(cursor, timeout=5).events) == [record.event_id]
+        # The tail can see the event before the publisher has read the append's
+        # response: closing the publisher under it would fail the timer's thread.
+        timer.join(5)
 
 
 def test_a_new_position_forgets_long_polls_of_old_ones(url: str, path: str) -> None:

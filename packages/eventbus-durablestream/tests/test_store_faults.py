@@ -754,9 +754,11 @@ def test_tail_from_newest_sees_only_new_events(url: str) -> None:
     with DurableStreamStore(url, stream_path()) as store:
         store.append(make_record())
         record = make_record()
-        threading.Timer(0.2, lambda: store.append(record)).start()
+        timer = threading.Timer(0.2, lambda: store.append(record))
+        timer.start()
         page = store.tail(NEWEST, timeout=10)
         assert [e.event_id for e in page.events] == [record.event_id]
+        timer.join(5)  # the append may still be reading its response: not closed under it
 
 
 def test_waiting_for_a_long_poll_after_close_raises(url: str) -> None:
@@ -895,3 +897,19 @@ def test_transient_5xx_on_reads_are_retried(url: str) -> None:
         ).raise_for_status()
         with DurableStreamStore(url, path, retry=FAST) as fresh:
             assert [e.offset for e in fresh.read().events] == [offset]
+
+
+def test_a_base_url_without_scheme_is_refused_before_any_request() -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(503)
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"'127\.0\.0\.1:4437/v1' is not an absolute http"):
+        DurableStreamStore(
+            "127.0.0.1:4437/v1", "/stream/orders", transport=httpx.MockTransport(handler)
+        )
+    assert time.monotonic() - started < 1.0
+    assert requests == []

@@ -10,6 +10,7 @@ import pytest
 from eventbus.core import open_store
 from eventbus.core.testing import make_record
 from eventbus.sqlite import DatabasePathError, SQLiteStore, open_sqlite_store
+from eventbus.sqlite._discovery import parse_sqlite_url
 
 
 def test_relative_path_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,6 +31,52 @@ def test_absolute_path_url_with_options(tmp_path: Path) -> None:
         assert store.durability == "full"
         assert store._db.busy_timeout == 2.5
         assert store._reads.batch_size == 7
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:events.db", "events.db"),
+        ("sqlite:data/events.db", "data/events.db"),
+        ("sqlite:/var/lib/app/events.db", "/var/lib/app/events.db"),
+        ("sqlite:///events.db", "events.db"),
+        ("sqlite:///data/events.db", "data/events.db"),
+        ("sqlite:////var/lib/app/events.db", "/var/lib/app/events.db"),
+        ("sqlite:///C:/app/events.db", "C:/app/events.db"),
+        ("sqlite:C:/app/events.db", "C:/app/events.db"),
+        ("sqlite:/C:/app/events.db", "C:/app/events.db"),
+        ("sqlite:////d:/app/events.db", "d:/app/events.db"),
+        ("sqlite:///C:%5Capp%5Cevents.db", "C:\\app\\events.db"),
+        ("sqlite:ev%20ents.db", "ev ents.db"),
+        ("sqlite:/C:%5Capp%5Cevents.db", "C:\\app\\events.db"),
+        ("sqlite:", ":memory:"),
+        ("sqlite::memory:", ":memory:"),
+    ],
+)
+def test_every_accepted_url_form_names_its_path(url: str, path: str) -> None:
+    assert parse_sqlite_url(url) == (path, {})
+
+
+def test_short_relative_url_keeps_the_whole_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:events.db?durability=full")
+    assert isinstance(store, SQLiteStore)
+    with store:
+        assert store.path == "events.db"
+        assert store.durability == "full"
+        store.append(make_record())
+    assert (tmp_path / "events.db").exists()
+    assert not (tmp_path / "vents.db").exists()
+
+
+def test_short_absolute_url_is_absolute(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    with open_sqlite_store(f"sqlite:{path.as_posix()}") as store:
+        assert store.path == str(path)
+        store.append(make_record())
+    assert path.exists()
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "SQLITE://"])

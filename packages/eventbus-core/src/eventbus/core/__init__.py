@@ -40,6 +40,7 @@ from ._handlers import Handler as Handler
 from ._handlers import Subscription as Subscription
 from ._ids import new_event_id as new_event_id
 from ._memory import MemoryStore as MemoryStore
+from ._names import UnstableWireNameWarning as UnstableWireNameWarning
 from ._names import event_name as event_name
 from ._names import wire_name as wire_name
 from ._store import NEWEST as NEWEST
@@ -106,6 +107,7 @@ __all__ = [
     "TailingStore",
     "UnknownEventError",
     "UnknownStoreError",
+    "UnstableWireNameWarning",
     "UpcastError",
     "UpcastFailedError",
     "UpcastRegistrationError",

@@ -24,10 +24,18 @@ from ._durable_options import DurableOptions
 from ._durables import DurableConsumers
 from ._exceptions import BusClosedError, RegistrationError
 from ._failures import DeadLetterHandler, ErrorHook, PoisonPolicy, Reporter
-from ._handlers import Handler, Subscription, check_event_type, infer_event_type, inspect_handler
+from ._handlers import (
+    Handler,
+    Subscription,
+    check_event_type,
+    infer_event_type,
+    inspect_handler,
+    is_event_instance,
+)
 from ._ids import new_event_id
 from ._journal import Journal
 from ._mapper import EventMapper
+from ._memory import MemoryStore
 from ._runner import CANCEL_GRACE, AsyncRunner
 from ._store import OLDEST, CheckpointStore, ClosableStore, EventStore, Position
 
@@ -53,9 +61,14 @@ class EventBus(Publishing, StoredLog):
         max_concurrent_handlers: At most this many coroutine handlers run at once.
         checkpoints: Where durable subscriptions keep their checkpoints, when not in
             ``store`` itself (every bundled store keeps them).
+        check_encoding: Without a store: encode every published event as a store
+            would and discard the bytes, so an event that production would refuse
+            raises :class:`EncodeError` here too, before any hook or handler runs. For
+            tests on a bare bus; with a store every event is encoded anyway.
 
     Raises:
-        TypeError: ``store`` does not implement the store contract.
+        TypeError: ``store`` does not implement the store contract, or
+            ``check_encoding`` is not a bool.
         ValueError: a bad ``append_timeout`` or ``max_concurrent_handlers``.
     """
 
@@ -68,7 +81,13 @@ class EventBus(Publishing, StoredLog):
         on_error: ErrorHook | None = None,
         max_concurrent_handlers: int | None = None,
         checkpoints: CheckpointStore | None = None,
+        check_encoding: bool = False,
     ) -> None:
+        if not isinstance(check_encoding, bool):
+            raise TypeError(
+                f"check_encoding must be True or False, got {check_encoding!r}; use "
+                "EventBus(check_encoding=True) to encode events on a bus without a store."
+            )
         if store is not None and not isinstance(store, EventStore):
             raise TypeError(
                 f"store must implement the EventStore contract (append, append_batch, read); "
@@ -97,10 +116,16 @@ class EventBus(Publishing, StoredLog):
         self._report = Reporter(on_error)
         self._checkpoints = checkpoints
         self._store = store
+        # With a store, persisting encodes every event already.
+        self._check_encoding = check_encoding and store is None
         self._origin = new_event_id()
         self._lock = threading.RLock()
         self._closed = False
-        self._mapper = EventMapper()
+        # A class from __main__ stored under its default name breaks once the class is
+        # imported from its module; a MemoryStore's names never outlive the process.
+        self._mapper = EventMapper(
+            warn_unstable_names=store is not None and not isinstance(store, MemoryStore)
+        )
         self._runner = AsyncRunner(
             limit=max_concurrent_handlers,
             report=lambda exc, event, sub: self._dispatcher.report_handler(exc, event, sub),
@@ -212,7 +237,8 @@ class EventBus(Publishing, StoredLog):
             bus.subscribe(handler)               # imperative, type from the annotation
 
         A handler is a function or coroutine function taking the event and, if it
-        declares a second parameter, the :class:`Envelope`.
+        asks for it, the :class:`Envelope`: a second parameter without a default, or
+        one annotated ``Envelope`` (a defaulted, unannotated one keeps its default).
 
         Args:
             target: The event class, or the handler when the type is inferred.
@@ -253,6 +279,8 @@ class EventBus(Publishing, StoredLog):
             return self._subscribe(
                 event_type, handler, once=once, where=where, sequential=sequential
             )
+        if not callable(target) and (handler is not None or is_event_instance(target)):
+            check_event_type(target)  # raises, showing the call with the event's class
         if handler is not None:
             raise RegistrationError(
                 f"bus.subscribe() takes the event class first, then the handler; got "
@@ -375,6 +403,11 @@ class EventBus(Publishing, StoredLog):
             StoreError: loading the checkpoint failed (nothing was delivered).
         """
         self._check_open()
+        if event_type is not None:
+            check_event_type(
+                event_type,
+                call=f"bus.subscribe_durable({subscription_id!r}, handler, event_type={{name}})",
+            )
         options = DurableOptions(
             start=start,
             where=where,

@@ -35,7 +35,9 @@ class StoredLog:
                 subscription needed for stored events it already passed over.
         """
         # All or nothing: one bad class leaves none of them registered.
-        self._mapper.register_all(*(check_event_type(t) for t in event_types))
+        self._mapper.register_all(
+            *(check_event_type(t, call="bus.register({name})") for t in event_types)
+        )
 
     def replay(self, after: Position = OLDEST, *, batch_size: int = 500) -> Iterator[StoredEvent]:
         """Iterate the stored events after ``after``, in log order, as they are stored.

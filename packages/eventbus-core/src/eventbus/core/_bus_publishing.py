@@ -29,6 +29,7 @@ class Publishing:
     """``publish``, ``publish_async``, ``publish_many`` and ``publish_many_async``."""
 
     _closed: bool
+    _check_encoding: bool
     _store: EventStore | None
     _plain: dict[type[Any], tuple[Handler, tuple[Handler, ...]]]
     _dispatcher: Dispatcher
@@ -60,7 +61,8 @@ class Publishing:
 
         Raises:
             PublishError: ``event`` is None or a class.
-            EncodeError: with a store, the event cannot be serialised (nothing stored).
+            EncodeError: with a store or ``check_encoding=True``, the event cannot be
+                serialised (nothing stored, no handler run).
             StoreError: strict mode, the append failed (no handler ran).
             BusClosedError: the bus is closed.
         """
@@ -151,6 +153,8 @@ class Publishing:
                 f"Cannot publish the class {event.__qualname__} itself; publish an instance: "
                 f"bus.publish({event.__qualname__}(...))."
             )
+        if self._check_encoding:
+            self._journal.check_encodes(event)
         return self._dispatcher.plan_for(event.__class__)
 
     def publish_many(

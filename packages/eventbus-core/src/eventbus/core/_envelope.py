@@ -26,7 +26,8 @@ _metadata: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
 class Envelope:
     """What the bus knows about one published event, for handlers that ask for it.
 
-    A handler receives it by declaring a second parameter: ``def h(event, envelope)``.
+    A handler receives it by declaring a second parameter without a default,
+    ``def h(event, envelope)``, or one annotated ``Envelope``.
 
     Attributes:
         event_id: A ULID minted once per publish (the idempotency key).

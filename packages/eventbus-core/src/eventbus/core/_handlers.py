@@ -7,12 +7,15 @@ the envelope?) and kind (coroutine function or not) are decided once.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import re
 import threading
 import typing
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from ._envelope import Envelope
 from ._exceptions import RegistrationError
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "check_event_type",
     "infer_event_type",
     "inspect_handler",
+    "is_event_instance",
 ]
 
 E = TypeVar("E")
@@ -28,12 +32,38 @@ Handler = Callable[..., Any]
 """A sync function or coroutine function taking the event, and optionally the envelope."""
 
 
-def check_event_type(event_type: object) -> type[Any]:
-    """Return ``event_type`` if it can be subscribed to, else raise RegistrationError."""
+def is_event_instance(value: object) -> bool:
+    """Whether ``value`` looks like an event passed where its class was expected.
+
+    Instances of builtins (``42``, ``"OrderPlaced"``) and of typing constructs
+    (``list[int]``) are not: only an object of a user-defined class is.
+    """
+    return not isinstance(value, type) and type(value).__module__ not in _NOT_EVENT_MODULES
+
+
+_NOT_EVENT_MODULES = frozenset({"builtins", "types", "typing", "typing_extensions"})
+
+
+def check_event_type(
+    event_type: object, *, call: str = "bus.subscribe({name}, handler)"
+) -> type[Any]:
+    """Return ``event_type`` if it can be subscribed to, else raise RegistrationError.
+
+    Args:
+        event_type: What the caller passed as the event class.
+        call: The correct call, shown in the error, with ``{name}`` standing for the
+            class (so an event instance is answered with its own class's name).
+    """
+    if is_event_instance(event_type):
+        name = type(event_type).__qualname__
+        raise RegistrationError(
+            f"An event type must be a class, got {event_type!r}, an instance of {name}; "
+            f"pass the class itself, as in {call.replace('{name}', name)}."
+        )
     if not isinstance(event_type, type):
         raise RegistrationError(
             f"An event type must be a class, got {event_type!r}; "
-            "pass the class itself, as in bus.subscribe(OrderPlaced, handler)."
+            f"pass the class itself, as in {call.replace('{name}', 'OrderPlaced')}."
         )
     if event_type is typing.Any or event_type is type(None) or issubclass(event_type, type):
         # None and classes are refused by publish, and Any is in no event's MRO: a
@@ -95,11 +125,49 @@ def inspect_handler(handler: object) -> tuple[bool, bool]:
             f"Handler {_name(handler)} requires {len(required)} positional arguments; "
             "a handler takes the event and, optionally, the envelope."
         )
-    wants_envelope = len(params) >= 2 or params[0].kind == params[0].VAR_POSITIONAL
+    wants_envelope = _wants_envelope(handler, params)
     is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - an instance with async __call__
     )
     return is_async, wants_envelope
+
+
+def _wants_envelope(handler: Handler, params: list[inspect.Parameter]) -> bool:
+    """A second parameter wants the envelope if it is required, ``*args``, or annotated so.
+
+    A defaulted, unannotated one does not: ``lambda e, name=name: ...`` (a loop's
+    closure) keeps its default.
+    """
+    if params[0].kind == params[0].VAR_POSITIONAL:
+        return True
+    if len(params) < 2:
+        return False
+    second = params[1]
+    if second.kind == second.VAR_POSITIONAL or second.default is second.empty:
+        return True
+    if second.annotation is second.empty:
+        return False
+    annotation: object = second.annotation
+    # Unresolvable annotations (a name missing at runtime): the written name is read.
+    with contextlib.suppress(Exception):
+        annotation = typing.get_type_hints(_annotated(handler)).get(second.name, annotation)
+    return _names_envelope(annotation)
+
+
+def _names_envelope(annotation: object) -> bool:
+    """Whether an annotation is ``Envelope``, or a union or string that names it."""
+    if annotation is Envelope:
+        return True
+    if isinstance(annotation, str):
+        return re.search(r"\bEnvelope\b", annotation) is not None
+    return any(_names_envelope(arg) for arg in typing.get_args(annotation))
+
+
+def _annotated(handler: Handler) -> object:
+    """The object carrying a handler's annotations: a callable instance's ``__call__``."""
+    if inspect.isfunction(handler) or inspect.ismethod(handler):
+        return handler
+    return getattr(handler, "__call__")  # noqa: B004, B009 - mypy rejects handler.__call__
 
 
 def infer_event_type(handler: Handler) -> type[Any]:
@@ -110,12 +178,8 @@ def infer_event_type(handler: Handler) -> type[Any]:
     """
     params = _positional_parameters(handler)
     first = params[0]
-    target: object = handler
-    if not (inspect.isfunction(handler) or inspect.ismethod(handler)):
-        # A callable instance: its __call__ carries the annotation.
-        target = getattr(handler, "__call__")  # noqa: B004, B009 - mypy rejects handler.__call__
     try:
-        hints = typing.get_type_hints(target)
+        hints = typing.get_type_hints(_annotated(handler))
     except Exception as exc:
         raise RegistrationError(
             f"Cannot resolve the annotations of handler {_name(handler)} ({exc}); "

@@ -179,6 +179,10 @@ class Journal:
             self._on_append()
         return offset, self._stored_envelope(needs_envelope, record, offset)
 
+    def check_encodes(self, event: object) -> None:
+        """Encode ``event`` and drop the bytes: EncodeError where a store would raise it."""
+        self._mapper.codec_for_event(event.__class__).encode(event)
+
     def record_for(self, event: object, pairs: Mapping[str, str]) -> EventRecord:
         """The record of ``event``: encoded (EncodeError: nothing is stored), stamped."""
         codec = self._mapper.codec_for_event(event.__class__)

@@ -89,13 +89,23 @@ class Selection:
 
 
 class EventMapper:
-    """The class, wire name, codec and upcaster tables of one bus."""
+    """The class, wire name, codec and upcaster tables of one bus.
 
-    def __init__(self) -> None:
+    Args:
+        warn_unstable_names: Warn (:class:`UnstableWireNameWarning`, once per class) when
+            a class from ``__main__`` is registered under its default wire name; set by
+            a bus whose store keeps events beyond the process.
+    """
+
+    def __init__(self, *, warn_unstable_names: bool = False) -> None:
         # One lock for both tables and every selection, so a registration is checked
         # against what running subscriptions passed over and committed in one step.
         self.lock = threading.RLock()
-        self.types = TypeRegistry(lock=self.lock, guard=self._check_classes)
+        self.types = TypeRegistry(
+            lock=self.lock,
+            guard=self._check_classes,
+            warn_unstable_names=warn_unstable_names,
+        )
         self.upcasters = UpcasterRegistry(self.types, lock=self.lock, guard=self._check)
         # Per-class codec cache for the publish path; the registry stays the authority.
         self._codecs: dict[type[Any], EventCodec[Any]] = {}

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from ._exceptions import OffsetError, StoreClosedError
 from ._store import NEWEST, OLDEST, Boundary, EventRecord, ReadResult, StoredEvent
+from ._validate import check_limit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -28,13 +29,6 @@ _WIDTH: Final = 20
 
 def _format(position: int) -> Offset:
     return "%020d" % position  # noqa: UP031 - the fastest spelling; _WIDTH digits
-
-
-def _check_limit(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value!r}.")
 
 
 def _check_subscription_id(subscription_id: object) -> None:
@@ -222,7 +216,7 @@ class MemoryStore:
             TypeError: ``limit`` is not an int.
             StoreClosedError: The store was closed.
         """
-        _check_limit("limit", limit)
+        check_limit("limit", limit)
         with self._condition:
             self._check_open()
             start = self._start(after)
@@ -252,7 +246,7 @@ class MemoryStore:
             TypeError: ``batch_size`` is not an int.
             StoreClosedError: The store was closed.
         """
-        _check_limit("batch_size", batch_size)
+        check_limit("batch_size", batch_size)
         with self._condition:
             self._check_open()
             start = self._start(after)
@@ -291,7 +285,7 @@ class MemoryStore:
             TypeError: ``limit`` is not an int.
             StoreClosedError: The store was closed, before or during the wait.
         """
-        _check_limit("limit", limit)
+        check_limit("limit", limit)
         if not timeout >= 0:  # also rejects NaN
             raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}.")
         with self._condition:

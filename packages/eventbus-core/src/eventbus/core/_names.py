@@ -8,19 +8,62 @@ two classes may never share one.
 
 from __future__ import annotations
 
+import sys
 import threading
+import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._codec import EventCodec, build_codec
 from ._exceptions import RegistrationError, WireNameConflictError
 
-__all__ = ["TypeRegistry", "event_name", "wire_name"]
+__all__ = ["TypeRegistry", "UnstableWireNameWarning", "event_name", "wire_name"]
 
 T = TypeVar("T", bound=type)
 E = TypeVar("E")
 
 _NAME_ATTRIBUTE = "__event_name__"
+
+
+class UnstableWireNameWarning(UserWarning):
+    """An event class defined in ``__main__`` is stored under a name that will change.
+
+    Its default wire name is ``__main__.QualName``; once the class is imported from its
+    module (``app.events.OrderPlaced``) the stored events carry a name no class claims.
+    Give the class an explicit name with ``__event_name__`` or :func:`wire_name`.
+    """
+
+
+# Classes already warned about, so each warns once per process (not once per bus).
+_warned: weakref.WeakSet[type] = weakref.WeakSet()
+_warned_lock = threading.Lock()
+_PACKAGE = __file__.rpartition("_names.py")[0]
+
+
+def _warn_if_unstable(cls: type, name: str) -> None:
+    """Warn once if ``cls`` is stored under its ``__main__`` default name."""
+    if cls.__module__ != "__main__" or name != _qualified(cls):
+        return
+    with _warned_lock:
+        if cls in _warned:
+            return
+        _warned.add(cls)
+    # Point the warning at the first frame outside eventbus.core: the user's call.
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(
+        f"Event class {cls.__qualname__} is defined in __main__, so it is stored under the "
+        f"wire name {name!r}, which changes when its module is imported under its real "
+        "name, and then no class claims the stored events. Give it a stable name: "
+        f"__event_name__ = {cls.__name__!r} in the class body, or "
+        f"@wire_name({cls.__name__!r}) on it.",
+        UnstableWireNameWarning,
+        stacklevel=level,
+    )
 
 
 def _check_name(name: object, source: str) -> str:
@@ -108,6 +151,8 @@ class TypeRegistry:
             registry so a guard sees both tables change atomically.
         guard: Called under ``lock`` with the new ``(class, wire name)`` bindings just
             before they take effect; whatever it raises rejects the registration.
+        warn_unstable_names: Warn once per class registered from ``__main__`` under its
+            default wire name (:class:`UnstableWireNameWarning`).
     """
 
     def __init__(
@@ -115,9 +160,11 @@ class TypeRegistry:
         *,
         lock: threading.RLock | None = None,
         guard: Callable[[Sequence[tuple[type, str]]], None] | None = None,
+        warn_unstable_names: bool = False,
     ) -> None:
         self._lock = lock or threading.RLock()
         self._guard = guard
+        self._warn_unstable_names = warn_unstable_names
         self._by_name: dict[str, EventCodec[Any]] = {}
         self._by_type: dict[type, EventCodec[Any]] = {}
 
@@ -198,6 +245,9 @@ class TypeRegistry:
                 self._guard(added)
             self._by_name = by_name
             self._by_type = by_type
+        if self._warn_unstable_names:
+            for cls, name in added:
+                _warn_if_unstable(cls, name)
         return codecs
 
     @property

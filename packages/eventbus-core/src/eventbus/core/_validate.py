@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["check_batch_size", "check_count", "check_positive"]
+__all__ = ["check_batch_size", "check_count", "check_limit", "check_positive"]
 
 
 def check_count(name: str, value: object) -> None:
@@ -20,3 +20,12 @@ def check_positive(name: str, value: object) -> None:
     """Raise ValueError unless ``value`` is a number greater than zero (a bool is not)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}.")
+
+
+def check_limit(name: str, value: object) -> None:
+    """A store's ``limit`` or ``batch_size``: TypeError unless an int (a bool is not),
+    ValueError below 1. The conformance kit holds every store to this wording."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value!r}.")

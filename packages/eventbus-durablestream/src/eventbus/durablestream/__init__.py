@@ -7,6 +7,7 @@ from ._async_producer import AsyncIdempotentProducer as AsyncIdempotentProducer
 from ._client import DurableStreamClient as DurableStreamClient
 from ._discovery import open_durablestream_store as open_durablestream_store
 from ._errors import BadRequestError as BadRequestError
+from ._errors import ClientClosedError as ClientClosedError
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
 from ._errors import DurableStreamConnectionError as DurableStreamConnectionError
 from ._errors import DurableStreamError as DurableStreamError
@@ -34,6 +35,7 @@ __all__ = [
     "AsyncDurableStreamClient",
     "AsyncIdempotentProducer",
     "BadRequestError",
+    "ClientClosedError",
     "CloseResult",
     "ContentTypeMismatchError",
     "CreateResult",

@@ -11,7 +11,7 @@ import httpx
 from ._actions import Emit, NextBytes, Send, Sleep
 from ._async_producer import AsyncIdempotentProducer
 from ._asyncio_network import asyncio_transport
-from ._errors import _map_httpx_errors
+from ._errors import ClientClosedError, _map_httpx_errors
 from ._operations import (
     append_request,
     close_request,
@@ -69,6 +69,9 @@ class AsyncDurableStreamClient:
         timeout: the httpx timeout; keep the read timeout above the server's long-poll timeout.
         retry: the retry policy for transient failures (network errors, 5xx, 429).
         transport: an httpx transport (tests use ``httpx.MockTransport``).
+
+    Raises:
+        ValueError: ``base_url`` is neither empty nor an http(s) URL with a host.
     """
 
     def __init__(
@@ -110,7 +113,7 @@ class AsyncDurableStreamClient:
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
-            raise RuntimeError("Cannot send a request, as the client has been closed.")
+            raise ClientClosedError(self)
         response = await self._transport.handle_async_request(request)
         response.request = request
         return response

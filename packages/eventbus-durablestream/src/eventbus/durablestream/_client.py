@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._actions import Emit, NextBytes, Send, Sleep
-from ._errors import _map_httpx_errors
+from ._errors import ClientClosedError, _map_httpx_errors
 from ._operations import (
     append_request,
     close_request,
@@ -67,6 +67,9 @@ class DurableStreamClient:
         timeout: the httpx timeout; keep the read timeout above the server's long-poll timeout.
         retry: the retry policy for transient failures (network errors, 5xx, 429).
         transport: an httpx transport (tests use ``httpx.MockTransport``).
+
+    Raises:
+        ValueError: ``base_url`` is neither empty nor an http(s) URL with a host.
     """
 
     def __init__(
@@ -108,7 +111,7 @@ class DurableStreamClient:
 
     def _send(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
-            raise RuntimeError("Cannot send a request, as the client has been closed.")
+            raise ClientClosedError(self)
         response = self._transport.handle_request(request)
         response.request = request
         return response

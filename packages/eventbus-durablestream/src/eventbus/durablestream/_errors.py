@@ -16,7 +16,8 @@
         ├── UnexpectedStatusError           any other status the protocol does not expect
         ├── MalformedResponseError          a response body or event the client cannot parse
         ├── DurableStreamConnectionError    the server could not be reached (StoreUnavailableError)
-        └── DurableStreamTimeoutError       no answer in time (StoreTimeoutError)
+        ├── DurableStreamTimeoutError       no answer in time (StoreTimeoutError)
+        └── ClientClosedError               the client was closed by its owner (StoreClosedError)
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from eventbus.core import StoreError, StoreTimeoutError, StoreUnavailableError
+from eventbus.core import StoreClosedError, StoreError, StoreTimeoutError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = [
     "BadRequestError",
+    "ClientClosedError",
     "ContentTypeMismatchError",
     "DurableStreamConnectionError",
     "DurableStreamError",
@@ -133,6 +135,17 @@ class ProducerSequenceGapError(SequenceConflictError):
         super().__init__(message, status=status, url=url, server_message=server_message)
         self.expected = expected
         self.received = received
+
+
+class ClientClosedError(DurableStreamError, StoreClosedError):
+    """A request was made on a client after :meth:`close`; open a new client instead."""
+
+    def __init__(self, client: object) -> None:
+        name = type(client).__name__
+        super().__init__(
+            f"The {name} was closed, so it sends no more requests; create a new "
+            f"{name}(base_url) (or use one as a context manager) to talk to the server again."
+        )
 
 
 class StaleEpochError(DurableStreamError):

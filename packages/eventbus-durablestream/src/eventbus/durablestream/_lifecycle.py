@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 from eventbus.core import StoreClosedError
 
+from ._errors import ClientClosedError
+
 __all__ = ["Lifecycle"]
 
 
@@ -42,10 +44,10 @@ class Lifecycle:
 
     @contextlib.contextmanager
     def open(self) -> Iterator[None]:
-        """Run the body only while the store is open; a closed httpx client means closed."""
+        """Run the body only while the store is open; a closed client means closed."""
         if self.closed:
             raise self.error()
         try:
             yield
-        except RuntimeError as exc:  # httpx: "the client has been closed"
+        except ClientClosedError as exc:  # the store's client, closed by close()
             raise self.error() from exc

@@ -175,6 +175,12 @@ class RequestFactory:
         timeout: float | httpx.Timeout,
     ) -> None:
         base = httpx.URL(base_url)
+        if base_url and (base.scheme not in ("http", "https") or not base.host):
+            raise ValueError(
+                f"{base_url!r} is not an absolute http(s) URL: a base URL needs a scheme "
+                "and a host, as in 'http://127.0.0.1:4437/v1/stream' (or pass '' and "
+                "absolute stream URLs)."
+            )
         if base_url and not base.raw_path.endswith(b"/"):
             base = base.copy_with(raw_path=base.raw_path + b"/")
         self.base_url = base

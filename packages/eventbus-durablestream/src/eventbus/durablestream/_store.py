@@ -90,7 +90,8 @@ class DurableStreamStore:
         transport: An httpx transport, for tests.
 
     Raises:
-        ValueError: ``stream`` is not a path starting with ``/``, or a bad limit.
+        ValueError: ``base_url`` is not an http(s) URL with a host, ``stream`` is not a
+            path starting with ``/``, or a bad limit.
         StoreError: The stream could not be created or checked (e.g. it exists with
             another content type, or the server is unreachable).
     """
@@ -235,8 +236,12 @@ class DurableStreamStore:
 
     @staticmethod
     def _check_limit(limit: int, name: str = "limit") -> None:
-        if not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"{name} must be an integer of 1 or more, got {limit!r}.")
+        # The wording the conformance kit asks of every store (as MemoryStore and
+        # SQLiteStore): a bool is not a limit.
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"{name} must be an int, got {limit!r}.")
+        if limit < 1:
+            raise ValueError(f"{name} must be at least 1, got {limit!r}.")
 
     def read(self, after: Position = OLDEST, limit: int = 100) -> ReadResult:
         """Return up to ``limit`` events strictly after ``after``.
@@ -252,6 +257,7 @@ class DurableStreamStore:
         Raises:
             OffsetError: ``after`` is malformed or not an offset of this stream.
             ValueError: ``limit`` is below 1.
+            TypeError: ``limit`` is not an int (a bool is not).
             StoreClosedError: The store was closed.
             StoreCorruptError: The first event after ``after`` is unreadable (an event
                 with a field another tool wrote that this version cannot parse).
@@ -284,6 +290,7 @@ class DurableStreamStore:
         Raises:
             OffsetError: ``after`` is malformed.
             ValueError: ``batch_size`` is below 1.
+            TypeError: ``batch_size`` is not an int (a bool is not).
             StoreClosedError: The store was closed, also while iterating.
             StoreCorruptError: The next event is unreadable (see :meth:`read`), raised
                 once the events before it were yielded.
@@ -320,6 +327,7 @@ class DurableStreamStore:
         Raises:
             OffsetError: ``after`` is malformed.
             ValueError: a negative ``timeout`` or a ``limit`` below 1.
+            TypeError: ``limit`` is not an int (a bool is not).
             StoreClosedError: The store was closed, also while waiting.
             StoreCorruptError: The first new event is unreadable (see :meth:`read`).
             StoreError: The server failed or the stream was deleted.

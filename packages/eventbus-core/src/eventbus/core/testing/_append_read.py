@@ -14,7 +14,7 @@ from eventbus.core._exceptions import OffsetError
 from eventbus.core._store import NEWEST, OLDEST, EventRecord, EventStore, Offset
 
 from ._fixtures import StoreFixtures
-from ._records import assert_stored, make_record
+from ._records import NOT_COUNTS, assert_stored, make_record, not_an_int
 from ._threads import run_threads
 
 __all__ = ["AppendReadContract"]
@@ -242,5 +242,13 @@ class AppendReadContract(StoreFixtures):
     @pytest.mark.parametrize("limit", [0, -1])
     def test_non_positive_limit_raises_value_error(self, store: EventStore, limit: int) -> None:
         self.append_many(store, 1)
-        with pytest.raises(ValueError, match=str(limit)):
+        with pytest.raises(ValueError, match=rf"^limit must be at least 1, got {limit}\.$"):
             store.read(OLDEST, limit)
+
+    @pytest.mark.parametrize("limit", NOT_COUNTS)
+    def test_a_limit_that_is_not_an_int_raises_type_error(
+        self, store: EventStore, limit: object
+    ) -> None:
+        self.append_many(store, 1)
+        with pytest.raises(TypeError, match=not_an_int("limit", limit)):
+            store.read(OLDEST, limit)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,17 @@ from eventbus.core._store import EventRecord, StoredEvent
 if TYPE_CHECKING:
     from eventbus.core._store import Offset
 
-__all__ = ["assert_stored", "make_record"]
+__all__ = ["NOT_COUNTS", "assert_stored", "make_record", "not_an_int"]
+
+# Values a store must refuse as a limit or batch size with TypeError: a bool is an int
+# to Python, but read(after, True) is a mistake, not a page of one.
+NOT_COUNTS: tuple[object, ...] = (True, False, 1.0, "1")
+
+
+def not_an_int(name: str, value: object) -> str:
+    """The message every store gives for a limit or batch size that is not an int."""
+    return "^" + re.escape(f"{name} must be an int, got {value!r}.") + "$"
+
 
 _counter = itertools.count()
 

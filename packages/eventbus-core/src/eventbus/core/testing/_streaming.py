@@ -10,7 +10,7 @@ from eventbus.core._exceptions import OffsetError
 from eventbus.core._store import NEWEST, OLDEST, EventStore, StreamingReader
 
 from ._fixtures import StoreFixtures, lacks
-from ._records import assert_stored, make_record
+from ._records import NOT_COUNTS, assert_stored, make_record, not_an_int
 
 __all__ = ["StreamingContract"]
 
@@ -61,5 +61,8 @@ class StreamingContract(StoreFixtures):
         for offset in self.malformed_offsets:
             with pytest.raises(OffsetError):
                 list(store.iter_events(offset))
-        with pytest.raises(ValueError, match="0"):
+        with pytest.raises(ValueError, match=r"^batch_size must be at least 1, got 0\.$"):
             list(store.iter_events(OLDEST, batch_size=0))
+        for batch_size in NOT_COUNTS:
+            with pytest.raises(TypeError, match=not_an_int("batch_size", batch_size)):
+                list(store.iter_events(OLDEST, batch_size=batch_size))  # type: ignore[arg-type]

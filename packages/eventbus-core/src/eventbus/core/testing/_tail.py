@@ -20,7 +20,7 @@ from eventbus.core._store import (
 )
 
 from ._fixtures import StoreFixtures, lacks
-from ._records import assert_stored, make_record
+from ._records import NOT_COUNTS, assert_stored, make_record, not_an_int
 from ._threads import Background, run_threads
 
 __all__ = ["TailContract"]
@@ -110,7 +110,10 @@ class TailContract(StoreFixtures):
         for offset in self.malformed_offsets:
             with pytest.raises(OffsetError):
                 store.tail(offset, timeout=0)
-        with pytest.raises(ValueError, match="0"):
+        with pytest.raises(ValueError, match=r"^limit must be at least 1, got 0\.$"):
             store.tail(OLDEST, timeout=0, limit=0)
+        for limit in NOT_COUNTS:
+            with pytest.raises(TypeError, match=not_an_int("limit", limit)):
+                store.tail(OLDEST, timeout=0, limit=limit)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="-1"):
             store.tail(OLDEST, timeout=-1)
