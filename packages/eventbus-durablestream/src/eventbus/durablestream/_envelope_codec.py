@@ -8,15 +8,18 @@ One event is one JSON object (``v`` is the format version)::
 ``data`` travels as a JSON *string*: the server re-serialises JSON with JavaScript
 semantics (``1.0`` becomes ``1``, integers beyond 2**53 lose digits), and a string is
 the one JSON value it keeps exactly. Metadata is a list of pairs so that its order
-survives too. ``s`` is the anchor of the POST (see :mod:`._offsets`).
+survives too. ``s`` is the tail the writer appended the POST at: a hint where POSTs begin,
+used only where the server's offsets bear it out (see :func:`decode_chunk`).
 
 Reading parses a response straight into typed envelopes with msgspec: about half the
 time of ``json.loads``, and no work for the garbage collector (see ``_Envelope``). Only a
-response msgspec refuses is parsed again message by message. There a message that is no
-envelope of this format (written by something else) is reported and skipped, and an
-envelope with an unreadable field (written by another tool) is kept as a *corrupt* event:
-named like any other, its unreadable fields stood in for (metadata ``{}``, timestamp the Unix
-epoch, text ``""``), so the store can raise ``StoreCorruptError`` for exactly that event.
+response msgspec refuses is parsed again message by message. There an envelope with an
+unreadable field (written by another tool) is kept as a *corrupt* event: named like any
+other, its unreadable fields stood in for (metadata ``{}``, timestamp the Unix epoch, text
+``""``), so the store can raise ``StoreCorruptError`` for exactly that event. A message
+that is no envelope of this format (written by something else) is reported to
+``on_undecodable`` and kept the same way, its JSON text as ``data``: it is a position in
+the stream like any event.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import msgspec
 from eventbus.core import EventRecord, StoredEvent
 
 from ._errors import MalformedResponseError
-from ._offsets import COMMON_SUFFIXES, INDEX_WIDTH, SEPARATOR
+from ._offsets import BEGINNING, COMMON_SUFFIXES, INDEX_WIDTH, SEPARATOR, is_server_offset
 
 __all__ = [
     "EPOCH",
@@ -92,18 +95,18 @@ def encode_batch(records: Sequence[EventRecord], anchor: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DecodedChunk:
-    """The events of one server response, named.
+    """The messages of one server response, named.
 
     Attributes:
-        events: The events in log order, each with its token as ``offset``.
-        anchors: The anchor of each event's POST, parallel to ``events``.
+        events: One event per message, in log order, each with its token as ``offset``
+            (a message that is no event stands in as a corrupt one).
         next_offset: The server offset after the response.
         corrupt: The offsets of the corrupt events among ``events``, each with its
-            unreadable fields (``StoredEvent`` field name to reason), in field order.
+            unreadable fields (``StoredEvent`` field name to reason), in field order;
+            a message that is no event has the field ``"envelope"``.
     """
 
     events: list[StoredEvent]
-    anchors: list[str]
     next_offset: str
     corrupt: Mapping[str, Mapping[str, str]]
 
@@ -122,7 +125,7 @@ class _Envelope(msgspec.Struct, gc=False):
     ts: Annotated[datetime, msgspec.Meta(tz=True)]
     meta: list[tuple[str, str]]
     origin: str
-    s: str
+    s: str = ""  # the POST's start as its writer saw it: a hint, checked (see decode_chunk)
 
 
 _ENVELOPES: Final = msgspec.json.Decoder(list[_Envelope])
@@ -170,10 +173,12 @@ _SUFFIX: Final = f"{SEPARATOR}%0{INDEX_WIDTH}d"  # anchor + suffix: as _offsets.
 def _parse(
     body: bytes, on_undecodable: UndecodableHandler
 ) -> tuple[list[_Envelope], dict[int, dict[str, str]]]:
-    """The envelopes of a response body, and the unreadable fields of the corrupt ones.
+    """One envelope per message of a response body, and the unreadable fields of the
+    corrupt ones, by index.
 
-    Each message that is no envelope is reported and left out; a corrupt envelope is kept
-    (its unreadable fields stood in for) and listed by its index among the envelopes.
+    A corrupt envelope is kept with its unreadable fields stood in for; a message that is
+    no envelope is reported and stands in as an envelope holding its JSON text as ``data``.
+    Either way every message keeps its place: positions are counted in messages.
     """
     try:
         return _ENVELOPES.decode(body), {}
@@ -194,24 +199,35 @@ def _parse(
         try:
             envelopes.append(msgspec.convert(item, _Envelope))
         except msgspec.ValidationError as exc:
-            if _nameable(item):
+            if _is_envelope(item):
                 envelope, unreadable = _salvage(item)
                 # msgspec refused the whole, so some field is unreadable; should none be
                 # on its own, the refusal itself is the reason.
                 corrupt[len(envelopes)] = unreadable or {"envelope": str(exc)}
                 envelopes.append(envelope)
             else:
-                on_undecodable(item, ValueError(_why_not(item, exc)))
+                why = _why_not(item, exc)
+                on_undecodable(item, ValueError(why))
+                corrupt[len(envelopes)] = {"envelope": f"the message is no event: {why}"}
+                envelopes.append(_foreign(item))
     return envelopes, corrupt
 
 
-def _nameable(item: Any) -> bool:
-    """Whether a message is an envelope of this format that can be named (version and anchor)."""
-    return (
-        isinstance(item, dict)
-        and type(item.get("v")) is int
-        and item["v"] == FORMAT_VERSION
-        and isinstance(item.get("s"), str)
+def _is_envelope(item: Any) -> bool:
+    """Whether a message is an envelope of this format (a dict of format version 1)."""
+    return isinstance(item, dict) and type(item.get("v")) is int and item["v"] == FORMAT_VERSION
+
+
+def _foreign(item: Any) -> _Envelope:
+    """Stand in for a message that is no event: its JSON text as ``data``, nothing else."""
+    return _Envelope(
+        v=FORMAT_VERSION,
+        id="",
+        type="",
+        data=json.dumps(item, ensure_ascii=False),
+        ts=EPOCH,
+        meta=[],
+        origin="",
     )
 
 
@@ -228,29 +244,39 @@ def _salvage(item: dict[str, Any]) -> tuple[_Envelope, dict[str, str]]:
         except msgspec.ValidationError as exc:
             values[key] = stand_in
             unreadable[name] = f"`{key}` holds {item[key]!r}: {exc}"
-    return _Envelope(v=FORMAT_VERSION, s=item["s"], **values), unreadable
+    return _Envelope(v=FORMAT_VERSION, **values), unreadable
 
 
 def _why_not(item: Any, error: msgspec.ValidationError) -> str:
+    """Why a message that is no envelope of this format (see _is_envelope) is none."""
     if not isinstance(item, dict) or "v" not in item:
         return f"it is not an eventbus envelope ({error})"
-    if item["v"] != FORMAT_VERSION or type(item["v"]) is not int:
-        return f"its format version {item['v']!r} is not {FORMAT_VERSION}"
-    return f"a field is missing or wrong ({error})"
+    return f"its format version {item['v']!r} is not {FORMAT_VERSION}"
 
 
-def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandler) -> DecodedChunk:
-    """Decode the messages of one response and give each event its token.
+def decode_chunk(
+    body: bytes, start: str, next_offset: str, on_undecodable: UndecodableHandler
+) -> DecodedChunk:
+    """Decode the messages of one response and give each its token.
 
-    A message that is not an envelope is reported to ``on_undecodable`` and skipped;
-    the events around it keep their names. An envelope with an unreadable field is named
-    like any other event and listed in ``corrupt``.
+    The server says where the response starts (``start``, where the read began) and ends
+    (``next_offset``), not where its POSTs begin. Each message is named after the last
+    POST start known before it, by its index since then; the last message of a POST
+    whose end is known is named by that end. A POST start is known from the server
+    (``start``), or from an envelope's ``s`` only where content cannot mislead: between
+    two well-formed envelopes, ``s`` rising, within ``(start, next_offset)``, or at the
+    stream's first message when it is a well-formed envelope. Beside a
+    message that is no event (or a corrupt one), positions are counted in messages from
+    the last known start, so whatever such a message holds names nothing.
+
+    A message that is not an envelope is reported to ``on_undecodable`` and kept as a
+    corrupt event, as an envelope with an unreadable field is.
 
     Args:
-        body: The response's data: a JSON array of messages (whole POSTs, as servers
-            return them), or nothing.
+        body: The response's data: a JSON array of messages, or nothing.
+        start: The server offset the read started at (``"-1"``: the beginning).
         next_offset: The response's ``Stream-Next-Offset``.
-        on_undecodable: Told about each skipped message.
+        on_undecodable: Told about each message that is no event.
 
     Returns:
         The named events, with the corrupt ones listed.
@@ -260,16 +286,25 @@ def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandl
     """
     envelopes, corrupt_at = _parse(body, on_undecodable) if body else ([], {})
     events: list[StoredEvent] = []
-    anchors: list[str] = []
     add_event = events.append
-    add_anchor = anchors.append
-    # An event is named once the next one shows whether its POST goes on.
+    # An event is named once the next one shows whether a POST starts between them.
     waiting: StoredEvent | None = None
-    waiting_anchor = ""
+    waiting_s = ""
+    waiting_sound = False
+    boundary = start
+    if (
+        start == BEGINNING
+        and envelopes
+        and 0 not in corrupt_at
+        and envelopes[0].s < next_offset
+        and is_server_offset(envelopes[0].s)
+    ):
+        # The stream's first message is an event: its POST starts the stream, where its
+        # writer saw the (empty) stream's tail.
+        boundary = envelopes[0].s
     index = 0
     common = len(COMMON_SUFFIXES)
-    for envelope in envelopes:
-        anchor = envelope.s
+    for position, envelope in enumerate(envelopes):
         timestamp = envelope.ts
         event = _new_event(StoredEvent)
         _set_event_id(event, envelope.id)
@@ -280,23 +315,41 @@ def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandl
             event, MappingProxyType(dict(envelope.meta)) if envelope.meta else _NO_METADATA
         )
         _set_origin(event, envelope.origin)
+        anchor = envelope.s
+        sound = position not in corrupt_at
         if waiting is not None:
-            if anchor == waiting_anchor:
-                suffix = COMMON_SUFFIXES[index] if index < common else _SUFFIX % index
-                _set_offset(waiting, waiting_anchor + suffix)
-                index += 1
-            else:
-                # The last event of its POST: the server offset after the POST, which
-                # is the next POST's anchor.
+            if (
+                anchor != waiting_s
+                and sound
+                and waiting_sound
+                and _starts_between(anchor, waiting_s, boundary, next_offset)
+            ):
+                # A POST starts here: the one before ends at its anchor.
                 _set_offset(waiting, anchor)
+                boundary = anchor
                 index = 0
+            else:
+                suffix = COMMON_SUFFIXES[index] if index < common else _SUFFIX % index
+                _set_offset(waiting, boundary + suffix)
+                index += 1
         add_event(event)
-        add_anchor(anchor)
         waiting = event
-        waiting_anchor = anchor
-    if waiting is not None:  # the last POST of the response ends at its end
+        waiting_s = anchor
+        waiting_sound = sound
+    if waiting is not None:  # the response ends where its last message does
         _set_offset(waiting, next_offset)
     if not corrupt_at:
-        return DecodedChunk(events, anchors, next_offset, _NO_CORRUPT)
+        return DecodedChunk(events, next_offset, _NO_CORRUPT)
     corrupt = {events[index].offset: fields for index, fields in corrupt_at.items()}
-    return DecodedChunk(events, anchors, next_offset, corrupt)
+    return DecodedChunk(events, next_offset, corrupt)
+
+
+def _starts_between(anchor: str, previous: str, boundary: str, end: str) -> bool:
+    """Whether an envelope's ``s`` can be a POST start after the previous envelope's:
+    a server offset after both it and the last known start, and before the response's end."""
+    return (
+        previous < anchor < end
+        and (boundary == BEGINNING or boundary < anchor)
+        and is_server_offset(anchor)
+        and is_server_offset(previous)
+    )

@@ -27,7 +27,6 @@ from ._client import DurableStreamClient
 from ._envelope_codec import encode_batch
 from ._errors import ProducerSequenceGapError, SequenceConflictError
 from ._lifecycle import Lifecycle
-from ._offsets import anchored_tokens
 from ._retry import RetryPolicy
 from ._store_reads import EventReader
 
@@ -276,8 +275,18 @@ class GroupCommit:
                         )
                     self._tail = None
                     break
-                landed = anchored_tokens(anchor, len(records) - 1)
-                landed.append(result.next_offset)
+                if len(records) == 1:  # the POST ends where the server says
+                    landed = [result.next_offset]
+                else:
+                    # Another writer may have appended since `anchor`: find the events by
+                    # reading from it, and name them by their places in that read.
+                    landed = self._landed(anchor, records)
+                    if landed is None:
+                        raise StoreCorruptError(
+                            f"The server stored a POST of {len(records)} events on "
+                            f"{self._url!r} after {anchor!r}, but they are not there.",
+                            store=self._url,
+                        )
                 self._tail = result.next_offset
                 break
         except BaseException:
@@ -292,9 +301,11 @@ class GroupCommit:
         return landed
 
     def _landed(self, anchor: str, records: list[EventRecord]) -> list[Offset] | None:
-        """The offsets of ``records`` if they are stored at ``anchor``, else None."""
-        chunk = self._reader.fetch(anchor)
-        mine = [e for e, a in zip(chunk.events, chunk.anchors, strict=True) if a == anchor]
-        if [e.event_id for e in mine] != [r.event_id for r in records]:
-            return None
-        return [e.offset for e in mine]
+        """The offsets of ``records`` if they are stored (in a row) after ``anchor``, else None."""
+        events = self._reader.fetch(anchor).events
+        wanted = [r.event_id for r in records]
+        ids = [e.event_id for e in events]
+        for start in range(len(ids) - len(wanted) + 1):
+            if ids[start : start + len(wanted)] == wanted:
+                return [e.offset for e in events[start : start + len(wanted)]]
+        return None

@@ -1,16 +1,19 @@
 """Offset tokens of :class:`DurableStreamStore`: exact per-event resume points.
 
-The protocol gives one offset per stored message, and one POST of a JSON array is one
-message. The store writes every POST with ``Stream-Seq`` set to the stream's tail before
-it (the *anchor*) and records that anchor in each event's envelope, so every reader can
-name every event without asking the server:
+The protocol gives one offset per stored message (one POST), and a read returns every
+message after the offset it starts at, with the offset after the last one
+(``Stream-Next-Offset``). Tokens are built from those alone, never from what a message
+holds (another writer may put anything there):
 
-* the last event of a POST is named by the server offset after the POST (a plain offset);
-* any other event is named ``"<anchor>,<index>"``: re-read from the anchor (the first
-  message after it is this POST) and skip ``index + 1`` events.
+* ``"<o>"``, a plain server offset: the position after the message that ends at ``o``
+  (the last message of a read, or of a POST, is named so);
+* ``"<o>,<i>"``: the position after message ``i`` (from 0) of a read from ``o``; ``o``
+  may be ``-1``, the beginning. Resuming reads from ``o`` and skips ``i + 1`` messages.
 
-Order: a plain offset ``o`` sorts as ``(o, -1)`` and ``"<a>,<i>"`` as ``(a, i)``, anchors
-compared as strings (the protocol's offsets sort lexicographically).
+One position may have several tokens (reads that start at different offsets name it
+differently); every one of them resumes exactly there. Two tokens with one server offset
+compare as ``(o, i)``, a plain offset as ``(o, -1)``; tokens with different server offsets
+are compared by the store, which asks the server (see ``EventReader.compare``).
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ from typing import Final
 from eventbus.core import OffsetError
 
 __all__ = [
+    "BEGINNING",
     "COMMON_SUFFIXES",
     "INDEX_WIDTH",
     "SEPARATOR",
     "Token",
-    "anchored",
-    "anchored_tokens",
     "compare_tokens",
+    "is_server_offset",
     "parse_token",
 ]
 
@@ -37,45 +40,28 @@ character, so tokens also sort as strings when the server's offsets are URL-safe
 INDEX_WIDTH: Final = 8
 _FORBIDDEN: Final = frozenset(",&=?/")
 _SENTINELS: Final = frozenset({"-1", "now"})
+BEGINNING: Final = "-1"
+"""The protocol's offset of the stream's beginning: a token's server offset, never a plain one."""
 
 Token = tuple[str, int]
-"""A parsed token: (server offset, index within the POST after it, or -1 for "at it")."""
-
-
-def anchored(anchor: str, index: int) -> str:
-    """Return the token of event ``index`` (not the last) of the POST after ``anchor``.
-
-    Args:
-        anchor: The server offset the POST was appended at.
-        index: The event's position in its POST, from 0.
-
-    Returns:
-        The token.
-    """
-    return f"{anchor}{SEPARATOR}{index:0{INDEX_WIDTH}d}"
-
+"""A parsed token: (server offset, index within a read from it, or -1 for "at it")."""
 
 COMMON_SUFFIXES: Final = tuple(f"{SEPARATOR}{i:0{INDEX_WIDTH}d}" for i in range(1024))
-"""The token suffixes of the first indexes within a POST, formatted once (58 KB)."""
+"""The token suffixes of the first indexes within a read, formatted once (58 KB)."""
 
 
-def anchored_tokens(anchor: str, count: int) -> list[str]:
-    """Return the tokens of events ``0 .. count - 1`` of the POST after ``anchor``.
+def is_server_offset(offset: str) -> bool:
+    """Whether ``offset`` can be an offset a server sends (not a sentinel, no reserved or
+    non-printable characters)."""
+    return (
+        bool(offset)
+        and offset not in _SENTINELS
+        and all(c not in _FORBIDDEN and "!" <= c <= "~" for c in offset)
+    )
 
-    As ``[anchored(anchor, i) for i in range(count)]``, at an eighth of the cost for
-    the POSTs of a group commit.
-    """
-    tokens = [anchor + suffix for suffix in COMMON_SUFFIXES[:count]]
-    tokens.extend(anchored(anchor, i) for i in range(len(tokens), count))
-    return tokens
 
-
-def _check_server_offset(offset: str, token: str) -> None:
-    if (
-        not offset
-        or offset in _SENTINELS
-        or any(c in _FORBIDDEN or not "!" <= c <= "~" for c in offset)
-    ):
+def _check_server_offset(offset: str, token: str, indexed: bool) -> None:
+    if not (is_server_offset(offset) or (indexed and offset == BEGINNING)):
         raise OffsetError(
             f"{token!r} is not an offset of a DurableStreamStore: expected a server offset "
             "or '<offset>,<index>' as returned by append or read."
@@ -97,7 +83,7 @@ def parse_token(token: str) -> Token:
     if not isinstance(token, str):
         raise OffsetError(f"An offset must be a string, got {token!r}.")
     offset, separator, index = token.partition(SEPARATOR)
-    _check_server_offset(offset, token)
+    _check_server_offset(offset, token, bool(separator))
     if not separator:
         return offset, -1
     if len(index) != INDEX_WIDTH or not index.isdigit() or not index.isascii():
@@ -109,7 +95,11 @@ def parse_token(token: str) -> Token:
 
 
 def compare_tokens(a: str, b: str) -> int:
-    """Compare two tokens of one stream by log position.
+    """Compare two tokens of one stream by log position, when they share a server offset.
+
+    Tokens with different server offsets are compared by their server offsets, which is
+    right only when each names a position the other's read passed (the store compares
+    those by asking the server).
 
     Args:
         a: A token.

@@ -1,8 +1,8 @@
 """DurableStreamStore: the eventbus log kept in a Durable Streams server.
 
 * One JSON message per event (see :mod:`._envelope_codec`).
-* Exact per-event offsets (see :mod:`._offsets`): every POST carries ``Stream-Seq`` set to
-  the tail it is appended at, so each event names its own resume point.
+* Exact per-event offsets (see :mod:`._offsets`), named from what the server says alone:
+  the offset a read started at and the index within it, or the offset after a POST.
 * Exactly-once appends with group commit (see :mod:`._group_commit`).
 * Reads through a window of the last events read (see :mod:`._store_reads`), a live tail by
   shared long-polls (see :mod:`._long_poll`), and checkpoints on the server (see
@@ -39,7 +39,7 @@ from ._envelope_codec import UndecodableHandler
 from ._group_commit import GroupCommit
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
-from ._offsets import compare_tokens, parse_token
+from ._offsets import parse_token
 from ._retry import RetryPolicy
 from ._store_reads import EventReader
 
@@ -80,9 +80,9 @@ class DurableStreamStore:
         retry: How transient failures (network errors, 5xx, 429) are retried.
         max_batch_bytes: A group commit stops adding appends to one POST at this size.
         on_undecodable: Called with each stream message that is not an event (written by
-            something else) and the reason; by default it is logged as an error. The
-            message is skipped either way. (An event envelope with an unreadable field is
-            not skipped: reading it raises ``StoreCorruptError``.)
+            something else) and the reason whenever a read meets it; by default it is
+            logged as an error. Either way the message keeps its place: reading it raises
+            ``StoreCorruptError`` at its offset, as an event with an unreadable field does.
         compression: Whether the server may compress what it sends (gzip). By default
             it may, unless ``base_url`` is on this machine: over loopback compressing
             saves nothing and costs the server and the reader CPU (a third of the
@@ -347,8 +347,8 @@ class DurableStreamStore:
                     if self._lifecycle.closing.wait(remaining):
                         raise self._lifecycle.error()
                     return ReadResult([], position)
+                events = self._reader.follow(position, chunk, server, limit)
                 server = chunk.next_offset
-                events = self._reader.follow(position, chunk, limit)
         return ReadResult(events, events[-1].offset)
 
     # -- offsets ------------------------------------------------------------------------
@@ -366,9 +366,11 @@ class DurableStreamStore:
         Raises:
             OffsetError: Either offset is malformed.
             StoreClosedError: The store was closed.
+            StoreError: The server failed (offsets named from different reads are
+                placed by reading the stream from both).
         """
         with self._lifecycle.open():
-            return compare_tokens(a, b)
+            return self._reader.compare(a, b)
 
     # -- checkpoints --------------------------------------------------------------------
 

@@ -26,12 +26,14 @@ from eventbus.core import (
 from ._client import DurableStreamClient
 from ._envelope_codec import DecodedChunk, UndecodableHandler, decode_chunk
 from ._errors import BadRequestError
-from ._offsets import compare_tokens, parse_token
+from ._offsets import BEGINNING, compare_tokens, parse_token
 from ._results import ReadChunk
 
 __all__ = ["EventReader"]
 
 _TRIM_AT: Final = 10_000
+_GAPS_KEPT: Final = 1024
+_ALIGN_TRIES: Final = 8
 _CorruptErrorFactory = Callable[[StoredEvent, Mapping[str, str]], StoreCorruptError]
 
 
@@ -128,6 +130,7 @@ class EventReader:
         self._start = start
         self._lock = threading.Lock()
         self._window: _Window | None = None
+        self._gaps: dict[tuple[str, str], int] = {}
         self.nonempty = False
         """Whether the stream is known to hold an event (set by reads and appends)."""
 
@@ -149,11 +152,11 @@ class EventReader:
                 f"The server rejected the offset {server_offset!r} of {self._url!r}: "
                 f"{exc.server_message!r}."
             ) from exc
-        return self.decode(chunk)
+        return self.decode(chunk, server_offset)
 
-    def decode(self, chunk: ReadChunk) -> DecodedChunk:
-        """Name the events of a chunk read from the stream."""
-        decoded = decode_chunk(chunk.data, chunk.next_offset, self._on_undecodable)
+    def decode(self, chunk: ReadChunk, start: str) -> DecodedChunk:
+        """Name the events of a chunk read from the stream at server offset ``start``."""
+        decoded = decode_chunk(chunk.data, start, chunk.next_offset, self._on_undecodable)
         if decoded.events:
             self.nonempty = True
         return decoded
@@ -164,7 +167,7 @@ class EventReader:
         if not self.nonempty and self._start is None:
             # Nothing tells yet whether the stream holds events: look once.
             with self._lock:
-                chunk = self.fetch("-1")
+                chunk = self.fetch(BEGINNING)
                 self._window = _Window(OLDEST, chunk.events, chunk.next_offset, dict(chunk.corrupt))
             if not chunk.events:
                 self._start = chunk.next_offset
@@ -179,20 +182,17 @@ class EventReader:
         if window is not None and start is not None:
             return window, start
         if after is OLDEST:
-            chunk = self.fetch("-1")
+            chunk = self.fetch(BEGINNING)
             start = 0
         else:
             offset, index = parse_token(after)
             chunk = self.fetch(offset)
-            start = 0
-            if index >= 0:
-                positions = [i for i, a in enumerate(chunk.anchors) if a == offset]
-                if index >= len(positions):
-                    raise OffsetError(
-                        f"{after!r} is not an offset of {self._url!r}: no such event follows "
-                        f"{offset!r}."
-                    )
-                start = positions[index] + 1
+            start = index + 1
+            if start > len(chunk.events):
+                raise OffsetError(
+                    f"{after!r} is not an offset of {self._url!r}: no such event follows "
+                    f"{offset!r}."
+                )
         window = _Window(after, chunk.events[start:], chunk.next_offset, dict(chunk.corrupt))
         self._window = window
         return window, 0
@@ -220,19 +220,67 @@ class EventReader:
             window, start = self._window_for(after)
             return window.page(start, limit, self._corrupt_error), window.next_offset
 
-    def follow(self, position: Checkpoint, chunk: ReadChunk, limit: int) -> list[StoredEvent]:
-        """Take a chunk a long-poll brought: the first ``limit`` events of it after ``position``.
+    def follow(
+        self, position: Checkpoint, chunk: ReadChunk, start: str, limit: int
+    ) -> list[StoredEvent]:
+        """Take a chunk a long-poll at ``start`` brought: the first ``limit`` events of it
+        after ``position``.
 
         Raises:
             StoreCorruptError: The first of them is corrupt.
         """
-        decoded = self.decode(chunk)
+        decoded = self.decode(chunk, start)
         # Never deliver what precedes the position (see _reads.forward on lagging servers).
-        fresh = [e for e in decoded.events if _after(e.offset, position)]
+        fresh = decoded.events
+        if position is not OLDEST and position != start:
+            fresh = [e for e in fresh if self.compare(e.offset, position) > 0]
         with self._lock:
             window = _Window(position, fresh, decoded.next_offset, dict(decoded.corrupt))
             self._window = window
             return window.page(0, limit, self._corrupt_error)
+
+    def compare(self, a: str, b: str) -> int:
+        """Compare two tokens by log position, asking the server when they name positions
+        after different server offsets.
+
+        Raises:
+            OffsetError: Either token is malformed.
+            StoreError: The server failed.
+        """
+        (first, i), (second, j) = parse_token(a), parse_token(b)
+        if first == second:
+            return compare_tokens(a, b)
+        if _server_key(first) > _server_key(second):
+            return -self.compare(b, a)
+        # Count the positions after `first`: a token (o, i) is i + 1 messages past o.
+        left, right = i + 1, self._gap(first, second) + j + 1
+        return (left > right) - (left < right)
+
+    def _gap(self, first: str, second: str) -> int:
+        """The number of messages between server offsets ``first`` and ``second``.
+
+        Reads from both to one tail; the difference in messages is the gap. Fixed once
+        known (the log only grows), so it is kept.
+        """
+        key = (first, second)
+        gap = self._gaps.get(key)
+        if gap is not None:
+            return gap
+        for _ in range(_ALIGN_TRIES):
+            before = self.fetch(first)
+            after = self.fetch(second)
+            if before.next_offset == after.next_offset:
+                break
+        else:
+            raise StoreUnavailableError(
+                f"Cannot compare offsets after {first!r} and {second!r} of {self._url!r}: "
+                f"the stream grew during each of {_ALIGN_TRIES} tries to read both to its tail."
+            )
+        gap = len(before.events) - len(after.events)
+        if len(self._gaps) >= _GAPS_KEPT:
+            self._gaps.clear()
+        self._gaps[key] = gap
+        return gap
 
     def _corrupt_error(
         self, event: StoredEvent, unreadable: Mapping[str, str]
@@ -250,5 +298,6 @@ class EventReader:
         )
 
 
-def _after(offset: str, position: Checkpoint) -> bool:
-    return position is OLDEST or compare_tokens(offset, position) > 0
+def _server_key(offset: str) -> tuple[bool, str]:
+    """Server offsets in log order: the beginning first, then as strings (protocol §8)."""
+    return offset != BEGINNING, offset
