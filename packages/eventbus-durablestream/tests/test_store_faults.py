@@ -981,3 +981,37 @@ def test_a_tail_after_an_offset_not_named_by_its_end_waits_for_what_follows(
 def writer_append(url: str, path: str, record: EventRecord) -> None:
     with DurableStreamStore(url, path) as writer:
         writer.append(record)
+
+
+# -- checkpoints whose save failed --------------------------------------------------------
+
+
+def test_a_checkpoint_save_that_failed_after_the_server_stored_it_uses_up_its_number(
+    url: str, faulty: FaultyTransport
+) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path, retry=RetryPolicy(max_retries=0), transport=faulty) as store:
+        offsets = store.append_batch([make_record() for _ in range(3)])
+        store.save_checkpoint("sub", offsets[0])
+        faulty.add(is_post, lose_response)  # stored, but the answer never comes
+        with pytest.raises(StoreUnavailableError):
+            store.save_checkpoint("sub", offsets[1])
+        store.save_checkpoint("sub", offsets[2])
+        assert store.load_checkpoint("sub") == offsets[2]
+    with DurableStreamStore(url, path) as restarted:  # as after a restart: the server decides
+        assert restarted.load_checkpoint("sub") == offsets[2]
+
+
+def test_of_two_checkpoints_with_one_number_the_later_one_counts(url: str) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as store:
+        offsets = store.append_batch([make_record() for _ in range(3)])
+        store.save_checkpoint("sub", offsets[0])  # number 0, creating slot 0
+        with DurableStreamClient(url) as client:  # as an older version saved after a failure
+            for offset in offsets[1:]:
+                client.append(
+                    _slot(path, "sub", 0),
+                    json.dumps([{"n": 1, "oldest": False, "offset": offset}]),
+                    content_type="application/json",
+                )
+        assert store.load_checkpoint("sub") == offsets[2]

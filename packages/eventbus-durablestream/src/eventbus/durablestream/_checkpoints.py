@@ -4,7 +4,8 @@ Each subscription has two small *slot* streams beside the event stream. Checkpoi
 numbered; checkpoint ``n`` belongs to generation ``n // GENERATION``, and generation ``g``
 lives in slot ``g % 2``. A save appends to its slot (one request); the first save of a
 generation replaces the slot instead (delete, then create it with the value as initial
-data, itself one atomic request). Loading reads both slots and keeps the highest number,
+data, itself one atomic request). A save uses up its number even when it fails (the server
+may have stored it before the failure). Loading reads both slots and keeps the highest number,
 so it costs two reads of at most ``GENERATION`` tiny messages each, however often
 checkpoints were saved. A save interrupted between delete and create leaves the other
 slot, holding the previous generation's checkpoints, intact.
@@ -82,7 +83,9 @@ class CheckpointSlots:
         if not saved:
             self._numbers[subscription_id] = -1
             return None
-        number, offset = max(saved, key=lambda checkpoint: checkpoint[0])
+        # Of equal numbers (saved by versions that reused the number of a failed save)
+        # the later one counts: max() keeps the first of equals, so look from the end.
+        number, offset = max(reversed(saved), key=lambda checkpoint: checkpoint[0])
         self._numbers[subscription_id] = number
         return offset
 
@@ -96,6 +99,9 @@ class CheckpointSlots:
         if subscription_id not in self._numbers:
             self.load(subscription_id)
         number = self._numbers[subscription_id] + 1
+        # Used up before any request: a save that fails may still have been stored, and
+        # the next save must not repeat its number (see load).
+        self._numbers[subscription_id] = number
         url = self._slot(subscription_id, (number // GENERATION) % 2)
         body = json.dumps(
             [
@@ -117,4 +123,3 @@ class CheckpointSlots:
             with contextlib.suppress(StreamNotFoundError):
                 self._client.delete(url)
             self._client.create(url, content_type=_JSON, data=body)
-        self._numbers[subscription_id] = number
