@@ -130,7 +130,7 @@ class LeaseLostError(SubscriptionError):
     @classmethod
     def superseded(cls, lease: Lease, current: Lease | None) -> LeaseLostError:
         """The error a store raises when ``lease`` is not ``current``: names both."""
-        if current is not None and current.token == lease.token:
+        if current is not None and current.released and current.owner == lease.owner:
             why = "its holder released it"
         elif current is None:
             why = "the store has no lease for the id"

@@ -268,7 +268,7 @@ class Lease:
 
 
 @runtime_checkable
-class LeaseStore(Protocol):
+class LeaseStore(CheckpointStore, Protocol):
     """A checkpoint store that keeps one owner per subscription id across processes.
 
     Every method is atomic with respect to every other process using the same data.
@@ -309,7 +309,12 @@ class LeaseStore(Protocol):
         ...
 
     def release_lease(self, lease: Lease) -> None:
-        """Mark ``lease`` released if it is still current; otherwise do nothing."""
+        """Mark ``lease`` released if it is still current; otherwise do nothing.
+
+        The released record keeps the owner; its token may be larger than the lease's
+        (a store whose fence is a token may spend one on the release). Renewing or
+        writing a checkpoint with a released lease raises LeaseLostError.
+        """
         ...
 
     def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
