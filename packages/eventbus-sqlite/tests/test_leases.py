@@ -22,7 +22,7 @@ def test_a_hand_edited_lease_row_is_reported_as_corrupt(
     with SQLiteStore(path) as store:
         assert store.claim_lease("billing", Owner("h", 1, "i"), None) is not None
     conn = sqlite3.connect(path)
-    conn.execute(f"UPDATE leases SET {column} = {value}")  # noqa: S608 - fixed test values
+    conn.execute(f"UPDATE leases SET {column} = {value}")
     conn.commit()
     conn.close()
     with SQLiteStore(path) as store, pytest.raises(StoreCorruptError) as caught:
