@@ -44,6 +44,7 @@ from ._memory import MemoryStore as MemoryStore
 from ._names import UnstableWireNameWarning as UnstableWireNameWarning
 from ._names import event_name as event_name
 from ._names import wire_name as wire_name
+from ._ownership import SubscriptionState as SubscriptionState
 from ._store import NEWEST as NEWEST
 from ._store import OLDEST as OLDEST
 from ._store import AsyncAppendingStore as AsyncAppendingStore
@@ -112,6 +113,7 @@ __all__ = [
     "Subscription",
     "SubscriptionError",
     "SubscriptionInUseError",
+    "SubscriptionState",
     "TailingStore",
     "UnknownEventError",
     "UnknownStoreError",
