@@ -132,9 +132,7 @@ class DurableConsumers:
             self._running.pop(durable.subscription_id, None)
             if not isinstance(self._checkpoints, LeaseStore):
                 with _SOLE_LOCK:
-                    key = (id(self._checkpoints), durable.subscription_id)
-                    if _SOLE_OWNERS.get(key) is durable:
-                        del _SOLE_OWNERS[key]
+                    del _SOLE_OWNERS[id(self._checkpoints), durable.subscription_id]
 
     def stop_all(self, deadline: float | None, *, drain: bool) -> list[str]:
         """Drain (if asked) and stop every subscription by ``deadline`` (monotonic).
@@ -173,8 +171,7 @@ _SOLE_LOCK = threading.Lock()
 def _claim_sole(checkpoints: CheckpointStore, durable: DurableSubscription) -> None:
     key = (id(checkpoints), durable.subscription_id)
     with _SOLE_LOCK:
-        holder = _SOLE_OWNERS.get(key)
-        if holder is not None and holder.running:
+        if key in _SOLE_OWNERS:  # removed by its worker's last act, or a failed setup
             raise SubscriptionInUseError(
                 f"Durable subscription {durable.subscription_id!r} already runs on this "
                 f"store, on another bus of this process. {type(checkpoints).__name__} "

@@ -150,7 +150,9 @@ class LeaseOwnership(Ownership):
         self._renewed_at = 0.0
         self._valid_until = 0.0
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"eventbus-lease-{subscription_id}", daemon=True
+        )
 
     # -- the worker's side -----------------------------------------------------------------
 
@@ -160,9 +162,6 @@ class LeaseOwnership(Ownership):
         seen = self._leases.read_lease(self._id)
         if seen is None or seen.released:
             self._claim(seen)
-        self._thread = threading.Thread(
-            target=self._run, name=f"eventbus-lease-{self._id}", daemon=True
-        )
         self._thread.start()
 
     def wait_active(self, stopping: threading.Event) -> bool:
@@ -197,9 +196,7 @@ class LeaseOwnership(Ownership):
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)  # it may be claiming: release only what it ends up with
+        self._thread.join(timeout)  # it may be claiming: release only what it ends up with
         with self._changed:
             lease, self._lease = self._lease, None
             self._changed.notify_all()
@@ -260,19 +257,19 @@ class LeaseOwnership(Ownership):
         except LeaseLostError as exc:
             self._lose(lease, exc)
             return
-        self._hold(renewed, started, replacing=lease)
+        self._hold(renewed, started)
 
     def _claim(self, seen: Lease | None) -> bool:
         started = time.monotonic()
         lease = self._leases.claim_lease(self._id, self.owner, seen)
         if lease is not None:
-            self._hold(lease, started, replacing=None)
+            self._hold(lease, started)
         return lease is not None
 
-    def _hold(self, lease: Lease, started: float, *, replacing: Lease | None) -> None:
+    def _hold(self, lease: Lease, started: float) -> None:
+        # Nobody else changes _lease meanwhile: a renewal that succeeded proves the token
+        # current, so no fenced write of the worker was refused.
         with self._changed:
-            if self._lease is not replacing:
-                return  # lost while renewing: the loss stands
             self._lease = lease
             self._renewed_at = started
             self._valid_until = started + _VALID_SHARE * self._ttl
@@ -286,5 +283,4 @@ class LeaseOwnership(Ownership):
             self._lease = None
             self._valid_until = 0.0
             self._changed.notify_all()
-        if not self._stopping.is_set():
-            self._on_lost(exc)
+        self._on_lost(exc)
