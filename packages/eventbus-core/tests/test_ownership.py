@@ -110,6 +110,10 @@ def test_the_first_subscriber_owns_the_id_and_the_others_stand_by(
     assert first.drain(timeout=WAIT)
     assert calls.seen == [("first", "a"), ("first", "b"), ("first", "c")]
     assert second.drain(timeout=WAIT) is False, "a standby has nothing to drain"
+    started = time.monotonic()
+    assert second.wait_active(timeout=0.2) is False
+    assert time.monotonic() - started >= 0.2
+    assert first.wait_active(timeout=0) is True
     assert repr(SubscriptionState.STANDBY) == "SubscriptionState.STANDBY"
 
 
@@ -124,8 +128,9 @@ def test_a_standby_takes_over_at_once_when_the_owner_stops(
     stopped_at = time.monotonic()
     assert first.stop(timeout=WAIT)
     assert first.state is SubscriptionState.STOPPED
-    eventually(lambda: second.state is SubscriptionState.ACTIVE)
+    assert second.wait_active(timeout=WAIT)
     assert time.monotonic() - stopped_at < 5, "a release must not wait for the 30 s ttl"
+    assert first.wait_active(timeout=WAIT) is False, "a stopped subscription owns nothing"
     publish(buses[2], "c")
     assert second.drain(timeout=WAIT)
     assert calls.ids() == ["a", "b", "c"], "resumes exactly after the released checkpoint"

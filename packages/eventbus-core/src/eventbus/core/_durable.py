@@ -190,6 +190,14 @@ class DurableSubscription:
         """How many stored events of each wire name no registered class claims it passed."""
         return MappingProxyType(dict(self._unknown))
 
+    def wait_active(self, timeout: float | None = None) -> bool:
+        """Block until this subscription owns its id (see :attr:`state`).
+
+        Returns:
+            True once it is ACTIVE; False on timeout or when it stopped.
+        """
+        return self._ownership.wait_active(self._stopping, timeout) and self.running
+
     def wait_caught_up(self, timeout: float | None = None) -> bool:
         """Block until the history present at start was handled.
 

@@ -72,8 +72,9 @@ class Ownership:
     def start(self) -> None:
         """Begin: claim now if the id is free, and keep ownership from now on."""
 
-    def wait_active(self, stopping: threading.Event) -> bool:
-        """Block until this subscription owns its id; False when ``stopping`` was set."""
+    def wait_active(self, stopping: threading.Event, timeout: float | None = None) -> bool:
+        """Block until this subscription owns its id; False when ``stopping`` was set or
+        ``timeout`` seconds passed first."""
         raise NotImplementedError  # pragma: no cover - both subclasses override it
 
     def holds(self) -> bool:
@@ -109,7 +110,7 @@ class SoleOwnership(Ownership):
         self._id = subscription_id
         self._checkpoints = checkpoints
 
-    def wait_active(self, stopping: threading.Event) -> bool:
+    def wait_active(self, stopping: threading.Event, timeout: float | None = None) -> bool:
         return not stopping.is_set()
 
     def holds(self) -> bool:
@@ -164,12 +165,14 @@ class LeaseOwnership(Ownership):
             self._claim(seen)
         self._thread.start()
 
-    def wait_active(self, stopping: threading.Event) -> bool:
+    def wait_active(self, stopping: threading.Event, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while not self._holds_locked():
-                if stopping.is_set():
+                left = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+                if stopping.is_set() or left <= 0:
                     return False
-                self._changed.wait(_SLICE)
+                self._changed.wait(left)
         return not stopping.is_set()
 
     def holds(self) -> bool:
