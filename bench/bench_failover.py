@@ -33,7 +33,7 @@ from pathlib import Path
 from _common import Row, parse_args, report
 from bench_ds_store import running_server
 
-from eventbus.core import EventBus, EventStore, LeaseStore, open_store
+from eventbus.core import ClosableStore, EventBus, LeaseStore, open_store
 
 CHILD = Path(__file__).resolve().parent.parent / "tests" / "_ownership_child.py"
 ROUNDS = 20
@@ -156,7 +156,8 @@ def renewals_per_minute(url: str, window: float = 20.0) -> float:
 @contextmanager
 def stores(folder: Path) -> Iterator[list[tuple[str, str]]]:
     sqlite_url = f"sqlite:{folder / 'events.db'}"
-    store: EventStore = open_store(sqlite_url)
+    store = open_store(sqlite_url)
+    assert isinstance(store, ClosableStore)
     store.close()  # the schema exists before the consumers open it
     found = [("SQLite", sqlite_url)]
     with running_server(str(folder / "ds")) as ds_url:
