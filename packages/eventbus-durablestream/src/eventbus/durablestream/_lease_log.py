@@ -1,0 +1,419 @@
+"""Leases and checkpoints of durable subscriptions, in append-only streams on the server.
+
+Each subscription id has a *lease log*: JSON streams that are only ever appended to (the
+records are described in :mod:`._lease_records`). The first generation lives at
+``<stream>.eventbus-leases/<base64url(id)>``, generation ``g`` at ``<that>.<g>``.
+
+Fencing rests on the server's idempotent-producer rules, never on what this process has
+cached. Every fenced record is appended with ``Producer-Id`` fixed for the log,
+``Producer-Epoch`` = the lease token and ``Producer-Seq`` counting within the token:
+
+* a claim is sequence 0 of token ``max + 1``: the server stores it (200) only if that
+  epoch is new; a racing claimer with the same token gets 204 (a duplicate, not stored);
+* a renewal or checkpoint of token ``t`` is refused with 403 once any later token exists,
+  and with 400/409 if ``t`` was never claimed here (a new epoch must start at 0);
+* a release spends token ``t + 1``, so everything still carrying ``t`` is refused.
+
+A generation is compacted by closing it with a ``moved`` record (the protocol's stream
+closure, atomic with the append) and creating the next generation with a snapshot of the
+closed one as its initial data. The snapshot follows from the closed stream alone, so any
+reader that finds the move finishes it identically. Nothing is deleted or created twice.
+
+Each instance keeps, per id, the folded state and its read position, so a read costs one
+catch-up request from where the last one ended.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from eventbus.core import Checkpoint, Lease, LeaseLostError, Owner, StoreError
+
+from ._client import DurableStreamClient
+from ._errors import (
+    BadRequestError,
+    ProducerSequenceGapError,
+    StaleEpochError,
+    StreamClosedError,
+    StreamExistsError,
+    StreamNotFoundError,
+)
+from ._lease_records import (
+    LeaseState,
+    apply_record,
+    beat_record,
+    checkpoint_record,
+    claim_record,
+    moved_record,
+    release_record,
+    snapshot_record,
+)
+from ._legacy_checkpoints import load_legacy_checkpoint
+from ._lifecycle import Lifecycle
+from ._long_poll import LongPoller
+from ._results import AppendResult
+
+__all__ = ["COMPACT_AFTER", "PRODUCER_ID", "LeaseLog"]
+
+COMPACT_AFTER: Final = 1000
+"""A generation holding this many records is moved to a new one by its next writer."""
+
+PRODUCER_ID: Final = "eventbus-lease"
+_JSON: Final = "application/json"
+_ATTEMPTS: Final = 8  # a write retried after catching up (a stale sequence or a move)
+
+
+class _LostError(Exception):
+    """The server refused a fenced write: the token is no longer current."""
+
+
+class _View:
+    """One instance's view of one subscription's log: where it reads, what it folded."""
+
+    __slots__ = ("exists", "generation", "lock", "mine", "position", "state", "unread", "url")
+
+    def __init__(self, subscription_id: str) -> None:
+        self.lock = threading.Lock()
+        self.generation = -1  # unknown until the first read finds the newest generation
+        self.url = ""
+        self.position = "-1"
+        self.exists = False
+        self.state = LeaseState(subscription_id)
+        self.mine: dict[int, int] = {}  # token -> last sequence this instance stored here
+        self.unread = 0  # records this instance appended since it last read
+
+
+class LeaseLog:
+    """The lease logs of one store's subscriptions.
+
+    Args:
+        client: The store's client.
+        stream: The event stream's path; the logs live beside it.
+        lifecycle: The store's open/closed state (long-polls end when it closes).
+        request_timeout: The longest one long-poll request may wait.
+    """
+
+    def __init__(
+        self,
+        client: DurableStreamClient,
+        stream: str,
+        *,
+        lifecycle: Lifecycle,
+        request_timeout: float,
+    ) -> None:
+        self._client = client
+        self._stream = stream
+        self._prefix = f"{stream}.eventbus-leases/"
+        self._lifecycle = lifecycle
+        self._request_timeout = request_timeout
+        self._views: dict[str, _View] = {}
+        self._pollers: dict[str, LongPoller] = {}
+        self._lock = threading.Lock()
+
+    # -- locating and reading -----------------------------------------------------------
+
+    def _url(self, subscription_id: str, generation: int) -> str:
+        name = base64.urlsafe_b64encode(subscription_id.encode()).decode().rstrip("=")
+        head = self._prefix + name
+        return head if generation == 0 else f"{head}.{generation}"
+
+    def _view(self, subscription_id: str) -> _View:
+        with self._lock:
+            view = self._views.get(subscription_id)
+            if view is None:
+                view = self._views[subscription_id] = _View(subscription_id)
+            return view
+
+    def _exists(self, url: str) -> bool:
+        try:
+            self._client.head(url)
+        except StreamNotFoundError:
+            return False
+        return True
+
+    def _newest_generation(self, subscription_id: str) -> int:
+        """Find the newest generation in O(log n) HEADs: generations exist from 0 up."""
+        low, high = 0, 1
+        while self._exists(self._url(subscription_id, high)):
+            low, high = high, high * 2
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._exists(self._url(subscription_id, middle)):
+                low = middle
+            else:
+                high = middle
+        return low
+
+    def _catch_up(self, view: _View) -> list[Any]:
+        """Read and fold what follows the view's position, following moves; return it."""
+        if view.generation < 0:
+            view.generation = self._newest_generation(view.state.subscription_id)
+            view.url = self._url(view.state.subscription_id, view.generation)
+        items: list[Any] = []
+        while True:
+            try:
+                chunk = self._client.read(view.url, offset=view.position)
+            except StreamNotFoundError:  # never written to
+                view.exists = False
+                return items
+            view.exists = True
+            new = chunk.json()
+            for item in new:
+                apply_record(view.state, item, view.url)
+            items += new
+            view.position = chunk.next_offset
+            view.unread = 0
+            if view.state.moved_to is not None:
+                self._follow(view)
+            elif chunk.up_to_date or not new:
+                return items
+
+    def _follow(self, view: _View) -> None:
+        """Move the view to the next generation, creating it if the mover has not yet."""
+        target = view.state.moved_to
+        assert target is not None
+        snapshot = json.dumps([snapshot_record(view.state)])
+        # Created and already closed (moved on) by others: it exists with another config.
+        with contextlib.suppress(StreamExistsError):
+            self._client.create(target, content_type=_JSON, data=snapshot)
+        view.generation += 1
+        view.url, view.position = target, "-1"
+        view.state = LeaseState(view.state.subscription_id)
+        view.mine = {}
+
+    def _caught_up(self, subscription_id: str) -> _View:
+        view = self._view(subscription_id)
+        with view.lock:
+            self._catch_up(view)
+        return view
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _post(
+        self, view: _View, record: dict[str, Any], fence: tuple[int, int] | None
+    ) -> AppendResult:
+        """Append one record, creating the first generation if nothing was written yet."""
+        headers = (
+            {}
+            if fence is None
+            else {
+                "Producer-Id": PRODUCER_ID,
+                "Producer-Epoch": str(fence[0]),
+                "Producer-Seq": str(fence[1]),
+            }
+        )
+        body = json.dumps([record])
+        try:
+            return self._client.append(view.url, body, content_type=_JSON, headers=headers)
+        except StreamNotFoundError:
+            if view.generation != 0 or (fence is not None and fence[1] != 0):
+                raise  # only a claim, a release or an unfenced save starts a log
+            self._client.create(view.url, content_type=_JSON)
+            view.exists = True
+            return self._client.append(view.url, body, content_type=_JSON, headers=headers)
+
+    def _stored(self, view: _View, result: AppendResult, record: dict[str, Any]) -> bool:
+        """Whether ``record`` is in the log: stored now (200, or a plain 204), or found there
+        after a duplicate answer (an earlier attempt of this very request landed)."""
+        if result.status == 200 or not result.duplicate:
+            view.unread += 1
+            return True
+        nonce = record["nonce"]
+        return any(
+            isinstance(item, dict) and item.get("nonce") == nonce for item in self._catch_up(view)
+        )
+
+    def _fenced(self, view: _View, token: int, make: Callable[[int], dict[str, Any]]) -> None:
+        """Append the record ``make(seq)`` under ``token``.
+
+        Raises:
+            _LostError: The server refused the token.
+        """
+        for _ in range(_ATTEMPTS):
+            seq = max(view.state.next_seq(token), view.mine.get(token, -1) + 1)
+            record = make(seq)
+            try:
+                result = self._post(view, record, (token, seq))
+            except (StaleEpochError, StreamNotFoundError):
+                raise _LostError from None
+            except StreamClosedError:  # moved to a new generation: write there
+                self._catch_up(view)
+                continue
+            except (ProducerSequenceGapError, BadRequestError):
+                # An epoch the server never saw (never claimed, or not here), or a sequence
+                # this instance guessed wrong: only a current token is worth another try.
+                self._catch_up(view)
+                if not view.state.is_current(token):
+                    raise _LostError from None
+                continue
+            if self._stored(view, result, record):
+                view.mine[token] = seq
+                self._compact_if_due(view)
+                return
+        raise StoreError(
+            f"Could not append to the lease log {view.url!r} in {_ATTEMPTS} attempts: "
+            "its sequence kept changing."
+        )
+
+    def _compact_if_due(self, view: _View) -> None:
+        if view.state.records + view.unread < COMPACT_AFTER:
+            return
+        self._catch_up(view)
+        if view.state.records < COMPACT_AFTER:  # moved meanwhile
+            return
+        target = self._url(view.state.subscription_id, view.generation + 1)
+        with contextlib.suppress(StreamClosedError):  # another writer moved it first
+            self._client.close_stream(
+                view.url, data=json.dumps([moved_record(target)]), content_type=_JSON
+            )
+        self._catch_up(view)
+
+    def _lost(self, view: _View, lease: Lease) -> LeaseLostError:
+        self._catch_up(view)
+        return LeaseLostError.superseded(lease, view.state.lease)
+
+    # -- the operations -----------------------------------------------------------------
+
+    def read_lease(self, subscription_id: str) -> Lease | None:
+        """The current lease record (one catch-up read)."""
+        return self._caught_up(subscription_id).state.lease
+
+    def wait_lease(self, subscription_id: str, seen: Lease | None, timeout: float) -> Lease | None:
+        """Wait until the record differs from ``seen``: long-polls from the known position."""
+        deadline = time.monotonic() + timeout
+        view = self._view(subscription_id)
+        while True:
+            with view.lock:
+                self._catch_up(view)
+                if view.state.lease != seen:
+                    return view.state.lease
+                if not view.exists:  # a long-poll needs a stream to wait on
+                    self._client.create(view.url, content_type=_JSON)
+                    continue
+                url, position = view.url, view.position
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return seen
+            while self._poller(url).wait(position, remaining) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return seen
+
+    def _poller(self, url: str) -> LongPoller:
+        with self._lock:
+            poller = self._pollers.get(url)
+            if poller is None:
+                poller = self._pollers[url] = LongPoller(
+                    self._client,
+                    url,
+                    request_timeout=self._request_timeout,
+                    lifecycle=self._lifecycle,
+                )
+            return poller
+
+    def wake(self) -> None:
+        """Wake every waiting ``wait_lease`` (the store is closing)."""
+        with self._lock:
+            pollers = list(self._pollers.values())
+        for poller in pollers:
+            poller.wake()
+
+    def claim_lease(self, subscription_id: str, owner: Owner, seen: Lease | None) -> Lease | None:
+        """Claim with token ``epoch + 1`` at sequence 0, if the record still equals ``seen``."""
+        view = self._view(subscription_id)
+        with view.lock:
+            for _ in range(_ATTEMPTS):
+                self._catch_up(view)
+                if view.state.lease != seen:
+                    return None
+                token = view.state.epoch + 1
+                record = claim_record(token, owner)
+                try:
+                    result = self._post(view, record, (token, 0))
+                except StaleEpochError:  # a later claim got there first
+                    return None
+                except StreamClosedError:  # moved: claim in the new generation
+                    continue
+                if not self._stored(view, result, record):
+                    return None  # a racing claimer stored this token first
+                view.mine[token] = 0
+                self._compact_if_due(view)
+                return Lease(subscription_id, owner, token)
+        raise StoreError(f"Could not claim {subscription_id!r}: its lease log kept moving.")
+
+    def renew_lease(self, lease: Lease) -> Lease:
+        """Append a beat under the lease's token; the server's 403 is the fence."""
+        view = self._view(lease.subscription_id)
+        with view.lock:
+            # The next beat: past the lease's and past any later one this instance read.
+            current = view.state.lease
+            known = current.beat if current is not None and current.token == lease.token else 0
+            beat = max(lease.beat, known) + 1
+            try:
+                self._fenced(view, lease.token, lambda seq: beat_record(lease.token, seq, beat))
+            except _LostError:
+                raise self._lost(view, lease) from None
+            return Lease(lease.subscription_id, lease.owner, lease.token, beat)
+
+    def release_lease(self, lease: Lease) -> None:
+        """Spend token ``lease.token + 1`` on a release record; nothing if it is taken."""
+        view = self._view(lease.subscription_id)
+        token = lease.token + 1
+        with view.lock:
+            for _ in range(_ATTEMPTS):
+                record = release_record(token, lease.owner)
+                try:
+                    result = self._post(view, record, (token, 0))
+                except (StaleEpochError, StreamNotFoundError):
+                    return  # lost already, or never claimed
+                except StreamClosedError:
+                    self._catch_up(view)
+                    continue
+                if self._stored(view, result, record):
+                    view.mine[token] = 0
+                    self._compact_if_due(view)
+                return
+
+    def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
+        """Append a checkpoint under the lease's token; refused once it is not current."""
+        view = self._view(lease.subscription_id)
+        with view.lock:
+            try:
+                self._fenced(
+                    view, lease.token, lambda seq: checkpoint_record(offset, lease.token, seq)
+                )
+            except _LostError:
+                raise self._lost(view, lease) from None
+
+    def save_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
+        """Append an unfenced checkpoint (no producer headers: no lease involved)."""
+        view = self._view(subscription_id)
+        with view.lock:
+            if view.generation < 0:
+                self._catch_up(view)
+            for _ in range(_ATTEMPTS):
+                try:
+                    self._post(view, checkpoint_record(offset, None, None), None)
+                except StreamClosedError:
+                    self._catch_up(view)
+                    continue
+                view.unread += 1
+                self._compact_if_due(view)
+                return
+        raise StoreError(
+            f"Could not save the checkpoint of {subscription_id!r}: its lease log kept moving."
+        )
+
+    def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
+        """The last checkpoint in log order; before any, one written by the old layout."""
+        view = self._caught_up(subscription_id)
+        checkpoint = view.state.checkpoint
+        if checkpoint is None and view.generation == 0:
+            return load_legacy_checkpoint(self._client, self._stream, subscription_id)
+        return checkpoint
