@@ -73,6 +73,13 @@ class _LostError(Exception):
     """The server refused a fenced write: the token is no longer current."""
 
 
+def _kept_moving(what: str, subscription_id: str) -> StoreError:
+    return StoreError(
+        f"Could not {what} {subscription_id!r}: its lease log moved to a new generation "
+        f"{_ATTEMPTS} times in a row."
+    )
+
+
 class _View:
     """One instance's view of one subscription's log: where it reads, what it folded."""
 
@@ -150,11 +157,15 @@ class LeaseLog:
                 high = middle
         return low
 
-    def _catch_up(self, view: _View) -> list[Any]:
-        """Read and fold what follows the view's position, following moves; return it."""
+    def _locate(self, view: _View) -> None:
+        """On a view's first use, start it at the newest generation."""
         if view.generation < 0:
             view.generation = self._newest_generation(view.state.subscription_id)
             view.url = self._url(view.state.subscription_id, view.generation)
+
+    def _catch_up(self, view: _View) -> list[Any]:
+        """Read and fold what follows the view's position, following moves; return it."""
+        self._locate(view)
         items: list[Any] = []
         while True:
             try:
@@ -196,9 +207,16 @@ class LeaseLog:
     # -- writing ------------------------------------------------------------------------
 
     def _post(
-        self, view: _View, record: dict[str, Any], fence: tuple[int, int] | None
+        self,
+        view: _View,
+        record: dict[str, Any],
+        fence: tuple[int, int] | None,
+        *,
+        start: bool = False,
     ) -> AppendResult:
-        """Append one record, creating the first generation if nothing was written yet."""
+        """Append one record; with ``start`` (a claim, an unfenced save), create the first
+        generation if nothing was written yet."""
+        self._locate(view)
         headers = (
             {}
             if fence is None
@@ -212,16 +230,16 @@ class LeaseLog:
         try:
             return self._client.append(view.url, body, content_type=_JSON, headers=headers)
         except StreamNotFoundError:
-            if view.generation != 0 or (fence is not None and fence[1] != 0):
-                raise  # only a claim, a release or an unfenced save starts a log
+            if not start or view.generation != 0:
+                raise
             self._client.create(view.url, content_type=_JSON)
             view.exists = True
             return self._client.append(view.url, body, content_type=_JSON, headers=headers)
 
     def _stored(self, view: _View, result: AppendResult, record: dict[str, Any]) -> bool:
-        """Whether ``record`` is in the log: stored now (200, or a plain 204), or found there
-        after a duplicate answer (an earlier attempt of this very request landed)."""
-        if result.status == 200 or not result.duplicate:
+        """Whether the fenced ``record`` is in the log: stored now (200), or found there after
+        a duplicate answer (204: an earlier attempt of this very request may have landed)."""
+        if result.status == 200:
             view.unread += 1
             return True
         nonce = record["nonce"]
@@ -247,7 +265,9 @@ class LeaseLog:
                 continue
             except (ProducerSequenceGapError, BadRequestError):
                 # An epoch the server never saw (never claimed, or not here), or a sequence
-                # this instance guessed wrong: only a current token is worth another try.
+                # this instance guessed wrong: only a current token is worth another try,
+                # with the sequence the log tells.
+                view.mine.pop(token, None)
                 self._catch_up(view)
                 if not view.state.is_current(token):
                     raise _LostError from None
@@ -335,7 +355,7 @@ class LeaseLog:
                 token = view.state.epoch + 1
                 record = claim_record(token, owner)
                 try:
-                    result = self._post(view, record, (token, 0))
+                    result = self._post(view, record, (token, 0), start=True)
                 except StaleEpochError:  # a later claim got there first
                     return None
                 except StreamClosedError:  # moved: claim in the new generation
@@ -345,7 +365,7 @@ class LeaseLog:
                 view.mine[token] = 0
                 self._compact_if_due(view)
                 return Lease(subscription_id, owner, token)
-        raise StoreError(f"Could not claim {subscription_id!r}: its lease log kept moving.")
+        raise _kept_moving("claim", subscription_id)
 
     def renew_lease(self, lease: Lease) -> Lease:
         """Append a beat under the lease's token; the server's 403 is the fence."""
@@ -366,12 +386,18 @@ class LeaseLog:
         view = self._view(lease.subscription_id)
         token = lease.token + 1
         with view.lock:
+            # Release only a lease this instance has seen current: a release spends a token,
+            # which a lease never claimed here must not do. (The server still decides.)
+            if not view.state.is_current(lease.token):
+                self._catch_up(view)
+                if not view.state.is_current(lease.token):
+                    return
             for _ in range(_ATTEMPTS):
                 record = release_record(token, lease.owner)
                 try:
                     result = self._post(view, record, (token, 0))
-                except (StaleEpochError, StreamNotFoundError):
-                    return  # lost already, or never claimed
+                except StaleEpochError:
+                    return  # lost already
                 except StreamClosedError:
                     self._catch_up(view)
                     continue
@@ -379,6 +405,7 @@ class LeaseLog:
                     view.mine[token] = 0
                     self._compact_if_due(view)
                 return
+        raise _kept_moving("release", lease.subscription_id)
 
     def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
         """Append a checkpoint under the lease's token; refused once it is not current."""
@@ -395,20 +422,16 @@ class LeaseLog:
         """Append an unfenced checkpoint (no producer headers: no lease involved)."""
         view = self._view(subscription_id)
         with view.lock:
-            if view.generation < 0:
-                self._catch_up(view)
             for _ in range(_ATTEMPTS):
                 try:
-                    self._post(view, checkpoint_record(offset, None, None), None)
+                    self._post(view, checkpoint_record(offset, None, None), None, start=True)
                 except StreamClosedError:
                     self._catch_up(view)
                     continue
                 view.unread += 1
                 self._compact_if_due(view)
                 return
-        raise StoreError(
-            f"Could not save the checkpoint of {subscription_id!r}: its lease log kept moving."
-        )
+        raise _kept_moving("save the checkpoint of", subscription_id)
 
     def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
         """The last checkpoint in log order; before any, one written by the old layout."""
