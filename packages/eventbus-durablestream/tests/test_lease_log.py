@@ -476,16 +476,17 @@ def test_wait_lease_follows_a_move(
     assert store.wait_lease("sub", lease, timeout=0) == lease
     monkeypatch.setattr(_lease_log, "COMPACT_AFTER", 2)
     renewed = [other.renew_lease(lease)]
-    assert store.wait_lease("sub", lease, timeout=10) == renewed[0]
-    # While this instance waits, the other renews again and so moves the log on.
-    later = threading.Timer(0.3, lambda: renewed.append(other.renew_lease(renewed[0])))
+    renewed.append(other.renew_lease(renewed[0]))  # the other instance moves the log on
+    assert store.wait_lease("sub", lease, timeout=10) == renewed[-1]
+    assert store._leases._views["sub"].generation == 1
+    # While this instance waits in the new generation, the other renews again.
+    later = threading.Timer(0.3, lambda: renewed.append(other.renew_lease(renewed[1])))
     later.start()
     try:
-        seen = store.wait_lease("sub", renewed[0], timeout=10)
+        seen = store.wait_lease("sub", renewed[1], timeout=10)
     finally:
         later.join()
     assert seen == renewed[-1]
-    assert store._leases._views["sub"].generation == 1
 
 
 def test_close_wakes_wait_lease(store: DurableStreamStore) -> None:
