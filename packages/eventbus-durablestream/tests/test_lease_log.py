@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -170,9 +171,16 @@ def test_a_later_token_beats_a_claim_in_flight(
     first = claim(other, "b")
     second = claim(other, "b", first)
     store.read_lease("sub")
-    # Between this instance's read and its claim, the other claims (and so spends) a token.
-    hook.before(fenced_post("claim"), lambda _: other.claim_lease("sub", owner("c"), second))
+
+    # Between this instance's read and its claim, the other claims twice: the claim's
+    # token is already below the server's epoch (403).
+    def claim_twice(_: httpx.Request) -> None:
+        third = claim(other, "c", second)
+        claim(other, "d", third)
+
+    hook.before(fenced_post("claim"), claim_twice)
     assert store.claim_lease("sub", owner("a"), second) is None
+    assert store.read_lease("sub") == Lease("sub", owner("d"), 4)
 
 
 def test_a_zombie_writes_nothing_after_a_takeover(
@@ -200,6 +208,34 @@ def test_release_after_a_takeover_with_the_next_token_changes_nothing(
     store.release_lease(mine)
     assert store.read_lease("sub") == theirs
     other.renew_lease(theirs)
+
+
+@pytest.mark.parametrize("claims", [1, 2])
+def test_a_release_racing_a_takeover_changes_nothing(
+    store: DurableStreamStore,
+    other: DurableStreamStore,
+    hook: HookTransport,
+    claims: int,
+) -> None:
+    mine = claim(store, "a")
+    store.read_lease("sub")  # this instance has seen its lease current
+    taken: list[Lease] = [mine]
+
+    def take_over(_: httpx.Request) -> None:
+        for name in "bc"[:claims]:
+            taken.append(claim(other, name, taken[-1]))
+
+    # One takeover spends the release's token (204); two put it below the epoch (403).
+    hook.before(fenced_post("release"), take_over)
+    store.release_lease(mine)
+    assert store.read_lease("sub") == taken[-1]
+
+
+def test_a_fenced_write_with_a_token_never_claimed_is_refused(store: DurableStreamStore) -> None:
+    lease = claim(store, "a")
+    with pytest.raises(LeaseLostError):
+        store.renew_lease(Lease("sub", owner("a"), 9))  # the server: a new epoch needs seq 0
+    assert store.read_lease("sub") == lease
 
 
 def test_a_renewal_by_a_second_instance_catches_up_its_sequence(
@@ -361,6 +397,28 @@ def test_the_newest_of_many_generations_is_found_by_bisection(
 
 
 @pytest.mark.usefixtures("small_generations")
+def test_a_move_found_done_when_about_to_move_is_not_repeated(
+    store: DurableStreamStore, client: DurableStreamClient, hook: HookTransport, path: str
+) -> None:
+    lease = claim(store, "a")
+    for _ in range(2):
+        lease = store.renew_lease(lease)
+    store.read_lease("sub")
+
+    def land_then_move(request: httpx.Request) -> httpx.Response:
+        # The 4th record lands; another mover closes the log before this one reads on.
+        response = hook.inner.handle_request(request)
+        moved = {"kind": "moved", "to": log_url(path, 1), "nonce": "z"}
+        client.close_stream(log_url(path, 0), data=json.dumps([moved]), content_type=JSON)
+        return response
+
+    hook.before(fenced_post("beat"), land_then_move)
+    lease = store.renew_lease(lease)
+    assert store.read_lease("sub") == lease
+    assert not client.head(log_url(path, 1)).closed, "the new generation is not moved again"
+
+
+@pytest.mark.usefixtures("small_generations")
 def test_a_move_racing_another_writer_is_one_move(
     store: DurableStreamStore, other: DurableStreamStore, hook: HookTransport, path: str
 ) -> None:
@@ -487,6 +545,14 @@ def test_wait_lease_follows_a_move(
     finally:
         later.join()
     assert seen == renewed[-1]
+
+
+def test_wait_lease_outlasts_the_servers_long_poll_period(store: DurableStreamStore) -> None:
+    lease = claim(store, "a")
+    for _ in range(2):  # each wait is longer than the server's long-poll (LONG_POLL_MS)
+        start = time.monotonic()
+        assert store.wait_lease("sub", lease, timeout=0.6) == lease
+        assert time.monotonic() - start >= 0.6
 
 
 def test_close_wakes_wait_lease(store: DurableStreamStore) -> None:
