@@ -52,11 +52,13 @@ class HookTransport(httpx.BaseTransport):
         self.inner = httpx.HTTPTransport()
         self.hooks: list[tuple[Callable[[httpx.Request], bool], Hook]] = []
         self.posts = 0
+        self.methods: set[str] = set()
 
     def before(self, match: Callable[[httpx.Request], bool], hook: Hook) -> None:
         self.hooks.append((match, hook))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.methods.add(request.method)
         if request.method == "POST":
             self.posts += 1
         for index, (match, hook) in enumerate(self.hooks):
@@ -306,7 +308,11 @@ def small_generations(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("small_generations")
 def test_a_full_generation_moves_to_a_new_stream(
-    store: DurableStreamStore, client: DurableStreamClient, url: str, path: str
+    store: DurableStreamStore,
+    client: DurableStreamClient,
+    hook: HookTransport,
+    url: str,
+    path: str,
 ) -> None:
     offsets = store.append_batch([make_record() for _ in range(3)])
     lease = claim(store, "a")
@@ -319,6 +325,7 @@ def test_a_full_generation_moves_to_a_new_stream(
     assert old.stream_closed, "a full generation is closed"
     assert old.json()[-1]["to"] == log_url(path, 1)
     assert client.head(log_url(path, 1)).closed, "generations move on, one after another"
+    assert "DELETE" not in hook.methods, "nothing is deleted (and so nothing created twice)"
     with DurableStreamStore(url, path) as fresh:  # finds the newest generation at once
         assert fresh.read_lease("sub") == lease
         assert fresh.load_checkpoint("sub") == offsets[19 % 3]
@@ -553,6 +560,34 @@ def test_wait_lease_outlasts_the_servers_long_poll_period(store: DurableStreamSt
         start = time.monotonic()
         assert store.wait_lease("sub", lease, timeout=0.6) == lease
         assert time.monotonic() - start >= 0.6
+
+
+def test_wait_lease_on_a_log_closed_by_hand_waits_out_its_timeout(
+    store: DurableStreamStore, client: DurableStreamClient, path: str
+) -> None:
+    lease = claim(store, "a")
+    assert store.read_lease("sub") == lease
+    client.close_stream(log_url(path))  # closed without a move: nothing will ever come
+    start = time.monotonic()
+    assert store.wait_lease("sub", lease, timeout=0.5) == lease
+    assert time.monotonic() - start >= 0.5
+
+
+def test_wait_lease_rereads_when_another_call_read_on_meanwhile(
+    store: DurableStreamStore, other: DurableStreamStore, hook: HookTransport
+) -> None:
+    lease = claim(store, "a")
+    assert store.read_lease("sub") == lease
+    renewed: list[Lease] = []
+
+    def renew_then_read_on(request: httpx.Request) -> httpx.Response:
+        renewed.append(other.renew_lease(lease))
+        response = hook.inner.handle_request(request)  # answers at once: there is data
+        store.read_lease("sub")  # this instance reads past it before the waiter folds it
+        return response
+
+    hook.before(lambda r: "live=long-poll" in str(r.url), renew_then_read_on)
+    assert store.wait_lease("sub", lease, timeout=10) == renewed[0]
 
 
 def test_close_wakes_wait_lease(store: DurableStreamStore) -> None:

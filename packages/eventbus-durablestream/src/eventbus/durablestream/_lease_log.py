@@ -57,7 +57,7 @@ from ._lease_records import (
 from ._legacy_checkpoints import load_legacy_checkpoint
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
-from ._results import AppendResult
+from ._results import AppendResult, ReadChunk
 
 __all__ = ["COMPACT_AFTER", "PRODUCER_ID", "LeaseLog"]
 
@@ -174,16 +174,21 @@ class LeaseLog:
                 view.exists = False
                 return items
             view.exists = True
-            new = chunk.json()
-            for item in new:
-                apply_record(view.state, item, view.url)
+            new = self._absorb(view, chunk)
             items += new
-            view.position = chunk.next_offset
-            view.unread = 0
-            if view.state.moved_to is not None:
-                self._follow(view)
-            elif chunk.up_to_date or not new:
-                return items
+            if view.position != "-1" and (chunk.up_to_date or not new):
+                return items  # else: more to read, or moved to a new generation
+
+    def _absorb(self, view: _View, chunk: ReadChunk) -> list[Any]:
+        """Fold a chunk read at the view's position; follow a move it ends with."""
+        new = chunk.json()
+        for item in new:
+            apply_record(view.state, item, view.url)
+        view.position = chunk.next_offset
+        view.unread = 0
+        if view.state.moved_to is not None:
+            self._follow(view)
+        return new
 
     def _follow(self, view: _View) -> None:
         """Move the view to the next generation, creating it if the mover has not yet."""
@@ -305,25 +310,47 @@ class LeaseLog:
         return self._caught_up(subscription_id).state.lease
 
     def wait_lease(self, subscription_id: str, seen: Lease | None, timeout: float) -> Lease | None:
-        """Wait until the record differs from ``seen``: long-polls from the known position."""
+        """Wait until the record differs from ``seen``: long-polls from the known position.
+
+        A long-poll answers at once when anything follows that position, so a view whose
+        record is ``seen`` waits without reading first (a standby waiting in a loop costs
+        one request per change); the chunk a long-poll brings is folded directly. Only a
+        record that differs, or this instance's own unread writes, are read on first, so
+        what is returned is current.
+        """
         deadline = time.monotonic() + timeout
         view = self._view(subscription_id)
         while True:
             with view.lock:
-                self._catch_up(view)
-                if view.state.lease != seen:
-                    return view.state.lease
-                if not view.exists:  # a long-poll needs a stream to wait on
-                    self._client.create(view.url, content_type=_JSON)
-                    continue
+                if not view.exists or view.unread or view.state.lease != seen:
+                    self._catch_up(view)
+                    if view.state.lease != seen:
+                        return view.state.lease
+                    if not view.exists:  # a long-poll needs a stream to wait on
+                        self._client.create(view.url, content_type=_JSON)
+                        view.exists = True
                 url, position = view.url, view.position
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            chunk = self._poll(url, position, deadline)
+            if chunk is None:
                 return seen
-            while self._poller(url).wait(position, remaining) is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return seen
+            with view.lock:
+                if (view.url, view.position) != (url, position):
+                    continue  # another call of this instance read on meanwhile
+                if not chunk.data:  # closed by hand: nothing will come
+                    self._lifecycle.closing.wait(deadline - time.monotonic())
+                    continue
+                self._absorb(view, chunk)
+                if view.url != url:
+                    self._catch_up(view)  # moved: read the new generation's snapshot
+
+    def _poll(self, url: str, position: str, deadline: float) -> ReadChunk | None:
+        """The chunk of a long-poll at ``position`` that brought data or found the stream
+        closed, or ``None`` at the deadline."""
+        while (remaining := deadline - time.monotonic()) > 0:
+            chunk = self._poller(url).wait(position, remaining)
+            if chunk is not None:
+                return chunk
+        return None
 
     def _poller(self, url: str) -> LongPoller:
         with self._lock:
