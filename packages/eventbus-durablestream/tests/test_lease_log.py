@@ -590,6 +590,22 @@ def test_wait_lease_rereads_when_another_call_read_on_meanwhile(
     assert store.wait_lease("sub", lease, timeout=10) == renewed[0]
 
 
+def test_a_checkpoint_does_not_end_a_wait(
+    store: DurableStreamStore, other: DurableStreamStore
+) -> None:
+    lease = claim(store, "a")
+    assert store.read_lease("sub") == lease
+    later = threading.Timer(0.1, lambda: other.save_checkpoint("sub", OLDEST))
+    later.start()
+    start = time.monotonic()
+    try:
+        assert store.wait_lease("sub", lease, timeout=0.6) == lease
+    finally:
+        later.join()
+    assert time.monotonic() - start >= 0.6
+    assert store.load_checkpoint("sub") is OLDEST
+
+
 def test_close_wakes_wait_lease(store: DurableStreamStore) -> None:
     lease = claim(store, "a")
     errors: list[BaseException] = []

@@ -342,6 +342,8 @@ class LeaseLog:
                 self._absorb(view, chunk)
                 if view.url != url:
                     self._catch_up(view)  # moved: read the new generation's snapshot
+                if view.state.lease != seen:  # as current as that read: return it
+                    return view.state.lease
 
     def _poll(self, url: str, position: str, deadline: float) -> ReadChunk | None:
         """The chunk of a long-poll at ``position`` that brought data or found the stream
