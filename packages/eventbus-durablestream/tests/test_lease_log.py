@@ -122,6 +122,12 @@ def log_url(path: str, generation: int = 0, subscription_id: str = "sub") -> str
     return head if generation == 0 else f"{head}.{generation}"
 
 
+def move_by_hand(client: DurableStreamClient, path: str) -> None:
+    """Close generation 0 with a move to generation 1, as a mover does first."""
+    moved = {"kind": "moved", "to": log_url(path, 1), "nonce": "by-hand"}
+    client.close_stream(log_url(path, 0), data=json.dumps([moved]), content_type=JSON)
+
+
 def claim(store: DurableStreamStore, name: str, seen: Lease | None = None) -> Lease:
     lease = store.claim_lease("sub", owner(name), seen)
     assert lease is not None
@@ -382,8 +388,7 @@ def test_a_move_left_half_done_is_finished_by_a_reader(
     lease = claim(store, "a")
     store.save_checkpoint_fenced(lease, OLDEST)
     # A mover closed generation 0 and stopped before creating generation 1.
-    moved = {"kind": "moved", "to": log_url(path, 1), "nonce": "x"}
-    client.close_stream(log_url(path, 0), data=json.dumps([moved]), content_type=JSON)
+    move_by_hand(client, path)
     with DurableStreamStore(url, path) as fresh:
         assert fresh.read_lease("sub") == lease
         assert fresh.load_checkpoint("sub") is OLDEST
@@ -415,8 +420,7 @@ def test_a_move_found_done_when_about_to_move_is_not_repeated(
     def land_then_move(request: httpx.Request) -> httpx.Response:
         # The 4th record lands; another mover closes the log before this one reads on.
         response = hook.inner.handle_request(request)
-        moved = {"kind": "moved", "to": log_url(path, 1), "nonce": "z"}
-        client.close_stream(log_url(path, 0), data=json.dumps([moved]), content_type=JSON)
+        move_by_hand(client, path)
         return response
 
     hook.before(fenced_post("beat"), land_then_move)
@@ -450,10 +454,9 @@ def test_a_claim_during_a_move_claims_in_the_new_generation(
     first = claim(store, "a")
     store.release_lease(first)
     released = store.read_lease("sub")
-    moved = {"kind": "moved", "to": log_url(path, 1), "nonce": "y"}
 
     def move(_: httpx.Request) -> None:
-        client.close_stream(log_url(path, 0), data=json.dumps([moved]), content_type=JSON)
+        move_by_hand(client, path)
 
     hook.before(fenced_post("claim"), move)
     lease = claim(store, "b", released)
@@ -554,12 +557,17 @@ def test_wait_lease_follows_a_move(
     assert seen == renewed[-1]
 
 
+def waits_out(store: DurableStreamStore, lease: Lease, timeout: float) -> None:
+    """``wait_lease`` on an unchanged ``lease`` returns it, after the whole timeout."""
+    start = time.monotonic()
+    assert store.wait_lease("sub", lease, timeout=timeout) == lease
+    assert time.monotonic() - start >= timeout
+
+
 def test_wait_lease_outlasts_the_servers_long_poll_period(store: DurableStreamStore) -> None:
     lease = claim(store, "a")
     for _ in range(2):  # each wait is longer than the server's long-poll (LONG_POLL_MS)
-        start = time.monotonic()
-        assert store.wait_lease("sub", lease, timeout=0.6) == lease
-        assert time.monotonic() - start >= 0.6
+        waits_out(store, lease, 0.6)
 
 
 def test_wait_lease_on_a_log_closed_by_hand_waits_out_its_timeout(
@@ -568,9 +576,7 @@ def test_wait_lease_on_a_log_closed_by_hand_waits_out_its_timeout(
     lease = claim(store, "a")
     assert store.read_lease("sub") == lease
     client.close_stream(log_url(path))  # closed without a move: nothing will ever come
-    start = time.monotonic()
-    assert store.wait_lease("sub", lease, timeout=0.5) == lease
-    assert time.monotonic() - start >= 0.5
+    waits_out(store, lease, 0.5)
 
 
 def test_wait_lease_rereads_when_another_call_read_on_meanwhile(
@@ -597,12 +603,10 @@ def test_a_checkpoint_does_not_end_a_wait(
     assert store.read_lease("sub") == lease
     later = threading.Timer(0.1, lambda: other.save_checkpoint("sub", OLDEST))
     later.start()
-    start = time.monotonic()
     try:
-        assert store.wait_lease("sub", lease, timeout=0.6) == lease
+        waits_out(store, lease, 0.6)
     finally:
         later.join()
-    assert time.monotonic() - start >= 0.6
     assert store.load_checkpoint("sub") is OLDEST
 
 
