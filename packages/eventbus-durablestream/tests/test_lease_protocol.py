@@ -1,8 +1,9 @@
 """The server behaviours the lease logs rely on, each against the real reference server.
 
-Each test is named for the protocol rule (PROTOCOL.md §5.2.1 idempotent producers, stream
-closure, create) that :mod:`eventbus.durablestream._lease_log` builds on; if a server
-breaks one, the test naming it fails, not only some lease test downstream.
+Each test is named for the protocol rule (PROTOCOL.md §5.2.1 idempotent producers,
+``Stream-Seq``, stream closure, create) that :mod:`eventbus.durablestream._lease_log`
+builds on; if a server breaks one, the test naming it fails, not only some lease test
+downstream.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from eventbus.durablestream import (
     BadRequestError,
     DurableStreamClient,
     ProducerSequenceGapError,
+    SequenceConflictError,
     StaleEpochError,
     StreamClosedError,
     StreamExistsError,
@@ -40,9 +42,18 @@ def log(client: DurableStreamClient) -> str:
     return url
 
 
-def fenced(client: DurableStreamClient, url: str, epoch: int, seq: int, value: Any) -> AppendResult:
+def fenced(
+    client: DurableStreamClient,
+    url: str,
+    epoch: int,
+    seq: int,
+    value: Any,
+    stream_seq: str | None = None,
+) -> AppendResult:
     headers = {"Producer-Id": "p", "Producer-Epoch": str(epoch), "Producer-Seq": str(seq)}
-    return client.append(url, json.dumps([value]), content_type=JSON, headers=headers)
+    return client.append(
+        url, json.dumps([value]), content_type=JSON, seq=stream_seq, headers=headers
+    )
 
 
 def stored(client: DurableStreamClient, url: str) -> list[Any]:
@@ -114,6 +125,34 @@ def test_plain_appends_ignore_producer_epochs(client: DurableStreamClient, log: 
     fenced(client, log, 2, 0, "claim 2")
     client.append(log, json.dumps(["unfenced"]), content_type=JSON)
     assert stored(client, log) == ["claim 2", "unfenced"]
+
+
+def test_stream_seq_that_does_not_increase_is_refused_with_409(
+    client: DurableStreamClient, log: str
+) -> None:
+    # A claim carries the index of the lease change it expects; a renewal that took it
+    # first makes the claim conflict.
+    fenced(client, log, 1, 0, "claim 1", stream_seq="0000000000000000")
+    fenced(client, log, 1, 1, "beat", stream_seq="0000000000000001")
+    with pytest.raises(SequenceConflictError):
+        fenced(client, log, 2, 0, "claim 2", stream_seq="0000000000000001")
+    client.append(log, json.dumps(["unfenced checkpoint"]), content_type=JSON)
+    fenced(client, log, 2, 0, "claim 2", stream_seq="0000000000000002")
+    assert stored(client, log) == ["claim 1", "beat", "unfenced checkpoint", "claim 2"]
+
+
+def test_refused_stream_seq_does_not_advance_the_producer(
+    client: DurableStreamClient, log: str
+) -> None:
+    fenced(client, log, 1, 0, "claim 1", stream_seq="0000000000000005")
+    with pytest.raises(SequenceConflictError):
+        fenced(client, log, 1, 1, "stale change", stream_seq="0000000000000005")
+    # Sequence 1 was not taken by the refused request: it is stored now (200, not 204).
+    assert fenced(client, log, 1, 1, "beat", stream_seq="0000000000000006").status == 200
+    with pytest.raises(SequenceConflictError):
+        fenced(client, log, 2, 0, "claim 2", stream_seq="0000000000000006")
+    assert fenced(client, log, 2, 0, "claim 2", stream_seq="0000000000000007").status == 200
+    assert stored(client, log) == ["claim 1", "beat", "claim 2"]
 
 
 def test_closed_stream_refuses_appends(client: DurableStreamClient, log: str) -> None:

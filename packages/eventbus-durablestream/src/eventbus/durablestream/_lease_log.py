@@ -38,7 +38,7 @@ from eventbus.core import Checkpoint, Lease, LeaseLostError, Owner, StoreError
 from ._client import DurableStreamClient
 from ._errors import (
     BadRequestError,
-    ProducerSequenceGapError,
+    SequenceConflictError,
     StaleEpochError,
     StreamClosedError,
     StreamExistsError,
@@ -48,6 +48,7 @@ from ._lease_records import (
     LeaseState,
     apply_record,
     beat_record,
+    change_seq,
     checkpoint_record,
     claim_record,
     moved_record,
@@ -83,7 +84,21 @@ def _kept_moving(what: str, subscription_id: str) -> StoreError:
 class _View:
     """One instance's view of one subscription's log: where it reads, what it folded."""
 
-    __slots__ = ("exists", "generation", "lock", "mine", "position", "state", "unread", "url")
+    __slots__ = (
+        "exists",
+        "generation",
+        "lock",
+        "mine",
+        "own_change",
+        "position",
+        "state",
+        "unread",
+        "url",
+    )
+
+    def next_change(self) -> int:
+        """The index the next lease-changing record takes (its ``Stream-Seq``)."""
+        return max(self.state.changes, self.own_change + 1)
 
     def __init__(self, subscription_id: str) -> None:
         self.lock = threading.Lock()
@@ -93,6 +108,7 @@ class _View:
         self.exists = False
         self.state = LeaseState(subscription_id)
         self.mine: dict[int, int] = {}  # token -> last sequence this instance stored here
+        self.own_change = -1  # index of the last lease-changing record it stored here
         self.unread = 0  # records this instance appended since it last read
 
 
@@ -201,7 +217,7 @@ class LeaseLog:
         view.generation += 1
         view.url, view.position = target, "-1"
         view.state = LeaseState(view.state.subscription_id)
-        view.mine = {}
+        view.mine, view.own_change = {}, -1
 
     def _caught_up(self, subscription_id: str) -> _View:
         view = self._view(subscription_id)
@@ -217,11 +233,14 @@ class LeaseLog:
         record: dict[str, Any],
         fence: tuple[int, int] | None,
         *,
+        change: int | None = None,
         start: bool = False,
     ) -> AppendResult:
-        """Append one record; with ``start`` (a claim, an unfenced save), create the first
-        generation if nothing was written yet."""
+        """Append one record: fenced by ``(token, seq)``, and for a record that changes the
+        lease, with ``Stream-Seq`` = its index ``change``; with ``start`` (a claim, an
+        unfenced save), create the first generation if nothing was written yet."""
         self._locate(view)
+        seq = None if change is None else change_seq(change)
         headers = (
             {}
             if fence is None
@@ -233,13 +252,13 @@ class LeaseLog:
         )
         body = json.dumps([record])
         try:
-            return self._client.append(view.url, body, content_type=_JSON, headers=headers)
+            return self._client.append(view.url, body, content_type=_JSON, seq=seq, headers=headers)
         except StreamNotFoundError:
             if not start or view.generation != 0:
                 raise
             self._client.create(view.url, content_type=_JSON)
             view.exists = True
-            return self._client.append(view.url, body, content_type=_JSON, headers=headers)
+            return self._client.append(view.url, body, content_type=_JSON, seq=seq, headers=headers)
 
     def _stored(self, view: _View, result: AppendResult, record: dict[str, Any]) -> bool:
         """Whether the fenced ``record`` is in the log: stored now (200), or found there after
@@ -252,33 +271,45 @@ class LeaseLog:
             isinstance(item, dict) and item.get("nonce") == nonce for item in self._catch_up(view)
         )
 
-    def _fenced(self, view: _View, token: int, make: Callable[[int], dict[str, Any]]) -> None:
-        """Append the record ``make(seq)`` under ``token``.
+    def _fenced(
+        self,
+        view: _View,
+        token: int,
+        make: Callable[[int], dict[str, Any]],
+        *,
+        changes_lease: bool,
+    ) -> None:
+        """Append the record ``make(seq)`` under ``token`` (for a record that changes the
+        lease, also as the next lease-changing record).
 
         Raises:
             _LostError: The server refused the token.
         """
         for _ in range(_ATTEMPTS):
             seq = max(view.state.next_seq(token), view.mine.get(token, -1) + 1)
+            change = view.next_change() if changes_lease else None
             record = make(seq)
             try:
-                result = self._post(view, record, (token, seq))
+                result = self._post(view, record, (token, seq), change=change)
             except (StaleEpochError, StreamNotFoundError):
                 raise _LostError from None
             except StreamClosedError:  # moved to a new generation: write there
                 self._catch_up(view)
                 continue
-            except (ProducerSequenceGapError, BadRequestError):
+            except (SequenceConflictError, BadRequestError):
                 # An epoch the server never saw (never claimed, or not here), or a sequence
-                # this instance guessed wrong: only a current token is worth another try,
-                # with the sequence the log tells.
+                # or lease change this instance did not know of: only a current token is
+                # worth another try, with the numbers the log tells.
                 view.mine.pop(token, None)
+                view.own_change = -1
                 self._catch_up(view)
                 if not view.state.is_current(token):
                     raise _LostError from None
                 continue
             if self._stored(view, result, record):
                 view.mine[token] = seq
+                if change is not None:
+                    view.own_change = change
                 self._compact_if_due(view)
                 return
         raise StoreError(
@@ -381,17 +412,19 @@ class LeaseLog:
                 self._catch_up(view)
                 if view.state.lease != seen:
                     return None
-                token = view.state.epoch + 1
+                token, change = view.state.epoch + 1, view.next_change()
                 record = claim_record(token, owner)
                 try:
-                    result = self._post(view, record, (token, 0), start=True)
+                    result = self._post(view, record, (token, 0), change=change, start=True)
                 except StaleEpochError:  # a later claim got there first
+                    return None
+                except SequenceConflictError:  # the lease changed since read (a renewal)
                     return None
                 except StreamClosedError:  # moved: claim in the new generation
                     continue
                 if not self._stored(view, result, record):
                     return None  # a racing claimer stored this token first
-                view.mine[token] = 0
+                view.mine[token], view.own_change = 0, change
                 self._compact_if_due(view)
                 return Lease(subscription_id, owner, token)
         raise _kept_moving("claim", subscription_id)
@@ -405,7 +438,12 @@ class LeaseLog:
             known = current.beat if current is not None and current.token == lease.token else 0
             beat = max(lease.beat, known) + 1
             try:
-                self._fenced(view, lease.token, lambda seq: beat_record(lease.token, seq, beat))
+                self._fenced(
+                    view,
+                    lease.token,
+                    lambda seq: beat_record(lease.token, seq, beat),
+                    changes_lease=True,
+                )
             except _LostError:
                 raise self._lost(view, lease) from None
             return Lease(lease.subscription_id, lease.owner, lease.token, beat)
@@ -422,16 +460,19 @@ class LeaseLog:
                 if not view.state.is_current(lease.token):
                     return
             for _ in range(_ATTEMPTS):
-                record = release_record(token, lease.owner)
+                record, change = release_record(token, lease.owner), view.next_change()
                 try:
-                    result = self._post(view, record, (token, 0))
+                    result = self._post(view, record, (token, 0), change=change)
                 except StaleEpochError:
                     return  # lost already
-                except StreamClosedError:
+                except (StreamClosedError, SequenceConflictError):
+                    # Moved, or the lease changed since read: try again with what the log
+                    # says; if the change was a takeover, the server answers 204 or 403.
+                    view.own_change = -1
                     self._catch_up(view)
                     continue
                 if self._stored(view, result, record):
-                    view.mine[token] = 0
+                    view.mine[token], view.own_change = 0, change
                     self._compact_if_due(view)
                 return
         raise _kept_moving("release", lease.subscription_id)
@@ -442,7 +483,10 @@ class LeaseLog:
         with view.lock:
             try:
                 self._fenced(
-                    view, lease.token, lambda seq: checkpoint_record(offset, lease.token, seq)
+                    view,
+                    lease.token,
+                    lambda seq: checkpoint_record(offset, lease.token, seq),
+                    changes_lease=False,
                 )
             except _LostError:
                 raise self._lost(view, lease) from None

@@ -34,6 +34,7 @@ __all__ = [
     "LeaseState",
     "apply_record",
     "beat_record",
+    "change_seq",
     "checkpoint_record",
     "claim_record",
     "moved_record",
@@ -54,6 +55,9 @@ class LeaseState:
         last_seq: The sequence of the last fenced record under ``epoch`` in this generation
             (``-1`` when none).
         records: Messages in this generation, which decides when to compact it.
+        changes: Claims, beats and releases in this generation: the records that change
+            the lease. Each is appended with ``Stream-Seq`` = its index among them (see
+            :func:`change_seq`), so one appended since a writer read is a conflict.
         moved_to: The next generation's path once this one is closed, else ``None``.
     """
 
@@ -63,6 +67,7 @@ class LeaseState:
     epoch: int = 0
     last_seq: int = -1
     records: int = 0
+    changes: int = 0
     moved_to: str | None = None
 
     def next_seq(self, token: int) -> int:
@@ -77,6 +82,12 @@ class LeaseState:
     def is_current(self, token: int) -> bool:
         """Whether ``token`` is the token of the current, unreleased lease."""
         return self.lease is not None and self.lease.token == token and not self.lease.released
+
+
+def change_seq(index: int) -> str:
+    """The ``Stream-Seq`` of the lease-changing record number ``index`` of a generation:
+    fixed width, so byte order is number order, as the server compares them."""
+    return f"{index:016d}"
 
 
 def _nonce() -> str:
@@ -201,11 +212,13 @@ def _apply(state: LeaseState, fields: dict[str, Any]) -> None:
         token, _ = _fence(state, fields)
         if new:
             state.lease = Lease(sid, owner, token, 0, kind == "release")
+        state.changes += 1
     elif kind == "beat":
         beat = _int(fields, "beat")
         token, _ = _fence(state, fields)
         if state.lease is not None and state.is_current(token):
             state.lease = dataclasses.replace(state.lease, beat=beat)
+        state.changes += 1
     elif kind == "snapshot":
         lease = _dict(fields, "lease")
         checkpoint = _dict(fields, "checkpoint")
