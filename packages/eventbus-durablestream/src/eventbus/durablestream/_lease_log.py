@@ -14,6 +14,11 @@ cached. Every fenced record is appended with ``Producer-Id`` fixed for the log,
   and with 400/409 if ``t`` was never claimed here (a new epoch must start at 0);
 * a release spends token ``t + 1``, so everything still carrying ``t`` is refused.
 
+Claims, beats and releases (the records that change the lease) also carry ``Stream-Seq`` =
+their index among such records in the generation. The server stores an append only if its
+``Stream-Seq`` sorts after the last one, so a claim based on a record that has since been
+renewed conflicts (409) and stores nothing: a claim is a compare-and-set on the record.
+
 A generation is compacted by closing it with a ``moved`` record (the protocol's stream
 closure, atomic with the append) and creating the next generation with a snapshot of the
 closed one as its initial data. The snapshot follows from the closed stream alone, so any

@@ -18,8 +18,9 @@ Every message is one small object with a ``kind``:
 Fenced records are appended as an idempotent producer whose epoch is ``token`` and whose
 sequence is ``seq``, so the server stores them in strictly growing ``(token, seq)`` order:
 folding the log in order reproduces the server's producer state, from which a writer
-computes its next ``seq``. Every record also carries a random ``nonce`` so a writer can
-recognise its own record after an ambiguous answer.
+computes its next ``seq``. Claims, beats and releases are also numbered among themselves
+(``Stream-Seq``, see :func:`change_seq`). Every record also carries a random ``nonce`` so a
+writer can recognise its own record after an ambiguous answer.
 """
 
 from __future__ import annotations
