@@ -101,10 +101,6 @@ class _View:
         "url",
     )
 
-    def next_change(self) -> int:
-        """The index the next lease-changing record takes (its ``Stream-Seq``)."""
-        return max(self.state.changes, self.own_change + 1)
-
     def __init__(self, subscription_id: str) -> None:
         self.lock = threading.Lock()
         self.generation = -1  # unknown until the first read finds the newest generation
@@ -115,6 +111,10 @@ class _View:
         self.mine: dict[int, int] = {}  # token -> last sequence this instance stored here
         self.own_change = -1  # index of the last lease-changing record it stored here
         self.unread = 0  # records this instance appended since it last read
+
+    def next_change(self) -> int:
+        """The index the next lease-changing record takes (its ``Stream-Seq``)."""
+        return max(self.state.changes, self.own_change + 1)
 
 
 class LeaseLog:
