@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -124,12 +125,16 @@ class Consumers:
             child.wait(WAIT)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "durablestream"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    path = tmp_path / "events.db"
-    with owned_store(f"sqlite:{path}"):
-        pass  # the schema exists before the children open the file
-    return f"sqlite:{path}"
+    if request.param == "durablestream":
+        base = request.getfixturevalue("ds_file_server_url")
+        url = f"durablestream+{base}/v1/stream/owners-{uuid.uuid4().hex}"
+    else:
+        url = f"sqlite:{tmp_path / 'events.db'}"
+    with owned_store(url):
+        pass  # the log exists before the children open it
+    return url
 
 
 @pytest.fixture
