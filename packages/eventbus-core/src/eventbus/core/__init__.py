@@ -8,9 +8,11 @@ from ._durable import DurableSubscription as DurableSubscription
 from ._envelope import Envelope as Envelope
 from ._envelope import current_metadata as current_metadata
 from ._envelope import publish_metadata as publish_metadata
+from ._exceptions import AppendConflictError as AppendConflictError
 from ._exceptions import BusClosedError as BusClosedError
 from ._exceptions import BusUsageError as BusUsageError
 from ._exceptions import CodecError as CodecError
+from ._exceptions import CompactionRefusedError as CompactionRefusedError
 from ._exceptions import DecodeError as DecodeError
 from ._exceptions import EncodeError as EncodeError
 from ._exceptions import EventBusError as EventBusError
@@ -28,6 +30,7 @@ from ._exceptions import SubscriptionError as SubscriptionError
 from ._exceptions import SubscriptionInUseError as SubscriptionInUseError
 from ._exceptions import UnknownEventError as UnknownEventError
 from ._exceptions import UnknownStoreError as UnknownStoreError
+from ._exceptions import UnsupportedStoreFeatureError as UnsupportedStoreFeatureError
 from ._exceptions import UpcastError as UpcastError
 from ._exceptions import UpcastFailedError as UpcastFailedError
 from ._exceptions import UpcastRegistrationError as UpcastRegistrationError
@@ -52,6 +55,8 @@ from ._store import Boundary as Boundary
 from ._store import Checkpoint as Checkpoint
 from ._store import CheckpointStore as CheckpointStore
 from ._store import ClosableStore as ClosableStore
+from ._store import CompactingStore as CompactingStore
+from ._store import ConditionalAppendStore as ConditionalAppendStore
 from ._store import EventRecord as EventRecord
 from ._store import EventStore as EventStore
 from ._store import Lease as Lease
@@ -61,6 +66,8 @@ from ._store import OffsetOrdering as OffsetOrdering
 from ._store import Owner as Owner
 from ._store import Position as Position
 from ._store import ReadResult as ReadResult
+from ._store import Snapshot as Snapshot
+from ._store import SnapshotStore as SnapshotStore
 from ._store import StoredEvent as StoredEvent
 from ._store import StreamingReader as StreamingReader
 from ._store import TailingStore as TailingStore
@@ -69,6 +76,7 @@ from ._store import TailingStore as TailingStore
 __all__ = [
     "NEWEST",
     "OLDEST",
+    "AppendConflictError",
     "AsyncAppendingStore",
     "Boundary",
     "BusClosedError",
@@ -77,6 +85,9 @@ __all__ = [
     "CheckpointStore",
     "ClosableStore",
     "CodecError",
+    "CompactingStore",
+    "CompactionRefusedError",
+    "ConditionalAppendStore",
     "DeadLetterHandler",
     "DecodeError",
     "DurableSubscription",
@@ -103,6 +114,8 @@ __all__ = [
     "PublishError",
     "ReadResult",
     "RegistrationError",
+    "Snapshot",
+    "SnapshotStore",
     "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
@@ -118,6 +131,7 @@ __all__ = [
     "UnknownEventError",
     "UnknownStoreError",
     "UnstableWireNameWarning",
+    "UnsupportedStoreFeatureError",
     "UpcastError",
     "UpcastFailedError",
     "UpcastRegistrationError",

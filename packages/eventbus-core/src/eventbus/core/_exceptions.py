@@ -24,6 +24,9 @@
     │   ├── StoreUnavailableError         the backend could not be reached or failed
     │   │   └── StoreTimeoutError (TimeoutError)
     │   ├── StoreCorruptError             stored data is unreadable
+    │   ├── AppendConflictError           a conditional append found the log's end moved
+    │   ├── CompactionRefusedError        a compaction would remove events still needed
+    │   ├── UnsupportedStoreFeatureError (NotImplementedError)  the backend cannot do it
     │   └── OffsetError (ValueError)      an offset is malformed or not from this store
     └── UnknownStoreError (LookupError)   no installed backend handles a URL scheme
 """
@@ -33,12 +36,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._store import Lease, StoredEvent
+    from collections.abc import Mapping
+
+    from ._store import Checkpoint, Lease, StoredEvent
 
 __all__ = [
+    "AppendConflictError",
     "BusClosedError",
     "BusUsageError",
     "CodecError",
+    "CompactionRefusedError",
     "DecodeError",
     "EncodeError",
     "EventBusError",
@@ -56,6 +63,7 @@ __all__ = [
     "SubscriptionInUseError",
     "UnknownEventError",
     "UnknownStoreError",
+    "UnsupportedStoreFeatureError",
     "UpcastError",
     "UpcastFailedError",
     "UpcastRegistrationError",
@@ -196,6 +204,53 @@ class StoreCorruptError(StoreError):
         self.offset = offset
         self.field = field
         self.record = record
+
+
+class AppendConflictError(StoreError):
+    """A conditional append found the log ending elsewhere than expected; nothing was stored.
+
+    Re-read the events after :attr:`expected` (up to :attr:`current`), decide again,
+    and retry with ``current`` as the new expectation.
+
+    Args:
+        expected: Where the caller expected the log to end.
+        current: Where it ends: the offset of its last event, or OLDEST when empty.
+    """
+
+    def __init__(self, expected: Checkpoint, current: Checkpoint) -> None:
+        super().__init__(
+            f"Conditional append refused: the log was expected to end at {expected!r} "
+            f"but ends at {current!r}; nothing was stored. Read the events after "
+            f"{expected!r}, decide again, and retry expecting {current!r}."
+        )
+        self.expected = expected
+        self.current = current
+
+
+class CompactionRefusedError(StoreError):
+    """A compaction would remove events that a durable subscription or snapshot still needs.
+
+    Nothing was removed.
+
+    Args:
+        through: The offset the compaction was asked to remove events up to.
+        needed_by: Who needs events up to ``through``: a description (``"checkpoint of
+            'mailer'"``) mapped to the position it needs events after.
+    """
+
+    def __init__(self, through: str, needed_by: Mapping[str, Checkpoint]) -> None:
+        who = ", ".join(f"{name} (at {offset!r})" for name, offset in sorted(needed_by.items()))
+        super().__init__(
+            f"Cannot compact through {through!r}: events after these positions are still "
+            f"needed by {who}. Let them catch up (or delete them), then compact again; "
+            "nothing was removed."
+        )
+        self.through = through
+        self.needed_by = dict(needed_by)
+
+
+class UnsupportedStoreFeatureError(StoreError, NotImplementedError):
+    """The store, or the server behind it, cannot do what was asked (the message names it)."""
 
 
 class OffsetError(StoreError, ValueError):

@@ -12,8 +12,23 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from ._exceptions import LeaseLostError, OffsetError, StoreClosedError
-from ._store import NEWEST, OLDEST, Boundary, EventRecord, Lease, ReadResult, StoredEvent
+from ._exceptions import (
+    AppendConflictError,
+    CompactionRefusedError,
+    LeaseLostError,
+    OffsetError,
+    StoreClosedError,
+)
+from ._store import (
+    NEWEST,
+    OLDEST,
+    Boundary,
+    EventRecord,
+    Lease,
+    ReadResult,
+    Snapshot,
+    StoredEvent,
+)
 from ._validate import check_limit
 
 if TYPE_CHECKING:
@@ -31,16 +46,16 @@ def _format(position: int) -> Offset:
     return "%020d" % position  # noqa: UP031 - the fastest spelling; _WIDTH digits
 
 
-def _check_subscription_id(subscription_id: object) -> None:
+def _check_subscription_id(subscription_id: object, what: str = "subscription") -> None:
     if not isinstance(subscription_id, str) or not subscription_id:
-        raise ValueError(f"A subscription id must be a non-empty string, got {subscription_id!r}.")
+        raise ValueError(f"A {what} id must be a non-empty string, got {subscription_id!r}.")
 
 
-def _check_checkpoint(subscription_id: object, offset: object) -> None:
-    _check_subscription_id(subscription_id)
+def _check_checkpoint(subscription_id: object, offset: object, what: str = "subscription") -> None:
+    _check_subscription_id(subscription_id, what)
     if _is_newest(offset):
         raise ValueError(
-            "NEWEST is a query position, not a checkpoint: save the concrete "
+            f"NEWEST is a query position, not a {what} offset: save the concrete "
             "offset from store.read(NEWEST).next instead."
         )
 
@@ -59,7 +74,8 @@ class MemoryStore:
     """An event store that keeps everything in this process's memory.
 
     It implements :class:`~eventbus.core.EventStore` and every optional capability:
-    checkpoints, streaming reads, live tailing, offset ordering and ``close``. It is
+    checkpoints, streaming reads, live tailing, offset ordering, leases, conditional
+    appends, snapshots, compaction and ``close``. It is
     thread-safe; :meth:`tail` waits on a condition that every append notifies, so a
     waiting reader wakes as soon as an event is stored. History is immutable: records
     are copied on append (metadata becomes a read-only mapping) and reads return new
@@ -75,17 +91,21 @@ class MemoryStore:
 
     __slots__ = (
         "__weakref__",
+        "_base",
         "_checkpoints",
         "_closed",
         "_condition",
         "_events",
         "_leases",
+        "_snapshots",
         "_waiting",
     )
 
     def __init__(self) -> None:
         """Create an empty store."""
         self._events: list[StoredEvent] = []
+        self._base = 0  # events removed by compact(): _events[0] is at position _base + 1
+        self._snapshots: dict[str, Snapshot] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
         self._leases: dict[str, Lease] = {}
         self._condition = threading.Condition(threading.Lock())
@@ -126,15 +146,16 @@ class MemoryStore:
                 "digits as returned by append or read, or OLDEST / NEWEST."
             )
         position = int(offset)
+        tail = self._base + len(self._events)
         if position == 0:
             raise OffsetError(
                 f"{offset!r} is not a MemoryStore offset: offsets start at 1; "
                 "use OLDEST to read from the beginning."
             )
-        if position > len(self._events):
+        if position > tail:
             raise OffsetError(
-                f"Offset {offset!r} is past the tail of this MemoryStore, which holds "
-                f"{len(self._events)} events: it was issued by another store (perhaps "
+                f"Offset {offset!r} is past the tail of this MemoryStore, whose last "
+                f"offset is {_format(tail)!r}: it was issued by another store (perhaps "
                 "an earlier process's); a MemoryStore keeps nothing across restarts."
             )
         return position
@@ -143,18 +164,27 @@ class MemoryStore:
         if after is OLDEST:
             return 0
         if after is NEWEST:
-            return len(self._events)
+            return self._base + len(self._events)
         return self._position(after)
 
+    def _slice(self, start: int, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events after position ``start`` (compacted ones are gone)."""
+        index = max(start - self._base, 0)
+        return self._events[index : index + limit]
+
+    def _end(self) -> Checkpoint:
+        """The offset of the last event ever stored, or OLDEST for a new store."""
+        tail = self._base + len(self._events)
+        return _format(tail) if tail else OLDEST
+
     def _page(self, start: int, limit: int) -> ReadResult:
-        events = self._events[start : start + limit]
+        events = self._slice(start, limit)
         if events:
             return ReadResult(events, events[-1].offset)
         return ReadResult(events, _format(start) if start else OLDEST)
 
     def _store(self, record: EventRecord) -> Offset:
-        position = len(self._events) + 1
-        offset = _format(position)
+        offset = _format(self._base + len(self._events) + 1)
         self._events.append(
             StoredEvent(
                 offset=offset,
@@ -274,10 +304,10 @@ class MemoryStore:
         while True:
             with self._condition:
                 self._check_open()
-                batch = self._events[start : start + batch_size]
+                batch = self._slice(start, batch_size)
             if not batch:
                 return
-            start += len(batch)
+            start = int(batch[-1].offset)
             yield from batch
 
     # -- TailingStore -----------------------------------------------------------------
@@ -312,7 +342,7 @@ class MemoryStore:
             self._waiting += 1
             try:
                 self._condition.wait_for(
-                    lambda: self._closed or len(self._events) > start,
+                    lambda: self._closed or self._base + len(self._events) > start,
                     # Lock waits reject timeouts above TIMEOUT_MAX; those mean "forever".
                     None if timeout >= threading.TIMEOUT_MAX else timeout,
                 )
@@ -456,6 +486,126 @@ class MemoryStore:
         self._leases[lease.subscription_id] = lease
         if self._waiting:
             self._condition.notify_all()
+
+    # -- ConditionalAppendStore ---------------------------------------------------------
+
+    def append_expecting(
+        self, records: Sequence[EventRecord], expected_end: Checkpoint
+    ) -> list[Offset]:
+        """Store ``records`` atomically if the last event is still ``expected_end``.
+
+        The check and the append hold the store's lock together.
+
+        Args:
+            records: The events to store; may be empty (then it only checks).
+            expected_end: The offset of the last event the caller saw, or OLDEST for
+                a store that never held an event.
+
+        Returns:
+            Their offsets, in order.
+
+        Raises:
+            AppendConflictError: The log ends elsewhere; nothing was stored.
+            OffsetError: ``expected_end`` is not an offset of this store.
+            TypeError: An element is not an :class:`~eventbus.core.EventRecord`.
+            StoreClosedError: The store was closed.
+        """
+        batch = list(records)
+        for record in batch:
+            _check_record(record)
+        with self._condition:
+            self._check_open()
+            if expected_end is not OLDEST:
+                self._position(expected_end)
+            current = self._end()
+            if current != expected_end:
+                raise AppendConflictError(expected_end, current)
+            offsets = [self._store(record) for record in batch]
+            if offsets and self._waiting:
+                self._condition.notify_all()
+        return offsets
+
+    # -- SnapshotStore ----------------------------------------------------------------
+
+    def save_snapshot(self, snapshot_id: str, offset: Checkpoint, data: str) -> None:
+        """Keep ``data`` as the snapshot of ``snapshot_id``, covering events up to ``offset``.
+
+        Args:
+            snapshot_id: A non-empty name.
+            offset: The last event the state covers, or OLDEST.
+            data: The state as text.
+
+        Raises:
+            ValueError: ``snapshot_id`` is empty, or ``offset`` is NEWEST.
+            TypeError: ``data`` is not a str.
+            OffsetError: ``offset`` is not an offset of this store.
+            StoreClosedError: The store was closed.
+        """
+        _check_checkpoint(snapshot_id, offset, "snapshot")
+        if not isinstance(data, str):
+            raise TypeError(f"Snapshot data must be text (str), got {type(data).__name__}.")
+        with self._condition:
+            self._check_open()
+            if not isinstance(offset, Boundary):
+                self._position(offset)
+            self._snapshots[snapshot_id] = Snapshot(snapshot_id, offset, data)
+
+    def load_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """Return the latest snapshot of ``snapshot_id``, or None when none was saved.
+
+        Raises:
+            ValueError: ``snapshot_id`` is empty.
+            StoreClosedError: The store was closed.
+        """
+        _check_subscription_id(snapshot_id, "snapshot")
+        with self._condition:
+            self._check_open()
+            return self._snapshots.get(snapshot_id)
+
+    # -- CompactingStore --------------------------------------------------------------
+
+    def compact(self, through: Offset, *, snapshots: Sequence[str] = ()) -> int:
+        """Remove the events up to and including ``through``; later offsets stay valid.
+
+        Refused while a durable subscription's checkpoint is before ``through``, or a
+        snapshot named in ``snapshots`` is missing or covers less.
+
+        Args:
+            through: The last event to remove.
+            snapshots: Ids of snapshots that must cover ``through``.
+
+        Returns:
+            How many events were removed (0 when they already were).
+
+        Raises:
+            CompactionRefusedError: Something still needs the events; nothing was removed.
+            OffsetError: ``through`` is not an offset of this store.
+            StoreClosedError: The store was closed.
+        """
+        with self._condition:
+            self._check_open()
+            position = self._position(through)
+            needed = self._needing(position, snapshots)
+            if needed:
+                raise CompactionRefusedError(through, needed)
+            removed = max(position - self._base, 0)
+            del self._events[:removed]
+            self._base += removed
+            return removed
+
+    def _needing(self, position: int, snapshots: Sequence[str]) -> dict[str, Checkpoint]:
+        """Who needs an event at or before ``position``, and from where."""
+        needed: dict[str, Checkpoint] = {}
+        for name, checkpoint in self._checkpoints.items():
+            if self._start(checkpoint) < position:
+                needed[f"the checkpoint of durable subscription {name!r}"] = checkpoint
+        for name in snapshots:
+            snapshot = self._snapshots.get(name)
+            if snapshot is None:
+                needed[f"snapshot {name!r}, which was never saved"] = OLDEST
+            elif self._start(snapshot.offset) < position:
+                needed[f"snapshot {name!r}"] = snapshot.offset
+        return needed
 
     # -- ClosableStore ----------------------------------------------------------------
 

@@ -22,6 +22,8 @@ __all__ = [
     "Checkpoint",
     "CheckpointStore",
     "ClosableStore",
+    "CompactingStore",
+    "ConditionalAppendStore",
     "EventRecord",
     "EventStore",
     "Lease",
@@ -31,6 +33,8 @@ __all__ = [
     "Owner",
     "Position",
     "ReadResult",
+    "Snapshot",
+    "SnapshotStore",
     "StoredEvent",
     "StreamingReader",
     "TailingStore",
@@ -208,6 +212,99 @@ class AsyncAppendingStore(Protocol):
 
     async def append_async(self, record: EventRecord) -> Offset:
         """Store one record durably and return its offset, without blocking the loop."""
+        ...
+
+
+@runtime_checkable
+class ConditionalAppendStore(Protocol):
+    """A store that appends only while the log still ends where the caller saw it.
+
+    This is optimistic concurrency: read the log, decide, then append expecting the
+    end you read; a writer that appended meanwhile makes the append fail instead of
+    silently interleaving. The check and the write are one atomic step, across
+    processes too.
+    """
+
+    def append_expecting(
+        self, records: Sequence[EventRecord], expected_end: Checkpoint
+    ) -> list[Offset]:
+        """Store ``records`` atomically if the log's last event is ``expected_end``.
+
+        Args:
+            records: The events to store, in order; may be empty (then only checks).
+            expected_end: The offset of the last event the caller saw (as
+                ``read(NEWEST).next`` gives it), or OLDEST for an empty log.
+
+        Returns:
+            The new events' offsets, in order.
+
+        Raises:
+            AppendConflictError: The log ends elsewhere; nothing was stored. Its
+                ``current`` is where the log ends now.
+            OffsetError: ``expected_end`` is not an offset of this store.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """State derived from the log up to an offset, saved under an id.
+
+    Attributes:
+        snapshot_id: The name it is saved under (a projection's or subscription's).
+        offset: The last event the state covers, or OLDEST when it covers none:
+            rebuilding continues with the events after it.
+        data: The state as text (JSON, usually), opaque to the store.
+    """
+
+    snapshot_id: str
+    offset: Checkpoint
+    data: str
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """A store that keeps the latest snapshot of each id beside the events."""
+
+    def save_snapshot(self, snapshot_id: str, offset: Checkpoint, data: str) -> None:
+        """Durably save ``data`` as the snapshot of ``snapshot_id``, covering up to ``offset``.
+
+        A later save of the same id replaces it for :meth:`load_snapshot`.
+
+        Raises:
+            OffsetError: ``offset`` is not an offset of this store.
+            ValueError: ``snapshot_id`` is empty, or ``offset`` is NEWEST.
+        """
+        ...
+
+    def load_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """Return the latest snapshot saved under ``snapshot_id``, or None."""
+        ...
+
+
+@runtime_checkable
+class CompactingStore(Protocol):
+    """A store that can remove the events up to an offset (they are never reissued)."""
+
+    def compact(self, through: Offset, *, snapshots: Sequence[str] = ()) -> int:
+        """Remove every event up to and including ``through``.
+
+        Offsets of the remaining events do not change; reading after a removed
+        offset (or from OLDEST) yields the remaining events.
+
+        Args:
+            through: The last event to remove.
+            snapshots: Ids of snapshots that must exist and cover ``through``
+                (whoever rebuilds from them needs none of the removed events).
+
+        Returns:
+            How many events were removed.
+
+        Raises:
+            CompactionRefusedError: A checkpoint is before ``through``, or a named
+                snapshot is missing or older; nothing was removed.
+            OffsetError: ``through`` is not an offset of this store.
+        """
         ...
 
 
