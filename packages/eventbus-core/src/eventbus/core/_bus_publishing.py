@@ -17,7 +17,7 @@ from ._exceptions import BusClosedError, BusUsageError, PublishError
 from ._handlers import Handler
 from ._journal import Journal
 from ._runner import AsyncRunner, running_loop
-from ._store import EventStore, Offset
+from ._store import Checkpoint, EventStore, Offset
 
 __all__ = ["Publishing"]
 
@@ -40,7 +40,12 @@ class Publishing:
     # -- publishing ------------------------------------------------------------------
 
     def publish(
-        self, event: object, /, *, metadata: Mapping[str, str] | None = None
+        self,
+        event: object,
+        /,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        expected_offset: Checkpoint | None = None,
     ) -> Offset | None:
         """Publish an event from synchronous code.
 
@@ -55,11 +60,18 @@ class Publishing:
             event: The event instance.
             metadata: String pairs to store and hand to handlers, merged over the
                 context's :func:`publish_metadata`.
+            expected_offset: Append only if the log still ends here: the offset of
+                the last event the caller read, or OLDEST for an empty log
+                (optimistic concurrency; the store must implement
+                :class:`ConditionalAppendStore`). Its failures always raise, on a
+                best-effort bus too.
 
         Returns:
             The event's offset when it was stored, else None.
 
         Raises:
+            AppendConflictError: with ``expected_offset``, the log ends elsewhere:
+                nothing was stored and no handler ran; its ``current`` is the new end.
             PublishError: ``event`` is None or a class.
             EncodeError: with a store or ``check_encoding=True``, the event cannot be
                 serialised (nothing stored, no handler run).
@@ -67,7 +79,7 @@ class Publishing:
             BusClosedError: the bus is closed.
         """
         plain = self._plain.get(event.__class__)
-        if plain is not None and metadata is None:
+        if plain is not None and metadata is None and expected_offset is None:
             # The common case, one handler, costs one call inside one ``try``.
             first, rest = plain
             try:
@@ -81,22 +93,24 @@ class Publishing:
                     except Exception as exc:
                         self._dispatcher.report_handler(exc, event, handler)
             return None
-        return self._publish(event, metadata)
+        return self._publish(event, metadata, expected_offset)
 
-    def _publish(self, event: object, metadata: Mapping[str, str] | None) -> Offset | None:
+    def _publish(
+        self, event: object, metadata: Mapping[str, str] | None, expected: Checkpoint | None
+    ) -> Offset | None:
         dispatcher = self._dispatcher
         if self._store is not None and _running_loop() is not None:
             self._refuse_store_io_on_a_loop("publish")
         plan = self._prepare(event)
         if dispatcher.before:
             dispatcher.run_hooks(dispatcher.before, event, "before_publish")
-        if self._store is None:
+        if self._store is None and expected is None:
             offset, envelope = (
                 None,
                 self._journal.envelope_for(plan.needs_envelope, event, metadata),
             )
         else:
-            offset, envelope = self._journal.persist(plan.needs_envelope, event, metadata)
+            offset, envelope = self._journal.persist(plan.needs_envelope, event, metadata, expected)
         if plan.subscriptions:
             dispatcher.dispatch(plan, event, envelope, None)
         if dispatcher.after:
@@ -104,7 +118,12 @@ class Publishing:
         return offset
 
     async def publish_async(
-        self, event: object, /, *, metadata: Mapping[str, str] | None = None
+        self,
+        event: object,
+        /,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        expected_offset: Checkpoint | None = None,
     ) -> Offset | None:
         """Publish an event from asyncio code and wait for its handlers.
 
@@ -118,7 +137,12 @@ class Publishing:
         dispatcher, journal = self._dispatcher, self._journal
         dispatcher.run_hooks(dispatcher.before, event, "before_publish")
         offset: Offset | None = None
-        if self._store is None:
+        if expected_offset is not None:
+            # Conditional appends have no native coroutine: the check runs in a thread.
+            offset, envelope = await asyncio.to_thread(
+                journal.persist, plan.needs_envelope, event, metadata, expected_offset
+            )
+        elif self._store is None:
             envelope = journal.envelope_for(plan.needs_envelope, event, metadata)
         elif journal.native_append is not None:
             offset, envelope = await journal.persist_natively(plan.needs_envelope, event, metadata)
@@ -158,12 +182,19 @@ class Publishing:
         return self._dispatcher.plan_for(event.__class__)
 
     def publish_many(
-        self, events: Iterable[object], /, *, metadata: Mapping[str, str] | None = None
+        self,
+        events: Iterable[object],
+        /,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        expected_offset: Checkpoint | None = None,
     ) -> list[Offset | None]:
         """Publish several events with one store call (``append_batch``).
 
         Every event is encoded before anything is stored, so one bad event stores none.
-        Then handlers run for each event in order, as :meth:`publish` would.
+        Then handlers run for each event in order, as :meth:`publish` would. With
+        ``expected_offset`` the batch is appended only if the log still ends there
+        (see :meth:`publish`); an empty batch then only checks.
 
         Returns:
             The offsets, in order (None entries on a bus without a store).
@@ -173,7 +204,9 @@ class Publishing:
         """
         self._refuse_store_io_on_a_loop("publish_many")
         batch, plans = self._prepare_batch(events)
-        envelopes = self._journal.envelopes_for([p.needs_envelope for p in plans], batch, metadata)
+        envelopes = self._journal.envelopes_for(
+            [p.needs_envelope for p in plans], batch, metadata, expected_offset
+        )
         after = self._dispatcher.after
         for plan, event, envelope in zip(plans, batch, envelopes, strict=True):
             self._dispatcher.dispatch(plan, event, envelope, None)
@@ -181,7 +214,12 @@ class Publishing:
         return [None if e is None else e.offset for e in envelopes]
 
     async def publish_many_async(
-        self, events: Iterable[object], /, *, metadata: Mapping[str, str] | None = None
+        self,
+        events: Iterable[object],
+        /,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        expected_offset: Checkpoint | None = None,
     ) -> list[Offset | None]:
         """:meth:`publish_many` for asyncio code; waits for the coroutine handlers.
 
@@ -191,7 +229,11 @@ class Publishing:
         self._runner.bind_running_loop()
         batch, plans = self._prepare_batch(events)
         envelopes = await asyncio.to_thread(
-            self._journal.envelopes_for, [p.needs_envelope for p in plans], batch, metadata
+            self._journal.envelopes_for,
+            [p.needs_envelope for p in plans],
+            batch,
+            metadata,
+            expected_offset,
         )
         pending: list[asyncio.Future[Any]] = []
         for plan, event, envelope in zip(plans, batch, envelopes, strict=True):

@@ -1,4 +1,4 @@
-"""The journal: publish → append (strict or best effort), batches, and replay.
+"""The journal: publish → append (strict or best effort), conditional appends, batches, replay.
 
 It turns an event into an :class:`EventRecord` through the mapper's codec, appends it
 to the store (natively async when the store can), and reads the log back, raw or
@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ._envelope import Envelope, current_metadata
 from ._exceptions import (
@@ -28,8 +28,11 @@ from ._ids import new_event_id
 from ._mapper import EventMapper
 from ._names import event_name
 from ._store import (
+    NEWEST,
     OLDEST,
     AsyncAppendingStore,
+    Checkpoint,
+    ConditionalAppendStore,
     EventRecord,
     EventStore,
     Offset,
@@ -40,6 +43,8 @@ from ._store import (
 from ._validate import check_batch_size
 
 __all__ = ["RECORD_FIELDS", "Journal"]
+
+_T = TypeVar("_T")
 
 # EventRecord is a frozen slotted dataclass: its __init__ pays an object.__setattr__
 # per field. Every stored publish builds one, so _record_for fills the slots directly
@@ -132,12 +137,22 @@ class Journal:
     # -- appending -----------------------------------------------------------------------
 
     def persist(
-        self, needs_envelope: bool, event: object, metadata: Mapping[str, str] | None
+        self,
+        needs_envelope: bool,
+        event: object,
+        metadata: Mapping[str, str] | None,
+        expected: Checkpoint | None = None,
     ) -> tuple[Offset | None, Envelope | None]:
-        """Append the event; return its offset and, if a handler wants it, its envelope."""
+        """Append the event; return its offset and, if a handler wants it, its envelope.
+
+        With ``expected``, the append is conditional (see :meth:`append_expecting`).
+        """
         record = self.record_for(
             event, current_metadata() if metadata is None else merge_metadata(metadata)
         )
+        if expected is not None:
+            stored = self.append_expecting([record], expected)[0]
+            return stored, self._stored_envelope(needs_envelope, record, stored)
         store = self.store
         assert store is not None
         offset: Offset | None
@@ -145,7 +160,7 @@ class Journal:
             if self._append_timeout is None:
                 offset = store.append(record)
             else:
-                offset = self._append_with_timeout(store, record, self._append_timeout)
+                offset = self._call_with_timeout(store.append, record, about=record)
         except Exception as exc:
             self._append_failed(exc, record)
             offset = None
@@ -179,6 +194,51 @@ class Journal:
             self._on_append()
         return offset, self._stored_envelope(needs_envelope, record, offset)
 
+    def append_expecting(self, records: list[EventRecord], expected: Checkpoint) -> list[Offset]:
+        """Append ``records`` only if the log still ends at ``expected``.
+
+        Every failure raises, on a best-effort bus too: a conditional publish asks the
+        store for a decision, and reporting it instead would leave the caller guessing.
+
+        Raises:
+            AppendConflictError: The log ends elsewhere; nothing was stored.
+            BusUsageError: No store, or one without conditional appends.
+            PublishError: ``expected`` is NEWEST, which names no end.
+            StoreError: The append failed.
+        """
+        store = self.require_store("publish with expected_offset")
+        if not isinstance(store, ConditionalAppendStore):
+            raise BusUsageError(
+                f"Cannot publish with expected_offset: {type(store).__name__} does not "
+                "implement ConditionalAppendStore; use a store that does (MemoryStore, "
+                "SQLiteStore, DurableStreamStore) or publish without expected_offset."
+            )
+        if _is_newest(expected):
+            raise PublishError(
+                "expected_offset=NEWEST names no position: pass the offset of the last "
+                "event you read (bus.replay or store.read(NEWEST).next), or OLDEST for an "
+                "empty log."
+            )
+        try:
+            if self._append_timeout is None:
+                offsets = store.append_expecting(records, expected)
+            else:
+                offsets = self._call_with_timeout(
+                    store.append_expecting,
+                    records,
+                    expected,
+                    about=records[0] if len(records) == 1 else None,
+                )
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise as_store_error(
+                exc, f"The store failed a conditional append of {len(records)} events"
+            ) from exc
+        if offsets:
+            self._on_append()
+        return offsets
+
     def check_encodes(self, event: object) -> None:
         """Encode ``event`` and drop the bytes: EncodeError where a store would raise it."""
         self._mapper.codec_for_event(event.__class__).encode(event)
@@ -205,27 +265,42 @@ class Journal:
             raise error from exc
         self._report(HandlerFailure(error, "persistence", record))
 
-    def _append_with_timeout(
-        self, store: EventStore, record: EventRecord, timeout: float
-    ) -> Offset:
+    def _call_with_timeout(
+        self, call: Callable[..., _T], *args: object, about: EventRecord | None
+    ) -> _T:
+        """``call(*args)`` in a worker thread, given up on after the append timeout."""
+        timeout = self._append_timeout
+        assert timeout is not None
         with self._lock:
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     max_workers=4, thread_name_prefix="eventbus-append"
                 )
-        future = self._executor.submit(store.append, record)
+        future = self._executor.submit(call, *args)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
-            raise _timeout_error(record, timeout) from None
+            raise _timeout_error(about, timeout) from None
 
     def envelopes_for(
         self,
         needs_envelope: Sequence[bool],
         events: Sequence[object],
         metadata: Mapping[str, str] | None,
+        expected: Checkpoint | None = None,
     ) -> list[Envelope | None]:
-        """Append ``events`` in one batch (or, without a store, build their envelopes)."""
+        """Append ``events`` in one batch (or, without a store, build their envelopes).
+
+        With ``expected``, the batch is appended conditionally (see :meth:`append_expecting`).
+        """
+        if expected is not None:
+            pairs = merge_metadata(metadata)
+            records = [self.record_for(event, pairs) for event in events]
+            stored = self.append_expecting(records, expected)
+            return [
+                Envelope(r.event_id, o, r.type_name, r.timestamp, pairs, self._origin)
+                for r, o in zip(records, stored, strict=True)
+            ]
         if self.store is None:
             return [
                 self.envelope_for(n, e, metadata)
@@ -283,10 +358,15 @@ class Journal:
         return self._mapper.decode_all(stored_events)
 
 
-def _timeout_error(record: EventRecord, timeout: float) -> StoreTimeoutError:
+def _is_newest(value: object) -> bool:
+    # Typed ``object``: callers pass NEWEST where the types forbid it.
+    return value is NEWEST
+
+
+def _timeout_error(record: EventRecord | None, timeout: float) -> StoreTimeoutError:
+    what = "the append" if record is None else f"event {record.event_id} ({record.type_name})"
     return StoreTimeoutError(
-        f"The store did not confirm event {record.event_id} ({record.type_name}) within "
-        f"{timeout} s; it may still be stored."
+        f"The store did not confirm {what} within {timeout} s; it may still be stored."
     )
 
 

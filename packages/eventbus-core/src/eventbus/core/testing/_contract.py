@@ -7,9 +7,12 @@ from typing import ClassVar
 from ._append_read import AppendReadContract
 from ._checkpoints import CheckpointContract
 from ._closing import ClosingContract
+from ._compaction import CompactionContract
+from ._conditional import ConditionalAppendContract
 from ._leases import LeaseContract
 from ._ordering import OrderingContract
 from ._persistence import PersistenceContract
+from ._snapshots import SnapshotContract
 from ._streaming import StreamingContract
 from ._tail import TailContract
 
@@ -24,6 +27,9 @@ class StoreContract(
     TailContract,
     OrderingContract,
     LeaseContract,
+    ConditionalAppendContract,
+    SnapshotContract,
+    CompactionContract,
     ClosingContract,
 ):
     """Pytest base class: every test a store must pass. Subclass it as ``TestXStore``.

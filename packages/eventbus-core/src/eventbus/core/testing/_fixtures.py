@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 import pytest
 
+from eventbus.core._exceptions import UnsupportedStoreFeatureError
 from eventbus.core._store import OLDEST, ClosableStore, EventStore, OffsetOrdering, ReadResult
 
 from ._records import assert_stored, make_record
@@ -18,12 +19,26 @@ if TYPE_CHECKING:
 
     from eventbus.core._store import EventRecord, Offset, Position, StoredEvent
 
-__all__ = ["StoreFixtures", "lacks"]
+__all__ = ["StoreFixtures", "lacks", "supported"]
 
 
 def lacks(capability: type) -> NoReturn:
     """Skip the running test: the store does not implement ``capability``."""
     pytest.skip(f"the store does not implement {capability.__name__}")
+
+
+@contextlib.contextmanager
+def supported() -> Iterator[None]:
+    """Skip the running test when the store says it cannot do the call.
+
+    A store may have a capability's methods and still refuse them with
+    UnsupportedStoreFeatureError (an append-only backend asked to compact, a server
+    without a needed feature); that is a documented answer, not a failure.
+    """
+    try:
+        yield
+    except UnsupportedStoreFeatureError as exc:
+        pytest.skip(f"the store cannot: {exc}")
 
 
 class StoreFixtures:
