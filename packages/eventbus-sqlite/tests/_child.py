@@ -6,6 +6,8 @@ Usage::
     python _child.py append PATH COUNT TAG      # append COUNT records, print each offset
     python _child.py append-forever PATH        # append until killed, print each offset
     python _child.py tail PATH AFTER TIMEOUT    # wait for events after AFTER, print them
+    python _child.py race PATH ROUNDS ME OTHER  # per round: read the end, meet OTHER,
+                                                # append expecting it; print the outcome
 
 Each offset is printed (and flushed) only after ``append`` returned, so whatever the
 parent reads was committed.
@@ -17,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from eventbus.core import OLDEST
+from eventbus.core import NEWEST, OLDEST, AppendConflictError
 from eventbus.core.testing import make_record
 from eventbus.sqlite import SQLiteStore
 
@@ -47,6 +49,21 @@ def main(argv: list[str]) -> int:
             result = store.tail(after, timeout=float(argv[3]))
             for event in result.events:
                 print(event.offset, event.data, flush=True)
+    elif command == "race":
+        rounds, me, other = int(argv[2]), argv[3], argv[4]
+        folder = Path(path).parent
+        with SQLiteStore(path) as store:
+            for n in range(rounds):
+                end = store.read(NEWEST).next
+                # Both read the end before either appends: a file each as a barrier.
+                (folder / f"ready-{me}-{n}").touch()
+                while not (folder / f"ready-{other}-{n}").exists():
+                    time.sleep(0.0005)
+                try:
+                    won = store.append_expecting([make_record({"tag": me, "n": n})], end)
+                    print(n, end, "won", won[0], flush=True)
+                except AppendConflictError as exc:
+                    print(n, exc.expected, "lost", exc.current, flush=True)
     else:
         raise SystemExit(f"unknown command {command!r}")
     return 0

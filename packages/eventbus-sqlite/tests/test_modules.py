@@ -91,9 +91,12 @@ def test_the_modules_import_one_another_without_a_cycle() -> None:
     assert graph["_store"] == {
         "_appender",
         "_checkpoints",
+        "_compaction",
+        "_conditional",
         "_connection",
         "_leases",
         "_reads",
+        "_snapshots",
         "_tail",
     }
 

@@ -79,3 +79,29 @@ def test_tail_sees_events_another_process_appends(tmp_path: Path) -> None:
         out, err = writer.communicate(timeout=60)
         assert writer.returncode == 0, err
         assert got == out.split()
+
+
+@pytest.mark.slow
+def test_conditional_appends_racing_in_two_processes_have_one_winner_each(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.db"
+    SQLiteStore(path).close()
+    rounds = 50
+    children = [
+        _spawn("race", str(path), str(rounds), "a", "b"),
+        _spawn("race", str(path), str(rounds), "b", "a"),
+    ]
+    outputs = [child.communicate(timeout=120) for child in children]
+    assert [child.returncode for child in children] == [0, 0], outputs
+    lines = [line.split() for out, _ in outputs for line in out.splitlines()]
+    assert len(lines) == 2 * rounds
+    with SQLiteStore(path) as store:
+        events = list(store.iter_events())
+    assert len(events) == rounds, "exactly one append per round"
+    for n in range(rounds):
+        pair = sorted((line for line in lines if line[0] == str(n)), key=lambda line: line[2])
+        (_, lost_expected, lost, current), (_, won_expected, won, offset) = pair
+        assert (lost, won) == ("lost", "won"), pair
+        assert lost_expected == won_expected, "both expected the same end"
+        assert current == offset == events[n].offset, "the loser saw the winner's event"

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Final
 
 from eventbus.core import NEWEST, OLDEST, Boundary, OffsetError, StoreCorruptError
 
-from ._errors import _map_sqlite_errors
 from ._reads import position
+from ._transaction import write_transaction
 
 if TYPE_CHECKING:
     import sqlite3
@@ -22,9 +22,15 @@ if TYPE_CHECKING:
     from ._connection import Connections
     from ._reads import Reads
 
-__all__ = ["Checkpoints", "check_subscription_id"]
+__all__ = [
+    "OLDEST_TEXT",
+    "Checkpoints",
+    "check_subscription_id",
+    "checkpoint_text",
+    "parse_checkpoint",
+]
 
-_OLDEST_TEXT: Final = "oldest"  # how a saved OLDEST checkpoint is stored
+OLDEST_TEXT: Final = "oldest"  # how a saved OLDEST checkpoint (or snapshot offset) is stored
 _SAVE: Final = (
     "INSERT INTO checkpoints (subscription_id, checkpoint) VALUES (?, ?) "
     "ON CONFLICT (subscription_id) DO UPDATE SET checkpoint = excluded.checkpoint, "
@@ -33,10 +39,40 @@ _SAVE: Final = (
 _LOAD: Final = "SELECT checkpoint FROM checkpoints WHERE subscription_id = ?"
 
 
-def check_subscription_id(subscription_id: object) -> None:
-    """Refuse a subscription id that is not a non-empty string."""
+def check_subscription_id(subscription_id: object, what: str = "subscription") -> None:
+    """Refuse a subscription (or snapshot) id that is not a non-empty string."""
     if not isinstance(subscription_id, str) or not subscription_id:
-        raise ValueError(f"A subscription id must be a non-empty string, got {subscription_id!r}.")
+        raise ValueError(f"A {what} id must be a non-empty string, got {subscription_id!r}.")
+
+
+def checkpoint_text(offset: Checkpoint, reads: Reads, what: str) -> str:
+    """The text that stores ``offset``; refuses NEWEST and offsets this file never issued."""
+    given: object = offset  # NEWEST is outside the declared type, but callers err
+    if given is NEWEST:
+        raise ValueError(
+            f"NEWEST is a query position, not a {what} offset: save the concrete "
+            "offset from store.read(NEWEST).next instead."
+        )
+    if isinstance(offset, Boundary):
+        return OLDEST_TEXT
+    reads.check_known(position(offset), offset)
+    return offset
+
+
+def parse_checkpoint(value: object, path: str, what: str) -> Checkpoint:
+    """Read back a stored checkpoint text; StoreCorruptError names ``what`` when it is not one."""
+    if value == OLDEST_TEXT:
+        return OLDEST
+    try:
+        position(value)
+    except OffsetError as exc:
+        raise StoreCorruptError(
+            f"The {what} in {path!r} is {value!r}, which is not an offset; the table was "
+            "edited by hand.",
+            store=path,
+            field="checkpoint",
+        ) from exc
+    return str(value)
 
 
 class Checkpoints:
@@ -66,31 +102,16 @@ class Checkpoints:
             fence: Run in the write's transaction first; what it raises aborts the write.
         """
         check_subscription_id(subscription_id)
-        given: object = offset  # NEWEST is outside the declared type, but callers err
-        if given is NEWEST:
-            raise ValueError(
-                "NEWEST is a query position, not a checkpoint: save the concrete "
-                "offset from store.read(NEWEST).next instead."
-            )
         db = self._db
         db.check_open()
-        if isinstance(offset, Boundary):
-            value = _OLDEST_TEXT
-        else:
-            self._reads.check_known(position(offset), offset)
-            value = offset
-        with _map_sqlite_errors(db.path), db.write_lock:
-            db.check_open()
-            conn = db.writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if fence is not None:
-                    fence(conn)
-                conn.execute(_SAVE, (subscription_id, value))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.rollback()
-                raise
+        value = checkpoint_text(offset, self._reads, "checkpoint")
+
+        def save(conn: sqlite3.Connection) -> None:
+            if fence is not None:
+                fence(conn)
+            conn.execute(_SAVE, (subscription_id, value))
+
+        write_transaction(db, save)
 
     def load(self, subscription_id: str) -> Checkpoint | None:
         """Load a checkpoint; see ``SQLiteStore.load_checkpoint``."""
@@ -99,16 +120,4 @@ class Checkpoints:
         rows = self._db.query(_LOAD, (subscription_id,))
         if not rows:
             return None
-        value = rows[0][0]
-        if value == _OLDEST_TEXT:
-            return OLDEST
-        try:
-            position(value)
-        except OffsetError as exc:
-            raise StoreCorruptError(
-                f"The checkpoint of {subscription_id!r} in {self._db.path!r} is {value!r}, "
-                "which is not an offset; the checkpoints table was edited by hand.",
-                store=self._db.path,
-                field="checkpoint",
-            ) from exc
-        return str(value)
+        return parse_checkpoint(rows[0][0], self._db.path, f"checkpoint of {subscription_id!r}")

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from eventbus.core import Lease, LeaseLostError, Owner, StoreCorruptError
 
 from ._checkpoints import check_subscription_id
-from ._errors import _map_sqlite_errors
 from ._tail import check_timeout
+from ._transaction import write_transaction
 
 if TYPE_CHECKING:
     import sqlite3
@@ -115,21 +115,7 @@ class Leases:
     # -- one transaction, one row --------------------------------------------------------
 
     def _transaction(self, change: Callable[[sqlite3.Connection], _T]) -> _T:
-        db = self._db
-        db.check_open()
-        with _map_sqlite_errors(db.path), db.write_lock:
-            db.check_open()
-            conn = db.writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = change(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                self._tailer.committed()
-        return result
+        return write_transaction(self._db, change, self._tailer.committed)
 
     def _current(self, conn: sqlite3.Connection, subscription_id: str) -> Lease | None:
         return self._parse(subscription_id, conn.execute(_READ, (subscription_id,)).fetchall())

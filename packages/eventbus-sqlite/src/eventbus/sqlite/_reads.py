@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
     from ._connection import Connections
 
-__all__ = ["Reads", "check_count", "position"]
+__all__ = ["END", "Reads", "check_count", "past_the_tail", "position"]
 
-_TAIL: Final = "SELECT max(position) FROM events"
+# The last position ever issued: AUTOINCREMENT keeps it in sqlite_sequence, also after
+# compaction removed the events up to it (no row until the first append).
+END: Final = "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
 
 
 def check_count(name: str, value: object) -> None:
@@ -138,15 +140,20 @@ class Reads:
         return position(after)
 
     def tail_position(self) -> int:
-        """The position of the last event, 0 when there is none."""
-        value = self._db.query(_TAIL, ())[0][0]
-        return 0 if value is None else int(value)
+        """The position of the last event ever stored, 0 when there was none."""
+        rows = self._db.query(END, ())
+        return int(rows[0][0]) if rows else 0
 
     def check_known(self, number: int, offset: object) -> None:
         """Refuse ``offset`` (at position ``number``) when it lies past the log's tail."""
         tail = self.tail_position()
         if number > tail:
-            raise OffsetError(
-                f"Offset {offset!r} is past the tail of {self._path!r} (last offset "
-                f"{tail:0{WIDTH}d}): it was issued by another store."
-            )
+            raise past_the_tail(offset, self._path, tail)
+
+
+def past_the_tail(offset: object, path: str, tail: int) -> OffsetError:
+    """The error for an offset beyond the last position ``tail`` this file issued."""
+    return OffsetError(
+        f"Offset {offset!r} is past the tail of {path!r} (last offset "
+        f"{tail:0{WIDTH}d}): it was issued by another store."
+    )

@@ -56,6 +56,16 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
         ) WITHOUT ROWID""",
     ),
+    # Snapshots: the latest state of each id, with the offset it covers ("oldest" for
+    # none, like a checkpoint).
+    3: (
+        """CREATE TABLE snapshots (
+            snapshot_id TEXT PRIMARY KEY,
+            checkpoint TEXT NOT NULL,
+            data TEXT NOT NULL,
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        ) WITHOUT ROWID""",
+    ),
 }
 """Version → the statements that bring a database from the previous version to it."""
 

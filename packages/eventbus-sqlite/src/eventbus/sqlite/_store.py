@@ -9,7 +9,10 @@ each in its own module:
 * :mod:`._reads`: offsets, pages and streaming reads (rows decoded by :mod:`._rows`);
 * :mod:`._tail`: live tailing and change detection;
 * :mod:`._checkpoints`: durable-subscription checkpoints;
-* :mod:`._leases`: one owner per durable subscription id, fenced checkpoint writes.
+* :mod:`._leases`: one owner per durable subscription id, fenced checkpoint writes;
+* :mod:`._conditional`: appends that check the log's end in their transaction;
+* :mod:`._snapshots`: the latest snapshot of each id;
+* :mod:`._compaction`: removing a prefix of the log nobody needs any more.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from eventbus.core import OLDEST
 
 from ._appender import Appender
 from ._checkpoints import Checkpoints
+from ._compaction import Compactor
+from ._conditional import ConditionalAppender
 from ._connection import Connections, Durability
 from ._leases import Leases
 from ._reads import Reads, check_count
+from ._snapshots import Snapshots
 from ._tail import Tailer
 
 if TYPE_CHECKING:
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
         Owner,
         Position,
         ReadResult,
+        Snapshot,
         StoredEvent,
     )
 
@@ -51,7 +58,7 @@ class SQLiteStore:
     It implements :class:`~eventbus.core.EventStore` and every optional capability:
     checkpoints, streaming reads, live tailing (including appends by other processes),
     offset ordering, leases (one owner per durable subscription among every process
-    using the file) and ``close``.
+    using the file), conditional appends, snapshots, compaction and ``close``.
 
     Example::
 
@@ -116,6 +123,9 @@ class SQLiteStore:
         self._appender = Appender(self._db, self._tailer.committed)
         self._checkpoints = Checkpoints(self._db, self._reads)
         self._leases = Leases(self._db, self._checkpoints, self._tailer)
+        self._conditional = ConditionalAppender(self._db, self._tailer.committed)
+        self._snapshots = Snapshots(self._db, self._reads)
+        self._compactor = Compactor(self._db, self._tailer.committed)
 
     def __repr__(self) -> str:
         state = "closed" if self._db.closed else f"durability={self.durability!r}"
@@ -358,6 +368,82 @@ class SQLiteStore:
             LeaseLostError: It is not; the checkpoint is unchanged.
         """
         self._leases.save_checkpoint(lease, offset)
+
+    # -- ConditionalAppendStore -----------------------------------------------------------
+
+    def append_expecting(
+        self, records: Sequence[EventRecord], expected_end: Checkpoint
+    ) -> list[Offset]:
+        """Store ``records`` atomically if the log's last offset is still ``expected_end``.
+
+        The check and the insert are one ``BEGIN IMMEDIATE`` transaction, so no thread
+        and no other process using the file can append in between.
+
+        Args:
+            records: The events to store; may be empty (then it only checks).
+            expected_end: The offset of the last event the caller saw, or OLDEST for a
+                file that never held an event.
+
+        Returns:
+            Their offsets, in order.
+
+        Raises:
+            AppendConflictError: The log ends elsewhere; nothing was stored.
+            OffsetError: ``expected_end`` is not an offset of this file.
+            StoreTimeoutError: Another process held the write lock past ``busy_timeout``.
+            StoreClosedError: The store was closed.
+        """
+        return self._conditional.append_expecting(records, expected_end)
+
+    # -- SnapshotStore ---------------------------------------------------------------------
+
+    def save_snapshot(self, snapshot_id: str, offset: Checkpoint, data: str) -> None:
+        """Durably save ``data`` as the snapshot of ``snapshot_id``, covering up to ``offset``.
+
+        Raises:
+            ValueError: ``snapshot_id`` is empty, or ``offset`` is NEWEST.
+            TypeError: ``data`` is not a str.
+            OffsetError: ``offset`` is not an offset of this file.
+            StoreClosedError: The store was closed.
+        """
+        self._snapshots.save(snapshot_id, offset, data)
+
+    def load_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """Return the latest snapshot of ``snapshot_id``, or None when none was saved.
+
+        Raises:
+            ValueError: ``snapshot_id`` is empty.
+            StoreCorruptError: The stored offset is not an offset.
+            StoreClosedError: The store was closed.
+        """
+        return self._snapshots.load(snapshot_id)
+
+    # -- CompactingStore -------------------------------------------------------------------
+
+    def compact(
+        self, through: Offset, *, snapshots: Sequence[str] = (), vacuum: bool = False
+    ) -> int:
+        """Delete the events up to and including ``through``; later offsets stay valid.
+
+        Refused while any durable subscription's checkpoint (in this file) is before
+        ``through``, or a snapshot named in ``snapshots`` is missing or older.
+
+        Args:
+            through: The last event to delete.
+            snapshots: Ids of snapshots that must cover ``through``.
+            vacuum: Also rewrite the file (``VACUUM``) so it shrinks on disk; this
+                holds the write lock for as long as copying the remaining events takes.
+
+        Returns:
+            How many events were deleted.
+
+        Raises:
+            CompactionRefusedError: A checkpoint or snapshot still needs the events;
+                nothing was deleted.
+            OffsetError: ``through`` is not an offset of this file.
+            StoreClosedError: The store was closed.
+        """
+        return self._compactor.compact(through, snapshots, vacuum)
 
     # -- ClosableStore ----------------------------------------------------------------
 
