@@ -6,7 +6,8 @@
 * Exactly-once appends with group commit (see :mod:`._group_commit`).
 * Reads through a window of the last events read (see :mod:`._store_reads`), a live tail by
   shared long-polls (see :mod:`._long_poll`), and leases and checkpoints in append-only
-  streams on the server (see :mod:`._lease_log`).
+  streams on the server (see :mod:`._lease_log`), snapshots too (see :mod:`._snapshot_log`).
+* No conditional appends and no compaction (see :mod:`._unsupported`).
 
 This module is the façade: construction, lifecycle, argument checks and the public methods.
 """
@@ -31,6 +32,7 @@ from eventbus.core import (
     Owner,
     Position,
     ReadResult,
+    Snapshot,
     StoredEvent,
 )
 
@@ -42,7 +44,9 @@ from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
 from ._offsets import compare_tokens, parse_token
 from ._retry import RetryPolicy
+from ._snapshot_log import SnapshotLog
 from ._store_reads import EventReader
+from ._unsupported import cannot_append_conditionally, cannot_compact
 
 __all__ = ["DurableStreamStore", "on_loopback"]
 
@@ -68,9 +72,11 @@ def _log_undecodable(item: Any, error: Exception) -> None:
 class DurableStreamStore:
     """An event store on a Durable Streams server: many processes, one ordered log.
 
-    Implements ``EventStore``, ``CheckpointStore``, ``LeaseStore``, ``StreamingReader``,
-    ``TailingStore``, ``OffsetOrdering`` and ``ClosableStore``. Thread-safe. The stream is
-    created (as an ``application/json`` stream) unless it exists. The server must enforce
+    Implements ``EventStore``, ``CheckpointStore``, ``LeaseStore``, ``SnapshotStore``,
+    ``StreamingReader``, ``TailingStore``, ``OffsetOrdering`` and ``ClosableStore``;
+    ``append_expecting`` and ``compact`` raise ``UnsupportedStoreFeatureError``.
+    Thread-safe. The stream is created (as an ``application/json`` stream) unless it
+    exists. The server must enforce
     ``Stream-Seq`` per stream and idempotent-producer epochs, as the reference server does.
 
     Args:
@@ -129,6 +135,7 @@ class DurableStreamStore:
         self._leases = LeaseLog(
             self._client, stream, lifecycle=self._lifecycle, request_timeout=timeout
         )
+        self._snapshots = SnapshotLog(self._client, stream)
         try:
             created = self._client.create(stream, content_type=_JSON)
         except BaseException:
@@ -541,3 +548,76 @@ class DurableStreamStore:
         self._check_checkpoint(lease.subscription_id, offset)
         with self._lifecycle.open():
             self._leases.save_checkpoint_fenced(lease, offset)
+
+    # -- event sourcing -----------------------------------------------------------------
+
+    def append_expecting(
+        self, records: Sequence[EventRecord], expected_end: Checkpoint
+    ) -> list[Offset]:
+        """Refuse: the server cannot check an expected offset atomically with an append.
+
+        Raises:
+            UnsupportedStoreFeatureError: Always (naming the missing server feature);
+                nothing is stored.
+            StoreClosedError: The store was closed.
+        """
+        with self._lifecycle.open():
+            raise cannot_append_conditionally(self._url)
+
+    def compact(self, through: Offset, *, snapshots: Sequence[str] = ()) -> int:
+        """Refuse: a Durable Streams stream is append-only.
+
+        Raises:
+            UnsupportedStoreFeatureError: Always; nothing is removed.
+            StoreClosedError: The store was closed.
+        """
+        with self._lifecycle.open():
+            raise cannot_compact(self._url)
+
+    def save_snapshot(self, snapshot_id: str, offset: Checkpoint, data: str) -> None:
+        """Save ``data`` as the snapshot of ``snapshot_id``, covering events up to ``offset``.
+
+        Appended to the id's snapshot stream beside the event stream; the last one wins.
+
+        Args:
+            snapshot_id: A non-empty name.
+            offset: An event's offset, or OLDEST. NEWEST is refused.
+            data: The state as text.
+
+        Raises:
+            ValueError: An empty id, or NEWEST.
+            TypeError: ``data`` is not a str.
+            OffsetError: A malformed offset.
+            StoreClosedError: The store was closed.
+            StoreError: The server failed.
+        """
+        self._check_snapshot_id(snapshot_id)
+        if offset is NEWEST:  # type: ignore[comparison-overlap]  # callers ignore types
+            raise ValueError(
+                "Cannot save NEWEST as a snapshot offset: it is not a position; resolve it "
+                "with read(NEWEST).next first."
+            )
+        if offset is not OLDEST:
+            parse_token(offset)
+        if not isinstance(data, str):
+            raise TypeError(f"Snapshot data must be text (str), got {type(data).__name__}.")
+        with self._lifecycle.open():
+            self._snapshots.save(snapshot_id, offset, data)
+
+    def load_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        """Return the latest snapshot of ``snapshot_id``, or None when none was saved.
+
+        Raises:
+            ValueError: An empty id.
+            StoreClosedError: The store was closed.
+            StoreCorruptError: The snapshot stream holds something else.
+            StoreError: The server failed.
+        """
+        self._check_snapshot_id(snapshot_id)
+        with self._lifecycle.open():
+            return self._snapshots.load(snapshot_id)
+
+    @staticmethod
+    def _check_snapshot_id(snapshot_id: str) -> None:
+        if not isinstance(snapshot_id, str) or not snapshot_id:
+            raise ValueError(f"A snapshot id must be a non-empty string, got {snapshot_id!r}.")
