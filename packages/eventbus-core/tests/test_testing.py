@@ -25,6 +25,7 @@ from eventbus.core import (
     ReadResult,
     StoreClosedError,
     StoredEvent,
+    UnsupportedStoreFeatureError,
     testing,
 )
 from eventbus.core.testing import StoreContract, make_record
@@ -33,7 +34,7 @@ from eventbus.core.testing._threads import run_threads
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from eventbus.core import Checkpoint, EventStore, Lease, Offset, Owner, Position
+    from eventbus.core import Checkpoint, EventStore, Lease, Offset, Owner, Position, Snapshot
 
 
 class BasicStore:
@@ -130,8 +131,41 @@ class Handle:
     def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
         self._open().save_checkpoint_fenced(lease, offset)
 
+    def append_expecting(
+        self, records: Sequence[EventRecord], expected_end: Checkpoint
+    ) -> list[Offset]:
+        return self._open().append_expecting(records, expected_end)
+
+    def save_snapshot(self, snapshot_id: str, offset: Checkpoint, data: str) -> None:
+        self._open().save_snapshot(snapshot_id, offset, data)
+
+    def load_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        return self._open().load_snapshot(snapshot_id)
+
+    def compact(self, through: Offset, *, snapshots: Sequence[str] = ()) -> int:
+        return self._open().compact(through, snapshots=snapshots)
+
     def close(self) -> None:
         self.closed = True
+
+
+class CompactingBasicStore(BasicStore):
+    """BasicStore plus compaction, without checkpoints or snapshots to guard it."""
+
+    def compact(self, through: Offset, *, snapshots: Sequence[str] = ()) -> int:
+        return self.backend.compact(through, snapshots=snapshots)
+
+
+class RefusingStore(MemoryStore):
+    """Has the event-sourcing methods but says it cannot, as an append-only backend does."""
+
+    def append_expecting(
+        self, records: Sequence[EventRecord], expected_end: Checkpoint
+    ) -> list[Offset]:
+        raise UnsupportedStoreFeatureError("no conditional appends here")
+
+    def compact(self, through: Offset, *, snapshots: Sequence[str] = ()) -> int:
+        raise UnsupportedStoreFeatureError("append-only")
 
 
 class TestBasicStore(StoreContract):
@@ -148,6 +182,16 @@ class TestBasicStore(StoreContract):
 class TestClosableBasicStore(StoreContract):
     def make_store(self, directory: Path) -> ClosableBasicStore:
         return ClosableBasicStore()
+
+
+class TestCompactingBasicStore(StoreContract):
+    def make_store(self, directory: Path) -> CompactingBasicStore:
+        return CompactingBasicStore()
+
+
+class TestRefusingStore(StoreContract):
+    def make_store(self, directory: Path) -> RefusingStore:
+        return RefusingStore()
 
 
 class TestReopenableStore(StoreContract):
