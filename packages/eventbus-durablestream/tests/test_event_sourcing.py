@@ -136,3 +136,32 @@ def test_a_foreign_message_in_a_snapshot_stream_is_corrupt(
         pytest.raises(StoreCorruptError, match="not a snapshot record"),
     ):
         store.load_snapshot("s")
+
+
+class _PartialReads(httpx.BaseTransport):
+    """Forwards to the server, but marks snapshot reads as not yet up to date, as a
+    server that splits a long stream into several chunks would."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.snapshot_reads = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "GET" and ".eventbus-snapshots/" in request.url.path:
+            self.snapshot_reads += 1
+            response.headers.pop("Stream-Up-To-Date", None)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_load_reads_on_until_the_stream_is_exhausted(ds_url: str, path: str) -> None:
+    with DurableStreamStore(ds_url, path) as store:
+        store.save_snapshot("s", OLDEST, "a")
+        store.save_snapshot("s", OLDEST, "b")
+    transport = _PartialReads()
+    with DurableStreamStore(ds_url, path, transport=transport) as store:
+        assert store.load_snapshot("s") == Snapshot("s", OLDEST, "b")
+    assert transport.snapshot_reads == 2, "the first chunk did not end at the tail"
