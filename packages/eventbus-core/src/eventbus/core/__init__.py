@@ -48,6 +48,7 @@ from ._names import UnstableWireNameWarning as UnstableWireNameWarning
 from ._names import event_name as event_name
 from ._names import wire_name as wire_name
 from ._ownership import SubscriptionState as SubscriptionState
+from ._projection import Projection as Projection
 from ._store import NEWEST as NEWEST
 from ._store import OLDEST as OLDEST
 from ._store import AsyncAppendingStore as AsyncAppendingStore
@@ -111,6 +112,7 @@ __all__ = [
     "PoisonEventError",
     "PoisonPolicy",
     "Position",
+    "Projection",
     "PublishError",
     "ReadResult",
     "RegistrationError",

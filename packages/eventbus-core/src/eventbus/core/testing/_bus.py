@@ -47,6 +47,8 @@ from eventbus.core._store import (
     StoredEvent,
 )
 
+from ._bus_es import EventSourcingBusContract
+
 __all__ = ["BusContract"]
 
 WAIT: float = 10.0
@@ -109,7 +111,7 @@ class _Seen:
             self.events.append(event)
 
 
-class BusContract:
+class BusContract(EventSourcingBusContract):
     """Pytest base class: the bus-level durable guarantees over one store implementation.
 
     Override :meth:`make_store` (and :meth:`reopen_store` for a store whose data outlives

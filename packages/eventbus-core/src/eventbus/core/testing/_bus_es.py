@@ -1,0 +1,166 @@
+"""The event-sourcing guarantees at the bus level: a mixin of :class:`BusContract`.
+
+A projection restored from its snapshot continues exactly after the snapshot's offset
+(after a compaction too), a durable subscription can start there, and a conditional
+publish through one bus conflicts with another bus's append. Each test skips on a store
+without the capability, or one that says it cannot (``UnsupportedStoreFeatureError``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from eventbus.core._bus import EventBus
+from eventbus.core._exceptions import AppendConflictError
+from eventbus.core._projection import Projection
+from eventbus.core._store import (
+    NEWEST,
+    OLDEST,
+    ClosableStore,
+    CompactingStore,
+    ConditionalAppendStore,
+    EventStore,
+    SnapshotStore,
+)
+
+from ._fixtures import lacks, supported
+
+__all__ = ["EventSourcingBusContract"]
+
+_WAIT: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Credited:
+    """The event the projections here fold."""
+
+    __event_name__: ClassVar[str] = "eventbus.contract.Credited"
+    amount: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Balance:
+    """A projection's state, encoded by the bus's codec in its snapshots."""
+
+    __event_name__: ClassVar[str] = "eventbus.contract.Balance"
+    total: int = 0
+    count: int = 0
+
+
+def _fold(state: Balance, event: Any) -> Balance:
+    if isinstance(event, Credited):
+        return Balance(state.total + event.amount, state.count + 1)
+    return state
+
+
+def _projection(bus: EventBus) -> Projection[Balance]:
+    return Projection(
+        bus, "balance", Balance(), _fold, event_types=[Credited], state_type=Balance
+    )
+
+
+class EventSourcingBusContract:
+    """Projections from snapshots, durable starts after them, conditional publishes."""
+
+    def reopen_store(self, store: EventStore, directory: Path) -> EventStore:
+        """Overridden by :class:`BusContract` (declared here for the type checker)."""
+        raise NotImplementedError  # pragma: no cover - BusContract's comes first
+
+    @pytest.fixture
+    def again(self, store: EventStore, directory: Path) -> Iterator[EventBus]:
+        """A second bus on another instance of ``store``'s data, as after a restart."""
+        other = self.reopen_store(store, directory)
+        bus = EventBus(store=other)
+        yield bus
+        bus.shutdown(timeout=_WAIT, drain=False)
+        if other is not store and isinstance(other, ClosableStore):
+            other.close()
+
+    def test_a_projection_restarts_from_its_snapshot_exactly_after_its_offset(
+        self, bus: EventBus, again: EventBus
+    ) -> None:
+        if not isinstance(bus.store, SnapshotStore):
+            lacks(SnapshotStore)
+        for amount in (1, 2, 3):
+            bus.publish(Credited(amount))
+        first = _projection(bus)
+        assert first.restore() is False, "nothing saved yet"
+        assert first.catch_up() == 3
+        first.save_snapshot()
+        covered = first.offset
+        for amount in (10, 20):
+            bus.publish(Credited(amount))
+        second = _projection(again)
+        assert second.restore() is True
+        assert (second.state, second.offset) == (Balance(6, 3), covered)
+        assert second.catch_up() == 2, "exactly the events after the snapshot"
+        assert second.state == Balance(36, 5)
+        assert second.catch_up() == 0
+        assert second.offset == _last_offset(again)
+
+    def test_a_durable_subscription_can_start_after_a_snapshot(self, bus: EventBus) -> None:
+        if not isinstance(bus.store, SnapshotStore):
+            lacks(SnapshotStore)
+        for amount in (1, 2):
+            bus.publish(Credited(amount))
+        projection = _projection(bus)
+        projection.catch_up()
+        projection.save_snapshot()
+        bus.publish(Credited(5))
+        snapshot = bus.store.load_snapshot("balance")
+        assert snapshot is not None
+        seen: list[int] = []
+        durable = bus.subscribe_durable(
+            "after-snapshot",
+            lambda event: seen.append(event.amount),
+            event_type=Credited,
+            start=snapshot.offset,
+        )
+        assert durable.drain(timeout=_WAIT)
+        assert seen == [5]
+
+    def test_a_projection_survives_compaction_up_to_its_snapshot(self, bus: EventBus) -> None:
+        store = bus.store
+        if not isinstance(store, CompactingStore):
+            lacks(CompactingStore)
+        for amount in (1, 2, 3):
+            bus.publish(Credited(amount))
+        projection = _projection(bus)
+        projection.catch_up()
+        projection.save_snapshot()
+        bus.publish(Credited(4))
+        assert projection.offset != OLDEST
+        with supported():
+            assert store.compact(projection.offset, snapshots=["balance"]) == 3
+        restored = _projection(bus)
+        assert restored.restore()
+        assert restored.catch_up() == 1
+        assert restored.state == Balance(10, 4)
+        fresh = Projection(bus, "fresh", Balance(), _fold)
+        fresh.catch_up()
+        assert fresh.state == Balance(4, 1), "only the remaining events are left"
+
+    def test_a_conditional_publish_conflicts_with_another_buss_append(
+        self, bus: EventBus, again: EventBus
+    ) -> None:
+        if not isinstance(bus.store, ConditionalAppendStore):
+            lacks(ConditionalAppendStore)
+        with supported():
+            first = bus.publish(Credited(1), expected_offset=OLDEST)
+        assert first is not None
+        second = again.publish(Credited(2), expected_offset=first)
+        with pytest.raises(AppendConflictError) as caught:
+            bus.publish(Credited(3), expected_offset=first)
+        assert caught.value.current == second
+        assert [e.amount for e, _ in bus.replay_events()] == [1, 2]
+
+
+def _last_offset(bus: EventBus) -> object:
+    store = bus.store
+    assert store is not None
+    return store.read(NEWEST).next
