@@ -17,7 +17,7 @@ CORE_SRC = ROOT / "packages" / "eventbus-core" / "src" / "eventbus" / "core"
 KITS = {
     "StoreContract": CORE_SRC / "testing",
     "AsyncStoreContract": CORE_SRC / "testing" / "_async.py",
-    "BusContract": CORE_SRC / "testing" / "_bus.py",
+    "BusContract": CORE_SRC / "testing" / "_bus*.py",
 }
 PREFIXES = {
     "core": ROOT / "packages" / "eventbus-core" / "tests",
@@ -58,7 +58,7 @@ def defines_test(path: Path, name: str) -> bool:
     source = path.read_text()
     for kit_class, kit in KITS.items():
         if re.search(rf"^class \w+\([^)]*\b{kit_class}\b", source, re.MULTILINE):
-            files = sorted(kit.glob("*.py")) if kit.is_dir() else [kit]
+            files = sorted(kit.glob("*.py")) if kit.is_dir() else sorted(kit.parent.glob(kit.name))
             source += "".join(f.read_text() for f in files)
     return re.search(rf"def {re.escape(name)}\b", source) is not None
 
@@ -80,6 +80,7 @@ def test_a_cited_test_is_found_only_where_it_is_defined_or_inherited() -> None:
     [
         "README.md",
         "docs/bus.md",
+        "docs/event-sourcing.md",
         "docs/persistence.md",
         "docs/schema-evolution.md",
         "docs/stores/sqlite.md",
