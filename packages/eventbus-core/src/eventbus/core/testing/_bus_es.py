@@ -1,8 +1,10 @@
 """The event-sourcing guarantees at the bus level: a mixin of :class:`BusContract`.
 
 A projection restored from its snapshot continues exactly after the snapshot's offset
-(after a compaction too), a durable subscription can start there, and a conditional
-publish through one bus conflicts with another bus's append. Each test skips on a store
+(after a compaction too), a durable subscription can start there, a conditional
+publish through one bus conflicts with another bus's append, and the State Protocol
+materializer applies messages from the store, skips foreign events and resumes from its
+snapshot. Each test skips on a store
 without the capability, or one that says it cannot (``UnsupportedStoreFeatureError``).
 """
 
@@ -27,6 +29,7 @@ from eventbus.core._store import (
     EventStore,
     SnapshotStore,
 )
+from eventbus.core.state import ChangeMessage, ControlMessage, Materializer
 
 from ._fixtures import lacks, supported
 
@@ -59,9 +62,7 @@ def _fold(state: Balance, event: Any) -> Balance:
 
 
 def _projection(bus: EventBus) -> Projection[Balance]:
-    return Projection(
-        bus, "balance", Balance(), _fold, event_types=[Credited], state_type=Balance
-    )
+    return Projection(bus, "balance", Balance(), _fold, event_types=[Credited], state_type=Balance)
 
 
 class EventSourcingBusContract:
@@ -158,6 +159,29 @@ class EventSourcingBusContract:
             bus.publish(Credited(3), expected_offset=first)
         assert caught.value.current == second
         assert [e.amount for e, _ in bus.replay_events()] == [1, 2]
+
+    def test_the_materializer_applies_state_messages_from_the_store(
+        self, bus: EventBus, again: EventBus
+    ) -> None:
+        store = bus.store
+        if not isinstance(store, SnapshotStore):
+            lacks(SnapshotStore)
+        bus.publish(ChangeMessage.insert("user", "u1", {"name": "Ann"}))
+        bus.publish(Credited(5))  # foreign to the materializer
+        bus.publish(ChangeMessage.insert("user", "u2", {"name": "Cy"}))
+        first = Materializer()
+        assert first.catch_up(store) == 2
+        assert first.offset == _last_offset(bus)
+        first.save_snapshot(store, "users")
+        bus.publish(ChangeMessage.delete("user", "u1"))
+        bus.publish(ControlMessage("snapshot-end"))
+        other = again.store
+        assert isinstance(other, SnapshotStore)
+        second = Materializer()
+        assert second.load_snapshot(other, "users")
+        assert second.offset == first.offset
+        assert second.catch_up(other) == 2, "exactly the messages after the snapshot"
+        assert second.collection("user").items() == [("u2", {"name": "Cy"})]
 
 
 def _last_offset(bus: EventBus) -> object:
