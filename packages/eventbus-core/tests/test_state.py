@@ -66,7 +66,7 @@ def test_messages_are_stored_in_the_protocols_json_shape() -> None:
     [
         (lambda: ChangeMessage("", "k", "insert"), "type must be a non-empty string"),
         (lambda: ChangeMessage("t", "", "insert"), "key must be"),
-        (lambda: ChangeMessage("t", "k", "upsert"), "operation must be one of"),  # type: ignore[arg-type]
+        (lambda: ChangeMessage("t", "k", "merge"), "operation must be one of"),  # type: ignore[arg-type]
         (lambda: ChangeMessage("t", "k", "insert", txid=""), "txid must be"),
         (lambda: ControlMessage("pause"), "control must be one of"),  # type: ignore[arg-type]
         (lambda: ControlMessage("reset", offset=""), "offset must be"),
@@ -183,7 +183,7 @@ def test_a_malformed_state_record_stops_the_materializer_with_nothing_changed() 
             {},
             "x",
         ),
-        _stored(2, "other", {"type": "t", "key": "k", "headers": {"operation": "upsert"}}),
+        _stored(2, "other", {"type": "t", "key": "k", "headers": {"operation": "merge"}}),
     ]
     for stored in bad:
         with pytest.raises(DecodeError, match="claims to be a state message"):

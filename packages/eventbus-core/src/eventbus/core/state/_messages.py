@@ -23,7 +23,9 @@ __all__ = [
     "parse_message",
 ]
 
-Operation: TypeAlias = Literal["insert", "update", "delete"]
+# "upsert" is not in the protocol document, but the protocol's TypeScript package writes
+# it (insert or replace); accepting it is what lets its streams materialize here.
+Operation: TypeAlias = Literal["insert", "update", "upsert", "delete"]
 Control: TypeAlias = Literal["snapshot-start", "snapshot-end", "reset"]
 OPERATIONS: Final[frozenset[str]] = frozenset(get_args(Operation))
 CONTROLS: Final[frozenset[str]] = frozenset(get_args(Control))
@@ -39,14 +41,15 @@ def _text(name: str, value: object, *, optional: bool = False) -> str | None:
 
 @dataclasses.dataclass(frozen=True)
 class ChangeMessage:
-    """An insert, update or delete of one entity.
+    """An insert, update, upsert or delete of one entity.
 
-    Build one with :meth:`insert`, :meth:`update` or :meth:`delete`.
+    Build one with :meth:`insert`, :meth:`update` or :meth:`delete` (an ``upsert``, as
+    the protocol's TypeScript package writes, with the constructor).
 
     Attributes:
         type: The entity type (the collection it belongs to).
         key: The entity's key within its type.
-        operation: ``"insert"``, ``"update"`` or ``"delete"``.
+        operation: ``"insert"``, ``"update"``, ``"upsert"`` or ``"delete"``.
         value: The new value (any JSON value); None for a delete.
         old_value: The previous value, when the writer sent it.
         txid: A transaction id grouping changes, when given.
@@ -134,7 +137,7 @@ class ChangeMessage:
         if not isinstance(headers, dict):
             raise ValueError(f"a change message needs a headers object, got {headers!r}.")
         operation = headers.get("operation")
-        if operation in ("insert", "update") and "value" not in data:
+        if operation in ("insert", "update", "upsert") and "value" not in data:
             raise ValueError(f"an {operation} needs a value.")
         return cls(
             data.get("type"),  # type: ignore[arg-type]  # checked in __post_init__
