@@ -399,9 +399,13 @@ class DurableStreamStore:
 
     def _check_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
         self._check_subscription(subscription_id)
+        self._check_saved_offset(offset, "checkpoint")
+
+    @staticmethod
+    def _check_saved_offset(offset: Checkpoint, what: str) -> None:
         if offset is NEWEST:  # type: ignore[comparison-overlap]  # callers ignore types
             raise ValueError(
-                "Cannot save NEWEST as a checkpoint: it is not a position; resolve it with "
+                f"Cannot save NEWEST as a {what}: it is not a position; resolve it with "
                 "read(NEWEST).next first."
             )
         if offset is not OLDEST:
@@ -592,13 +596,7 @@ class DurableStreamStore:
             StoreError: The server failed.
         """
         self._check_snapshot_id(snapshot_id)
-        if offset is NEWEST:  # type: ignore[comparison-overlap]  # callers ignore types
-            raise ValueError(
-                "Cannot save NEWEST as a snapshot offset: it is not a position; resolve it "
-                "with read(NEWEST).next first."
-            )
-        if offset is not OLDEST:
-            parse_token(offset)
+        self._check_saved_offset(offset, "snapshot offset")
         if not isinstance(data, str):
             raise TypeError(f"Snapshot data must be text (str), got {type(data).__name__}.")
         with self._lifecycle.open():
