@@ -12,15 +12,21 @@ from dataclasses import dataclass
 from typing import Any, assert_type
 
 from eventbus.core import (
+    NEWEST,
     OLDEST,
+    AppendConflictError,
+    Checkpoint,
     DurableSubscription,
     EventBus,
     MemoryStore,
     Offset,
     PoisonPolicy,
+    Projection,
+    Snapshot,
     StoredEvent,
     Subscription,
 )
+from eventbus.core.state import ChangeMessage, Collection, Materializer
 from eventbus.durablestream import DurableStreamClient, DurableStreamStore, RetryPolicy
 from eventbus.sqlite import SQLiteStore
 
@@ -58,6 +64,36 @@ def publishing(bus: EventBus) -> None:
 
 async def publishing_async(bus: EventBus) -> None:
     assert_type(await bus.publish_async(OrderPlaced("o-1", 5.0)), Offset | None)
+    await bus.publish_async(OrderPlaced("o-1", 5.0), expected_offset=OLDEST)
+
+
+def publishing_conditionally(bus: EventBus, end: Offset) -> None:
+    assert_type(bus.publish(OrderPlaced("o-1", 5.0), expected_offset=end), Offset | None)
+    bus.publish_many([OrderPlaced("o-1", 5.0)], expected_offset=OLDEST)
+    bus.publish(OrderPlaced("o-1", 5.0), expected_offset=NEWEST)  # type: ignore[arg-type]
+    bus.publish(OrderPlaced("o-1", 5.0), expected_offset=3)  # type: ignore[arg-type]
+    try:
+        bus.publish(OrderPlaced("o-2", 5.0), expected_offset=end)
+    except AppendConflictError as conflict:
+        assert_type(conflict.current, Checkpoint)
+
+
+def event_sourcing(bus: EventBus, store: SQLiteStore) -> None:
+    totals = Projection(bus, "totals", 0, lambda total, event: total + 1)
+    assert_type(totals, Projection[int])
+    assert_type(totals.catch_up(), int)
+    assert_type(totals.offset, Checkpoint)
+    Projection(bus, "totals", 0, lambda total, event: str(total))  # type: ignore[arg-type,return-value]
+    snapshot = store.load_snapshot("totals")
+    assert_type(snapshot, Snapshot | None)
+    store.save_snapshot("totals", OLDEST, b"{}")  # type: ignore[arg-type]
+    assert_type(store.compact("00000000000000000001", snapshots=["totals"]), int)
+    users = Materializer()
+    assert_type(users.collection("user"), Collection[Any])
+    assert_type(users.collection("user", str).get("u1"), str | None)
+    assert_type(users.catch_up(store), int)
+    bus.publish(ChangeMessage.insert("user", "u1", {"name": "Ann"}))
+    ChangeMessage("user", "u1", "merge")  # type: ignore[arg-type]
 
 
 def reading(bus: EventBus) -> None:
