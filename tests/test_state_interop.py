@@ -2,9 +2,10 @@
 the reference server's lockfile): messages it writes materialize here to the state its own
 ``MaterializedState`` reaches, and messages this library stores are read by it.
 
-Stream-level interop through ``DurableStreamStore`` is not claimed: that store wraps each
-event in its envelope, so a TypeScript reader of its stream sees envelopes. The messages
-travel here as the records' JSON data.
+The messages travel as records' JSON data, and as bare protocol messages in a stream on
+the reference server (the protocol's own transport), written and read by each side with
+its own client. Interop through ``DurableStreamStore``'s stream is not claimed: that store
+wraps each event in its envelope, so a TypeScript reader of it sees envelopes.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 import pytest
 
 from eventbus.core import EventBus, MemoryStore
-from eventbus.core.state import ChangeMessage, ControlMessage, Materializer
+from eventbus.core.state import ChangeMessage, ControlMessage, Materializer, parse_message
 from eventbus.core.testing import raw_record
+from eventbus.durablestream import DurableStreamClient
 from eventbus.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,9 +68,29 @@ console.log(JSON.stringify({
 """
 
 
+_POST = """
+const [url, body] = process.argv.slice(2)
+const put = await fetch(url, { method: "PUT", headers: { "content-type": "application/json" } })
+if (!put.ok) throw new Error(`create: ${put.status}`)
+const json = { "content-type": "application/json" }
+const post = await fetch(url, { method: "POST", headers: json, body })
+if (!post.ok) throw new Error(`append: ${post.status}`)
+console.log("{}")
+"""
+
+_GET = """
+import { MaterializedState, isChangeEvent } from "%s"
+const response = await fetch(`${process.argv[2]}?offset=-1`)
+if (!response.ok) throw new Error(`read: ${response.status}`)
+const state = new MaterializedState()
+state.applyBatch((await response.json()).filter(isChangeEvent))
+console.log(JSON.stringify(Object.fromEntries(state.getType("user"))))
+"""
+
+
 def _node(tmp_path: Path, source: str, *args: str) -> Any:
     script = tmp_path / "script.mjs"
-    script.write_text(source % PACKAGE.as_uri())
+    script.write_text(source.replace("%s", PACKAGE.as_uri()))
     result = subprocess.run(
         ["node", str(script), *args], capture_output=True, text=True, timeout=60, check=True
     )
@@ -108,3 +130,36 @@ def test_messages_stored_by_this_library_are_read_by_the_typescript_package(
     read = _node(tmp_path, _READ, json.dumps(messages))
     assert read["kinds"] == ["control", "change", "change", "change", "change", "control"]
     assert read["state"] == dict(materializer.collection("user").items()) == {"u1": {"name": "Bo"}}
+
+
+def test_a_stream_the_typescript_package_writes_on_the_server_materializes_here(
+    tmp_path: Path, ds_server_url: str
+) -> None:
+    written = _node(tmp_path, _WRITE)
+    url = f"{ds_server_url}/v1/stream/state-from-ts-{tmp_path.name}"
+    _node(tmp_path, _POST, url, json.dumps(written["events"]))
+    materializer = Materializer()
+    with DurableStreamClient(ds_server_url) as client:
+        for item in client.read(url.removeprefix(ds_server_url)).json():
+            message = parse_message(item)
+            assert message is not None
+            materializer.apply_message(message)
+    assert dict(materializer.collection("user").items()) == written["state"]
+
+
+def test_a_stream_written_here_on_the_server_is_read_by_the_typescript_package(
+    tmp_path: Path, ds_server_url: str
+) -> None:
+    messages: list[ChangeMessage | ControlMessage] = [
+        ControlMessage("snapshot-start"),
+        ChangeMessage.insert("user", "u1", {"name": "Ann"}),
+        ChangeMessage.insert("user", "u2", {"name": "Cy"}),
+        ChangeMessage.update("user", "u1", {"name": "Bo"}),
+        ChangeMessage.delete("user", "u2"),
+        ControlMessage("snapshot-end"),
+    ]
+    path = f"/v1/stream/state-from-python-{tmp_path.name}"
+    with DurableStreamClient(ds_server_url) as client:
+        client.create(path, content_type="application/json")
+        client.append_json_batch(path, [m.__event_encode__() for m in messages])
+    assert _node(tmp_path, _GET, ds_server_url + path) == {"u1": {"name": "Bo"}}

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from eventbus.core import OLDEST, DecodeError, EventBus, MemoryStore, StoredEvent
-from eventbus.core.state import ChangeMessage, ControlMessage, Materializer
-from eventbus.core.state._messages import parse_message
+from eventbus.core.state import ChangeMessage, ControlMessage, Materializer, parse_message
 from eventbus.core.testing import raw_record
 
 from ._support import OrderPlaced, PlainStore
