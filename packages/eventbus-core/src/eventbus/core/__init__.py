@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ._bus import EventBus as EventBus
+from ._copy import CopyProgress as CopyProgress
+from ._copy import copy_events as copy_events
 from ._discovery import open_store as open_store
 from ._durable import DurableSubscription as DurableSubscription
 from ._envelope import Envelope as Envelope
@@ -21,6 +23,7 @@ from ._exceptions import RegistrationError as RegistrationError
 from ._exceptions import StoreClosedError as StoreClosedError
 from ._exceptions import StoreCorruptError as StoreCorruptError
 from ._exceptions import StoreError as StoreError
+from ._exceptions import StoreReadOnlyError as StoreReadOnlyError
 from ._exceptions import StoreTimeoutError as StoreTimeoutError
 from ._exceptions import StoreUnavailableError as StoreUnavailableError
 from ._exceptions import SubscriptionError as SubscriptionError
@@ -48,6 +51,7 @@ from ._store import OLDEST as OLDEST
 from ._store import AsyncAppendingStore as AsyncAppendingStore
 from ._store import Boundary as Boundary
 from ._store import Checkpoint as Checkpoint
+from ._store import CheckpointListing as CheckpointListing
 from ._store import CheckpointStore as CheckpointStore
 from ._store import ClosableStore as ClosableStore
 from ._store import EventRecord as EventRecord
@@ -69,9 +73,11 @@ __all__ = [
     "BusClosedError",
     "BusUsageError",
     "Checkpoint",
+    "CheckpointListing",
     "CheckpointStore",
     "ClosableStore",
     "CodecError",
+    "CopyProgress",
     "DeadLetterHandler",
     "DecodeError",
     "DurableSubscription",
@@ -97,6 +103,7 @@ __all__ = [
     "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
+    "StoreReadOnlyError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
@@ -112,6 +119,7 @@ __all__ = [
     "UpcastFailedError",
     "UpcastRegistrationError",
     "WireNameConflictError",
+    "copy_events",
     "current_metadata",
     "event_name",
     "log_failure",
