@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._bus import EventBus as EventBus
+from ._copy import DEFAULT_COPY_CHECKPOINT as DEFAULT_COPY_CHECKPOINT
 from ._copy import CopyProgress as CopyProgress
 from ._copy import copy_events as copy_events
 from ._discovery import open_store as open_store
@@ -66,6 +67,7 @@ from ._store import TailingStore as TailingStore
 
 # __all__ is kept sorted; tests/test_exports.py checks it against the names above.
 __all__ = [
+    "DEFAULT_COPY_CHECKPOINT",
     "NEWEST",
     "OLDEST",
     "AsyncAppendingStore",

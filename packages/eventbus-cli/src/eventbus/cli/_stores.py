@@ -1,0 +1,65 @@
+"""Opening the store a URL names, read-only where the backend can, and closing it."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Literal, NoReturn
+from urllib.parse import parse_qsl, urlsplit
+
+from eventbus.core import ClosableStore, open_store
+
+from ._errors import CliError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from eventbus.core import EventStore
+
+__all__ = ["Access", "lacks", "opened", "read_only_url"]
+
+Access = Literal["read", "write", "create"]
+"""``read``: never write (SQLite opens with ``mode=ro``); ``write``: change an existing
+store (a missing SQLite file is an error, not a new database); ``create``: open or
+create it (a copy's destination)."""
+
+
+def read_only_url(url: str) -> str:
+    """``url`` with ``mode=ro`` added when it is a SQLite URL that names no mode.
+
+    Only SQLite has a read-only open; other stores are opened as given.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or any(
+        name == "mode" for name, _ in parse_qsl(parts.query, keep_blank_values=True)
+    ):
+        return url
+    return f"{url}{'&' if parts.query else '?'}mode=ro"
+
+
+@contextlib.contextmanager
+def opened(url: str, access: Access) -> Iterator[EventStore]:
+    """Open the store ``url`` names for ``access`` and close it afterwards.
+
+    Raises:
+        ValueError: The URL is malformed.
+        UnknownStoreError: No installed backend handles its scheme.
+        StoreError: The store could not be opened (a missing file, a server down).
+    """
+    if access == "write":
+        # A read-only open first: it refuses a missing SQLite file instead of creating it.
+        with opened(url, "read"):
+            pass
+    store = open_store(read_only_url(url) if access == "read" else url)
+    try:
+        yield store
+    finally:
+        if isinstance(store, ClosableStore):
+            store.close()
+
+
+def lacks(store: object, url: str, capability: str, what: str) -> NoReturn:
+    """Raise the CliError saying that the store at ``url`` cannot ``what``."""
+    raise CliError(
+        f"the store {url} ({type(store).__name__}) cannot {what}: it does not implement "
+        f"{capability}."
+    )
