@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import click
@@ -23,12 +24,16 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except click.exceptions.Exit:
             raise
         except Exception as exc:
-            if ctx.find_root().params.get("debug"):
+            error = exc if isinstance(exc, click.ClickException) else explain(exc)
+            cause = exc.__cause__ if error is exc else exc
+            if cause is not None and ctx.find_root().params.get("debug"):
+                traceback.print_exception(cause)  # on stderr, before the one-line error
+            if error is exc:
                 raise
-            raise explain(exc) from exc
+            raise error from exc
 
 
 def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -6,13 +6,12 @@ import json
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from eventbus.core import NEWEST, OLDEST, CheckpointListing, CheckpointStore
 
 from ._errors import CliError
-from ._render import offset_text
+from ._render import console, offset_text
 from ._stores import lacks, opened
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ def list_(url: str, as_json: bool) -> None:
     table = Table("subscription", "checkpoint")
     for sub, checkpoint in saved.items():
         table.add_row(sub, offset_text(checkpoint))
-    Console(highlight=False, soft_wrap=True).print(table)
+    console().print(table)
 
 
 @checkpoints.command()

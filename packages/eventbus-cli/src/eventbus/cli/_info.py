@@ -9,16 +9,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from eventbus.core import OLDEST, CheckpointListing
 
-from ._render import offset_text, time_text
+from ._render import console, offset_text, time_text
 from ._scan import Unreadable, scan
 from ._stores import opened
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from eventbus.core import Checkpoint, EventStore, StoredEvent
 
 __all__ = ["Summary", "info", "summarize"]
@@ -108,7 +109,7 @@ def summarize(url: str, store: EventStore) -> Summary:
     return summary
 
 
-def _print(summary: Summary, console: Console) -> None:
+def _print(summary: Summary, out: Console) -> None:
     rows = Table.grid(padding=(0, 2))
     rows.add_row("store", f"{summary.url} ({summary.store})")
     rows.add_row("events", f"{summary.count}")
@@ -119,14 +120,14 @@ def _print(summary: Summary, console: Console) -> None:
             rows.add_row(name, f"{event.offset}  {time_text(event.timestamp)}")
     if summary.size is not None:
         rows.add_row("size", f"{summary.size} bytes")
-    console.print(rows)
+    out.print(rows)
     if summary.types:
         types = Table("type", "events", title="by type", title_justify="left")
         for name, count in sorted(summary.types.items()):
             types.add_row(name, str(count))
-        console.print(types)
+        out.print(types)
     if summary.subscriptions is None:
-        console.print("subscriptions: this store cannot list its checkpoints")
+        out.print("subscriptions: this store cannot list its checkpoints")
     elif summary.subscriptions:
         subs = Table(
             "subscription", "checkpoint", "lag", title="subscriptions", title_justify="left"
@@ -134,9 +135,9 @@ def _print(summary: Summary, console: Console) -> None:
         for sub in summary.subscriptions:
             lag = "?" if sub.lag is None else str(sub.lag)
             subs.add_row(sub.id, offset_text(sub.checkpoint), lag)
-        console.print(subs)
+        out.print(subs)
     else:
-        console.print("subscriptions: none")
+        out.print("subscriptions: none")
 
 
 @click.command()
@@ -149,4 +150,4 @@ def info(url: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary.as_json(), ensure_ascii=False))
     else:
-        _print(summary, Console(highlight=False, soft_wrap=True))
+        _print(summary, console())

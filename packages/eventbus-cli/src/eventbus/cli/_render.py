@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
 
 from eventbus.core import Boundary
 
@@ -12,7 +15,13 @@ if TYPE_CHECKING:
 
     from eventbus.core import Checkpoint, StoredEvent
 
-__all__ = ["event_json", "event_line", "event_object", "offset_text", "time_text"]
+__all__ = ["console", "event_json", "event_line", "event_object", "offset_text", "time_text"]
+
+
+def console() -> Console:
+    """A Rich console on stdout; when stdout is not a terminal, lines are never cut at
+    80 columns (offsets, URLs and ids must survive a pipe whole)."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 10_000)
 
 
 def offset_text(offset: Checkpoint | None) -> str:

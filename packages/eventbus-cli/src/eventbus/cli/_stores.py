@@ -6,7 +6,7 @@ import contextlib
 from typing import TYPE_CHECKING, Literal, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
-from eventbus.core import ClosableStore, open_store
+from eventbus.core import ClosableStore, StoreError, open_store
 
 from ._errors import CliError
 
@@ -49,7 +49,10 @@ def opened(url: str, access: Access) -> Iterator[EventStore]:
         # A read-only open first: it refuses a missing SQLite file instead of creating it.
         with opened(url, "read"):
             pass
-    store = open_store(read_only_url(url) if access == "read" else url)
+    try:
+        store = open_store(read_only_url(url) if access == "read" else url)
+    except StoreError as exc:  # a store's message may name only a path: add the URL
+        raise CliError(f"cannot open {url}: {' '.join(str(exc).split())}") from exc
     try:
         yield store
     finally:

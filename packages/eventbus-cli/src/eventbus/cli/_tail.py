@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import sys
 from typing import TYPE_CHECKING, Final, TypeGuard
 
 import click
@@ -71,6 +72,7 @@ def _follow(store: EventStore, printer: _Printer) -> None:
     while True:
         items, cursor = next_page(store, printer.cursor, wait=_WAIT)
         printer.feed(items)
+        sys.stdout.flush()  # a pipe buffers: a reader of tail -f waits for each event
         if cursor is None:
             raise CliError("cannot read past an unreadable record whose offset is unknown.")
 
@@ -111,6 +113,7 @@ def tail(
             printer = _Printer(after, types, as_json)
             printer.feed(scan(store, after), count)
         if follow:
+            sys.stdout.flush()
             try:
                 _follow(store, printer)
             except KeyboardInterrupt:
