@@ -27,13 +27,11 @@ ROOT = Path(__file__).resolve().parents[3]
 _DS_CONFTEST = ROOT / "packages" / "eventbus-durablestream" / "tests" / "conftest.py"
 
 
-def script() -> list[str]:
-    """The command line that runs the installed ``eventbus`` script (under coverage if on)."""
-    found = shutil.which("eventbus", path=str(Path(sys.executable).parent))
-    assert found is not None, "the eventbus-cli console script is not installed"
+def _measured(*command: str) -> list[str]:
+    """``python COMMAND`` under ``coverage run`` when these tests are measured."""
     current = coverage.Coverage.current()
     if current is None:
-        return [found]
+        return [sys.executable, *command]
     rcfile = current.config.config_file or str(ROOT / "pyproject.toml")
     return [
         sys.executable,
@@ -43,8 +41,20 @@ def script() -> list[str]:
         "--parallel-mode",
         f"--rcfile={rcfile}",
         "--source=eventbus.cli",
-        found,
+        *command,
     ]
+
+
+def script() -> list[str]:
+    """The command line that runs the installed ``eventbus`` script (under coverage if on)."""
+    found = shutil.which("eventbus", path=str(Path(sys.executable).parent))
+    assert found is not None, "the eventbus-cli console script is not installed"
+    return _measured(found) if coverage.Coverage.current() else [found]
+
+
+def module() -> list[str]:
+    """The command line of ``python -m eventbus.cli`` (under coverage if on)."""
+    return _measured("-m", "eventbus.cli")
 
 
 def run(*args: str, timeout: float = 120, **options: Any) -> subprocess.CompletedProcess[str]:

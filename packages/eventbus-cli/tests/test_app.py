@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from typing import TYPE_CHECKING
 
-from .conftest import run
+import pytest
+
+from eventbus.cli._stores import opened
+
+from .conftest import module, run
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,7 +28,7 @@ def test_version_lists_the_distributions_and_the_stores_they_register() -> None:
 
 def test_python_dash_m_runs_the_same_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "eventbus.cli", "--help"],
+        [*module(), "--help"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -96,3 +99,10 @@ def test_debug_adds_no_traceback_to_a_usage_error() -> None:
     result = run("--debug", "info")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_a_store_that_cannot_be_closed_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = object()
+    monkeypatch.setattr("eventbus.cli._stores.open_store", lambda url: plain)
+    with opened("x://", "create") as store:
+        assert store is plain

@@ -60,6 +60,9 @@ def test_info_on_an_empty_store_says_so(db: Path) -> None:
     assert "events  0" in result.stdout
     assert "subscriptions: none" in result.stdout
     assert "first" not in result.stdout
+    summary = json.loads(run("info", "--json", f"sqlite:{db}").stdout)
+    assert (summary["events"], summary["first"], summary["last"]) == (0, None, None)
+    assert (summary["types"], summary["subscriptions"]) == ({}, [])
 
 
 def test_info_counts_unreadable_records_and_reads_past_them(db: Path) -> None:

@@ -24,10 +24,8 @@ def console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 10_000)
 
 
-def offset_text(offset: Checkpoint | None) -> str:
-    """An offset as typed back into the command: ``oldest`` for OLDEST, ``-`` for none."""
-    if offset is None:
-        return "-"
+def offset_text(offset: Checkpoint) -> str:
+    """An offset as typed back into the command: ``oldest`` for OLDEST."""
     return offset.value if isinstance(offset, Boundary) else offset
 
 
