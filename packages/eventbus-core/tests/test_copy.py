@@ -85,6 +85,37 @@ class _CrashingStore(MemoryStore):
         super().save_checkpoint(subscription_id, offset)
 
 
+@pytest.fixture
+def save_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Save the copy's checkpoint after every batch, so a crash can fall between."""
+    monkeypatch.setattr("eventbus.core._copy.CHECKPOINT_EVERY", 0.0)
+
+
+class _DyingStore(MemoryStore):
+    """Fails its n-th append_batch, as a copy killed mid-way between two saves would."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.batches = 0
+        self.fail_at = fail_at
+
+    def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
+        self.batches += 1
+        if self.batches == self.fail_at:
+            raise StoreError("killed before this batch")
+        return super().append_batch(records)
+
+
+def test_a_copy_killed_long_after_its_last_save_resumes_from_what_it_finds() -> None:
+    src, dst = MemoryStore(), _DyingStore(5)
+    _fill(src, 20)
+    with pytest.raises(StoreError, match="killed"):
+        copy_events(src, dst, batch_size=3)  # only the start mark was saved
+    assert len(_all(dst)) == 12
+    assert copy_events(src, dst, batch_size=3).copied == 8
+    assert _fields(_all(dst)) == _fields(_all(src))
+
+
 def test_every_field_but_the_offset_is_copied_in_order() -> None:
     src, dst = MemoryStore(), MemoryStore()
     _fill(src, 7)
@@ -114,7 +145,9 @@ def test_a_rerun_copies_only_what_is_new() -> None:
 
 
 @pytest.mark.parametrize("fail_at", [2, 3, 4])
-def test_a_copy_killed_between_append_and_checkpoint_stores_nothing_twice(fail_at: int) -> None:
+def test_a_copy_killed_between_append_and_checkpoint_stores_nothing_twice(
+    fail_at: int, save_every_batch: None
+) -> None:
     src, dst = MemoryStore(), _CrashingStore(fail_at)
     _fill(src, 9)
     with pytest.raises(StoreError, match="killed"):
@@ -125,7 +158,9 @@ def test_a_copy_killed_between_append_and_checkpoint_stores_nothing_twice(fail_a
 
 
 @pytest.mark.parametrize("make_source", [MemoryStore, _PlainStore])
-def test_events_already_in_the_destination_are_kept_and_not_confused(make_source: type) -> None:
+def test_events_already_in_the_destination_are_kept_and_not_confused(
+    make_source: type, save_every_batch: None
+) -> None:
     src, dst = make_source(), _CrashingStore(3)
     foreign = _fill(dst, 2, "other")
     src.append_batch([make_record() for _ in range(6)])
@@ -163,7 +198,9 @@ def test_a_destination_without_checkpoints_needs_checkpoint_id_none() -> None:
         copy_events(MemoryStore(), _PlainStore())
 
 
-def test_a_source_without_streaming_reads_is_read_by_pages_when_resuming() -> None:
+def test_a_source_without_streaming_reads_is_read_by_pages_when_resuming(
+    save_every_batch: None,
+) -> None:
     src, dst = _PlainStore(), _CrashingStore(3)
     for _ in range(5):
         src.append(make_record())

@@ -5,16 +5,18 @@ its offset is the destination's. The copy's progress is a checkpoint *in the
 destination* (so it survives whatever killed the copy), under ``checkpoint_id``.
 
 A checkpoint can only hold an offset of its own store, so the checkpoint is a
-destination offset: the end of the batch *before* the last one appended. A rerun reads
-the destination after it, which yields the last batch or two (and any batch appended
-just before a crash, whose checkpoint was never saved), finds the last of those event
-ids in the source, and resumes after it; an event whose id it already saw there is
-never appended again. Finding it reads the source from its start, without writing.
+destination offset: the end of a batch *before* the last one appended, saved at most
+every :data:`CHECKPOINT_EVERY` seconds and when the copy is caught up. A rerun reads
+the destination after it, which yields the batches copied since (including any
+appended just before a crash), finds the last of those event ids in the source, and
+resumes after it; an event whose id it already saw there is never appended again.
+Finding it reads the source from its start, without writing.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -34,7 +36,11 @@ from ._store import (
 )
 from ._validate import check_limit, check_positive
 
-__all__ = ["DEFAULT_COPY_CHECKPOINT", "CopyProgress", "copy_events"]
+__all__ = ["CHECKPOINT_EVERY", "DEFAULT_COPY_CHECKPOINT", "CopyProgress", "copy_events"]
+
+CHECKPOINT_EVERY: Final = 1.0
+"""Seconds between two checkpoint saves of a copy: a save per batch would cost as much
+as the batch on a remote store, and a rerun re-reads only what was copied since."""
 
 DEFAULT_COPY_CHECKPOINT: Final = "eventbus.copy"
 """The checkpoint id :func:`copy_events` keeps its progress under by default."""
@@ -204,7 +210,10 @@ class _Copier:
         self._checkpoints = checkpoints
         self._checkpoint_id = checkpoint_id
         self._copied_ids = start.copied_ids
-        self._mark = start.mark
+        self._saved = start.mark  # the checkpoint in the destination
+        self._mark = start.mark  # the end of the batch before the last one appended
+        self._latest = start.mark  # the end of the last batch appended
+        self._saved_at = time.monotonic()
         self._on_progress = on_progress
         self.position: Checkpoint = start.after
         self.copied = 0
@@ -231,20 +240,28 @@ class _Copier:
         ]
         if records:
             offsets = self._dst.append_batch(records)
-            if self._checkpoints is not None and self._mark is not None:
-                # The end of the previous batch: a rerun reads this batch back from here.
-                self._checkpoints.save_checkpoint(self._checkpoint_id, self._mark)
-                self._mark = offsets[-1]
+            self._mark, self._latest = self._latest, offsets[-1]
+            if time.monotonic() - self._saved_at >= CHECKPOINT_EVERY:
+                self._save()
         self.copied += len(records)
         self.skipped += len(page.events) - len(records)
         self.position = page.next
         self._report()
 
     def caught_up(self) -> None:
-        """The source had nothing more: say so once."""
+        """The source had nothing more: save the checkpoint and say so, once."""
         if not self.is_caught_up:
             self.is_caught_up = True
+            self._save()
             self._report()
+
+    def _save(self) -> None:
+        """Save the end of the batch before the last: a rerun reads the last one back
+        from there (it must find a copied event after its checkpoint to resume)."""
+        if self._checkpoints is not None and self._mark is not None and self._mark != self._saved:
+            self._checkpoints.save_checkpoint(self._checkpoint_id, self._mark)
+            self._saved = self._mark
+        self._saved_at = time.monotonic()
 
     def progress(self, *, caught_up: bool) -> CopyProgress:
         """The counts so far."""
