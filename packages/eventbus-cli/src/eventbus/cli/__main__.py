@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from eventbus.cli import main
+from ._app import main
 
 main(prog_name="eventbus")
