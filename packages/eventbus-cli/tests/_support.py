@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -57,6 +58,21 @@ def fields(events: list[StoredEvent]) -> list[tuple[Any, ...]]:
     return [
         (e.event_id, e.type_name, e.data, e.timestamp, dict(e.metadata), e.origin) for e in events
     ]
+
+
+def corrupt(path: Path, *edits: tuple[int, str, str]) -> None:
+    """Overwrite columns of event rows with raw sqlite3, as another tool might.
+
+    Each edit is (position, column, the text to store).
+    """
+    conn = sqlite3.connect(path)
+    try:
+        for position, column, value in edits:
+            assert column in ("data", "timestamp", "metadata")
+            conn.execute(f"UPDATE events SET {column} = ? WHERE position = ?", (value, position))
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def fingerprint(path: Path) -> tuple[str, int]:

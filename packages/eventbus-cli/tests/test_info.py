@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from eventbus.core import OLDEST
 from eventbus.sqlite import SQLiteStore
 
-from ._support import fill, fingerprint, records
+from ._support import corrupt, fill, fingerprint, records
 from .conftest import run
 
 if TYPE_CHECKING:
@@ -67,10 +67,7 @@ def test_info_on_an_empty_store_says_so(db: Path) -> None:
 
 def test_info_counts_unreadable_records_and_reads_past_them(db: Path) -> None:
     fill(db, records(3))
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE events SET metadata = 'not json' WHERE position = 2")
-    conn.commit()
-    conn.close()
+    corrupt(db, (2, "metadata", "not json"))
     result = run("info", f"sqlite:{db}", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -83,10 +80,7 @@ def test_a_checkpoint_that_names_no_event_has_an_unknown_lag(db: Path) -> None:
     offsets = fill(db, records(3))
     with SQLiteStore(db) as store:
         store.save_checkpoint("billing", offsets[1])
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE events SET metadata = 'not json' WHERE position = 2")
-    conn.commit()
-    conn.close()
+    corrupt(db, (2, "metadata", "not json"))
     result = run("info", f"sqlite:{db}", "--json")
     assert json.loads(result.stdout)["subscriptions"] == [
         {"id": "billing", "checkpoint": offsets[1], "lag": None}

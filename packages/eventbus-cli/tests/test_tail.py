@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 
 from eventbus.core import open_store
 
-from ._support import Lines, fill, records
+from ._support import Lines, corrupt, fill, records
 from .conftest import run, start
 
 if TYPE_CHECKING:
@@ -70,10 +69,7 @@ def test_json_prints_one_object_a_line(db: Path) -> None:
 
 def test_data_that_is_not_json_is_printed_as_text(db: Path) -> None:
     fill(db, records(1))
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE events SET data = 'not json'")
-    conn.commit()
-    conn.close()
+    corrupt(db, (1, "data", "not json"))
     assert json.loads(run("tail", "--json", f"sqlite:{db}").stdout)["data"] == "not json"
 
 
@@ -85,10 +81,7 @@ def test_a_malformed_offset_is_a_usage_error(db: Path) -> None:
 
 def test_unreadable_records_are_reported_on_stderr_and_passed(db: Path) -> None:
     offsets = fill(db, records(3))
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE events SET timestamp = 'noon' WHERE position = 2")
-    conn.commit()
-    conn.close()
+    corrupt(db, (2, "timestamp", "noon"))
     for args in (["--from", "oldest"], []):
         result = run("tail", *args, f"sqlite:{db}")
         assert result.returncode == 0, result.stderr

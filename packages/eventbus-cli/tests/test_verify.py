@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
-from ._support import fill, records
+from ._support import corrupt, fill, records
 from .conftest import run
 
 if TYPE_CHECKING:
@@ -20,12 +19,7 @@ def test_a_clean_log_verifies(db: Path) -> None:
 
 def test_rows_corrupted_with_raw_sqlite_are_each_reported(db: Path) -> None:
     offsets = fill(db, records(6))
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE events SET metadata = '[1, 2]' WHERE position = 2")
-    conn.execute("UPDATE events SET timestamp = 'yesterday' WHERE position = 4")
-    conn.execute("UPDATE events SET data = '{\"n\": ' WHERE position = 5")
-    conn.commit()
-    conn.close()
+    corrupt(db, (2, "metadata", "[1, 2]"), (4, "timestamp", "yesterday"), (5, "data", '{"n": '))
     result = run("verify", f"sqlite:{db}")
     assert result.returncode == 1
     lines = result.stdout.splitlines()

@@ -21,8 +21,10 @@ from eventbus.core import (
 )
 from eventbus.core.testing import make_record
 
+from ._support import PlainStore
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from eventbus.core import Checkpoint, EventRecord, Offset, Position, StoredEvent
 
@@ -52,22 +54,23 @@ def _all(store: EventStore) -> list[StoredEvent]:
     return list(store.read(OLDEST, 10_000).events)
 
 
-class _PlainStore:
-    """Only the required part of the contract: no checkpoints, streaming or tail."""
+class _PlainStore(PlainStore):
+    """Only the required part of the contract, counting its reads."""
 
     def __init__(self) -> None:
-        self.inner = MemoryStore()
+        super().__init__()
         self.reads = 0
-
-    def append(self, record: EventRecord) -> Offset:
-        return self.inner.append(record)
-
-    def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
-        return self.inner.append_batch(records)
 
     def read(self, after: Position = OLDEST, limit: int = 100) -> ReadResult:
         self.reads += 1
-        return self.inner.read(after, limit)
+        return super().read(after, limit)
+
+
+def _wait_until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.001)
 
 
 class _CrashingStore(MemoryStore):
@@ -255,10 +258,7 @@ def test_follow_mirrors_events_appended_later_until_stopped(make_source: type) -
         assert caught_up.wait(10)
         late = make_record()
         src.append(late)
-        deadline = time.monotonic() + 10
-        while late.event_id not in {e.event_id for e in _all(dst)}:
-            assert time.monotonic() < deadline, "the late event was never mirrored"
-            time.sleep(0.005)
+        _wait_until(lambda: late.event_id in {e.event_id for e in _all(dst)}, "the late event")
     finally:
         stop.set()
         thread.join(10)
@@ -279,10 +279,7 @@ def test_an_idle_follow_reports_caught_up_once_not_per_poll() -> None:
     )
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while src.reads < 20:  # many idle polls
-            assert time.monotonic() < deadline, "the copy stopped polling"
-            time.sleep(0.001)
+        _wait_until(lambda: src.reads >= 20, "many idle polls")
     finally:
         stop.set()
         thread.join(10)
