@@ -113,3 +113,13 @@ def test_info_on_a_durable_stream_says_it_cannot_list_subscriptions(ds_store_url
     assert (summary["events"], summary["subscriptions"], summary["size_bytes"]) == (2, None, None)
     text = run("info", ds_store_url)
     assert "subscriptions: this store cannot list its checkpoints" in text.stdout
+
+
+def test_info_on_a_missing_stream_fails_and_creates_nothing(ds_store_url: str) -> None:
+    result = run("info", ds_store_url)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot open {ds_store_url}: ")
+    assert len(result.stderr.splitlines()) == 1
+    again = run("checkpoints", "set", ds_store_url, "mailer", "oldest")
+    assert again.returncode == 1
+    assert run("info", ds_store_url).returncode == 1  # still not there

@@ -17,19 +17,23 @@ if TYPE_CHECKING:
 
 __all__ = ["Access", "lacks", "opened", "read_only_url"]
 
+# The backends whose URLs take mode=ro (open without ever writing, or creating).
+_READ_ONLY_SCHEMES = frozenset({"sqlite", "durablestream+http", "durablestream+https"})
+
 Access = Literal["read", "write", "create"]
-"""``read``: never write (SQLite opens with ``mode=ro``); ``write``: change an existing
-store (a missing SQLite file is an error, not a new database); ``create``: open or
-create it (a copy's destination)."""
+"""``read``: never write (``mode=ro`` where the backend has it); ``write``: change an
+existing store (a missing file or stream is an error, not a new one); ``create``: open
+or create it (a copy's destination)."""
 
 
 def read_only_url(url: str) -> str:
-    """``url`` with ``mode=ro`` added when it is a SQLite URL that names no mode.
+    """``url`` with ``mode=ro`` added when its backend opens read-only and it names no mode.
 
-    Only SQLite has a read-only open; other stores are opened as given.
+    SQLite and Durable Streams do (no write, no new file or stream); other stores are
+    opened as given.
     """
     parts = urlsplit(url)
-    if parts.scheme.lower() != "sqlite" or any(
+    if parts.scheme.lower() not in _READ_ONLY_SCHEMES or any(
         name == "mode" for name, _ in parse_qsl(parts.query, keep_blank_values=True)
     ):
         return url
@@ -46,7 +50,7 @@ def opened(url: str, access: Access) -> Iterator[EventStore]:
         StoreError: The store could not be opened (a missing file, a server down).
     """
     if access == "write":
-        # A read-only open first: it refuses a missing SQLite file instead of creating it.
+        # A read-only open first: it refuses a missing file or stream instead of creating it.
         with opened(url, "read"):
             pass
     try:
