@@ -13,7 +13,7 @@ import pytest
 
 from eventbus.core import NEWEST, OLDEST, open_store
 
-from ._support import Lines, everything, fields, fill, records, wait_until
+from ._support import Lines, corrupt, everything, fields, fill, records, wait_until
 from .conftest import run, script, start
 
 if TYPE_CHECKING:
@@ -159,3 +159,13 @@ def test_a_bad_destination_url_is_a_usage_error(db: Path) -> None:
     result = run("copy", f"sqlite:{db}", "sqlite://host/x.db")
     assert result.returncode == 2
     assert "is not a SQLite store URL" in result.stderr
+
+
+def test_an_unreadable_source_record_stops_the_copy_naming_it(db: Path, tmp_path: Path) -> None:
+    offsets = fill(db, records(4))
+    corrupt(db, (3, "metadata", "oops"))
+    dst = f"sqlite:{tmp_path / 'copy.db'}"
+    result = run("copy", "-q", f"sqlite:{db}", dst)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: The event at offset {offsets[2]} ")
+    assert len(everything(dst)) == 2

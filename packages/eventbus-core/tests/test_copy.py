@@ -220,6 +220,7 @@ def test_a_source_without_streaming_reads_is_read_by_pages_when_resuming(
         ({"batch_size": True}, TypeError, "batch_size must be an int"),
         ({"poll_interval": 0}, ValueError, "poll_interval"),
         ({"checkpoint_id": ""}, ValueError, "checkpoint_id"),
+        ({"types": "t.a"}, TypeError, "collection of wire names, got the string 't.a'"),
     ],
 )
 def test_bad_options_are_refused(options: dict[str, object], error: type, message: str) -> None:

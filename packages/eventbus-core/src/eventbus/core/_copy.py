@@ -100,8 +100,8 @@ def copy_events(
         What this call copied and skipped, and the source position it reached.
 
     Raises:
-        TypeError: ``dst`` keeps no checkpoints but ``checkpoint_id`` is given, or
-            ``batch_size`` is not an int.
+        TypeError: ``dst`` keeps no checkpoints but ``checkpoint_id`` is given,
+            ``batch_size`` is not an int, or ``types`` is a string.
         ValueError: ``batch_size`` is below 1, ``poll_interval`` not positive, or
             ``checkpoint_id`` empty.
         StoreCorruptError: The source holds a record that cannot be read; the events
@@ -110,6 +110,8 @@ def copy_events(
     """
     check_limit("batch_size", batch_size)
     check_positive("poll_interval", poll_interval)
+    if isinstance(types, str):  # a str is a Collection[str] of its letters
+        raise TypeError(f"types must be a collection of wire names, got the string {types!r}.")
     checkpoints = dst if isinstance(dst, CheckpointStore) else None
     if checkpoint_id is not None:
         if checkpoints is None:
