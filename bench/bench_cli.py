@@ -81,7 +81,7 @@ def main() -> None:
     scale = 5 if args.quick else 1
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as folder, running_server(None) as server:
-        sqlite_total, ds_total = 50_000 // scale, 10_000 // scale
+        sqlite_total, ds_total = 50_000 // scale, 30_000 // scale
         src = SQLiteStore(Path(folder) / "source.db")
         records = [make_record({"order": f"o-{i}", "amount": i * 1.5}) for i in range(sqlite_total)]
         for start in range(0, sqlite_total, 5_000):
@@ -93,7 +93,7 @@ def main() -> None:
         rows.append(
             _row(
                 "copy SQLite -> SQLite",
-                measure(src, sqlite_destination, sqlite_total, 5),
+                measure(src, sqlite_destination, sqlite_total, 7),
             )
         )
         src.close()
@@ -106,7 +106,7 @@ def main() -> None:
             return open_store(url)
 
         rows.append(
-            _row("copy SQLite -> Durable Streams", measure(small, ds_destination, ds_total, 5))
+            _row("copy SQLite -> Durable Streams", measure(small, ds_destination, ds_total, 7))
         )
         small.close()
     report("eventbus copy vs a raw read-then-append loop", rows, args.json)
