@@ -181,3 +181,15 @@ def test_follow_on_a_durable_stream(ds_store_url: str) -> None:
 @pytest.mark.parametrize("count", ["-1", "x"])
 def test_n_must_be_a_count(db: Path, count: str) -> None:
     assert run("tail", "-n", count, f"sqlite:{db}").returncode == 2
+
+
+def test_a_reader_that_goes_away_ends_tail_quietly(db: Path) -> None:
+    fill(db, *(records(1000, "orders.placed", n) for n in range(0, 20_000, 1000)))
+    process = start("tail", "--from", "oldest", f"sqlite:{db}")
+    assert process.stdout is not None
+    assert process.stderr is not None
+    assert process.stdout.readline().startswith("00000000000000000001  ")
+    process.stdout.close()  # like head -1: the rest of the output has nowhere to go
+    with process.stderr:
+        assert process.stderr.read() == ""
+    assert process.wait(60) == 0

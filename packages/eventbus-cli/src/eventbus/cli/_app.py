@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import traceback
 from typing import Any
 
@@ -26,6 +28,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except click.exceptions.Exit:
             raise
+        except BrokenPipeError:
+            # The reader went away (eventbus tail ... | head): it has what it wanted. Point
+            # stdout at /dev/null so that flushing it at exit raises nothing either.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except Exception as exc:
             error = exc if isinstance(exc, click.ClickException) else explain(exc)
             cause = exc.__cause__ if error is exc else exc
