@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -70,7 +71,7 @@ def test_the_sample_sessions_print_what_the_page_shows(tmp_path: Path) -> None:
     for command, expected in _sessions():
         words = shlex.split(command)
         if words[0] == "sqlite3":  # the page's raw edit, made with the stdlib module
-            with sqlite3.connect(tmp_path / words[1]) as conn:
+            with contextlib.closing(sqlite3.connect(tmp_path / words[1])) as conn, conn:
                 conn.execute(words[2])
             continue
         if _NOT_REPEATABLE.search(f"{command} "):
