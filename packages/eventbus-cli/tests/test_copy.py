@@ -155,6 +155,16 @@ def test_a_terminal_gets_a_progress_bar(db: Path, tmp_path: Path) -> None:
     assert len(everything(dst)) == 40
 
 
+def test_copying_a_store_into_itself_is_a_usage_error(db: Path) -> None:
+    fill(db, records(2))
+    result = run("copy", f"sqlite:{db}", f"sqlite:{db}")
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"error: SRC and DST are the same store (sqlite:{db}); name two stores.\n"
+    )
+    assert len(everything(f"sqlite:{db}")) == 2
+
+
 def test_a_bad_destination_url_is_a_usage_error(db: Path) -> None:
     result = run("copy", f"sqlite:{db}", "sqlite://host/x.db")
     assert result.returncode == 2

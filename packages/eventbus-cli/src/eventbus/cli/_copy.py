@@ -6,6 +6,7 @@ import click
 
 from eventbus.core import DEFAULT_COPY_CHECKPOINT, copy_events
 
+from ._errors import CliUsageError
 from ._progress import reporter
 from ._scan import Unreadable, scan
 from ._stores import opened
@@ -47,6 +48,8 @@ def copy(
 
     A rerun (after a kill, too) resumes and never stores an event twice.
     """
+    if src == dst:  # it would copy its own copies: twice the log, or forever with --follow
+        raise CliUsageError(f"SRC and DST are the same store ({src}); name two stores.")
     with opened(src, "read") as source, opened(dst, "create") as target:
 
         def count() -> int:
