@@ -27,10 +27,13 @@ import pytest
 from eventbus.core import (
     NEWEST,
     OLDEST,
+    Lease,
     OffsetError,
+    Owner,
     StoreClosedError,
     StoreCorruptError,
     StoredEvent,
+    StoreReadOnlyError,
     StoreTimeoutError,
     StoreUnavailableError,
     open_store,
@@ -858,3 +861,56 @@ def test_a_base_url_without_scheme_is_refused_before_any_request() -> None:
         )
     assert time.monotonic() - started < 1.0
     assert requests == []
+
+
+def test_a_read_only_store_reads_and_tails_but_never_writes(ds_server: Any) -> None:
+    address = str(ds_server.url).removeprefix("http://")
+    path = stream_path()
+    with open_store(f"durablestream+http://{address}{path}") as writer:  # type: ignore[attr-defined]
+        offsets = writer.append_batch([make_record(), make_record()])
+        writer.save_checkpoint("mailer", offsets[0])
+    with open_durablestream_store(f"durablestream+http://{address}{path}?mode=ro") as store:
+        assert store.read_only
+        assert [e.offset for e in store.read().events] == offsets
+        assert store.tail(offsets[-1], timeout=0.05).events == []
+        assert store.load_checkpoint("mailer") == offsets[0]
+        owner = Owner("host", 1, "reader")
+        for call, what in (
+            (lambda: store.append(make_record()), "append events"),
+            (lambda: store.append_batch([]), "append events"),
+            (lambda: store.save_checkpoint("mailer", OLDEST), "save checkpoints"),
+            (lambda: asyncio.run(store.append_async(make_record())), "append events"),
+            (lambda: store.claim_lease("mailer", owner, None), "claim leases"),
+            (lambda: store.renew_lease(Lease("mailer", owner, 1)), "renew leases"),
+            (lambda: store.release_lease(Lease("mailer", owner, 1)), "release leases"),
+            (
+                lambda: store.save_checkpoint_fenced(Lease("mailer", owner, 1), OLDEST),
+                "save checkpoints",
+            ),
+        ):
+            with pytest.raises(StoreReadOnlyError, match=f"opened read-only; it cannot {what}"):
+                call()
+        assert store.load_checkpoint("mailer") == offsets[0]
+        assert store.read(NEWEST).next == offsets[-1]
+    with pytest.raises(StoreClosedError):
+        store.append(make_record())
+    with open_durablestream_store(f"durablestream+http://{address}{path}?mode=rw") as again:
+        assert not again.read_only
+        assert again.read(NEWEST).next == offsets[-1]
+
+
+def test_a_read_only_store_does_not_create_a_missing_stream(ds_server: Any) -> None:
+    path = stream_path()
+    with pytest.raises(StreamNotFoundError):
+        DurableStreamStore(ds_server.url, path, read_only=True)
+    with DurableStreamClient(ds_server.url) as client, pytest.raises(StreamNotFoundError):
+        client.head(path)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("mode=rwc", "use mode=ro"), ("mode=ro&mode=rw", "only that option"), ("x=1", "only")],
+)
+def test_bad_mode_options_are_refused(query: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        open_durablestream_store(f"durablestream+http://127.0.0.1:1/s?{query}")

@@ -32,6 +32,7 @@ from eventbus.core import (
     Position,
     ReadResult,
     StoredEvent,
+    StoreReadOnlyError,
 )
 
 from ._client import DurableStreamClient
@@ -70,8 +71,9 @@ class DurableStreamStore:
 
     Implements ``EventStore``, ``CheckpointStore``, ``LeaseStore``, ``StreamingReader``,
     ``TailingStore``, ``OffsetOrdering`` and ``ClosableStore``. Thread-safe. The stream is
-    created (as an ``application/json`` stream) unless it exists. The server must enforce
-    ``Stream-Seq`` per stream and idempotent-producer epochs, as the reference server does.
+    created (as an ``application/json`` stream) unless it exists (or the store is
+    ``read_only``). The server must enforce ``Stream-Seq`` per stream and
+    idempotent-producer epochs, as the reference server does.
 
     Args:
         base_url: The server's base URL, e.g. ``"http://127.0.0.1:4437"``.
@@ -89,10 +91,14 @@ class DurableStreamStore:
             saves nothing and costs the server and the reader CPU (a third of the
             server's time for a large catch-up read).
         transport: An httpx transport, for tests.
+        read_only: Open an existing stream without ever writing: the stream is looked
+            up (a HEAD), not created, and appends and checkpoint saves raise
+            ``StoreReadOnlyError``. Reads, ``tail`` and loading checkpoints work.
 
     Raises:
         ValueError: ``base_url`` is not an http(s) URL with a host, ``stream`` is not a
             path starting with ``/``, or a bad limit.
+        StreamNotFoundError: With ``read_only``, there is no stream at the URL.
         StoreError: The stream could not be created or checked (e.g. it exists with
             another content type, or the server is unreachable).
     """
@@ -108,6 +114,7 @@ class DurableStreamStore:
         on_undecodable: UndecodableHandler | None = None,
         compression: bool | None = None,
         transport: httpx.BaseTransport | None = None,
+        read_only: bool = False,
     ) -> None:
         if not isinstance(stream, str) or not stream.startswith("/") or stream == "/":
             raise ValueError(f"stream must be a path such as '/v1/stream/orders', got {stream!r}.")
@@ -115,6 +122,7 @@ class DurableStreamStore:
             raise ValueError(f"max_batch_bytes must be 1 or more, got {max_batch_bytes!r}.")
         self._url = base_url.rstrip("/") + stream
         self._stream = stream
+        self.read_only: Final = read_only
         self._retry = retry if retry is not None else RetryPolicy()
         if compression is None:
             compression = not on_loopback(base_url)
@@ -130,7 +138,11 @@ class DurableStreamStore:
             self._client, stream, lifecycle=self._lifecycle, request_timeout=timeout
         )
         try:
-            created = self._client.create(stream, content_type=_JSON)
+            if read_only:  # look, never create: a HEAD, 404 if the stream is missing
+                tail, new = self._client.head(stream).next_offset, False
+            else:
+                created = self._client.create(stream, content_type=_JSON)
+                tail, new = created.next_offset, created.created
         except BaseException:
             self._client.close()
             raise
@@ -139,7 +151,7 @@ class DurableStreamStore:
             stream,
             self._url,
             on_undecodable or _log_undecodable,
-            created.next_offset if created.created else None,
+            tail if new else None,
         )
         self._appends = GroupCommit(
             self._client,
@@ -149,7 +161,7 @@ class DurableStreamStore:
             max_batch_bytes=max_batch_bytes,
             lifecycle=self._lifecycle,
             reader=self._reader,
-            tail=created.next_offset,
+            tail=tail,
         )
         self._poller = LongPoller(
             self._client, stream, request_timeout=timeout, lifecycle=self._lifecycle
@@ -157,6 +169,14 @@ class DurableStreamStore:
 
     def __repr__(self) -> str:
         return f"DurableStreamStore({self._url!r})"
+
+    def _refuse_write(self, what: str) -> None:
+        if self.read_only:
+            with self._lifecycle.open():  # a closed store says so first
+                raise StoreReadOnlyError(
+                    f"The DurableStreamStore {self._url!r} was opened read-only; it cannot "
+                    f"{what}. Open it without read_only (or mode=ro) to write."
+                )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -194,6 +214,7 @@ class DurableStreamStore:
                 not be stored, but never twice.
             StoreError: The server refused the append.
         """
+        self._refuse_write("append events")
         return self._appends.commit([record])[0]
 
     def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
@@ -209,7 +230,9 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreUnavailableError: As for :meth:`append`.
             StoreError: The server refused the append.
+            StoreReadOnlyError: The store was opened read-only.
         """
+        self._refuse_write("append events")
         if not records:
             with self._lifecycle.open():
                 return []
@@ -233,6 +256,7 @@ class DurableStreamStore:
             StoreUnavailableError: As for :meth:`append`.
             StoreError: The server refused the append.
         """
+        self._refuse_write("append events")
         return await self._appends.commit_async(record)
 
     # -- reads --------------------------------------------------------------------------
@@ -416,6 +440,7 @@ class DurableStreamStore:
             StoreError: The server failed.
         """
         self._check_checkpoint(subscription_id, offset)
+        self._refuse_write("save checkpoints")
         with self._lifecycle.open():
             self._leases.save_checkpoint(subscription_id, offset)
 
@@ -500,6 +525,7 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreError: The server failed.
         """
+        self._refuse_write("claim leases")
         self._check_subscription(subscription_id)
         with self._lifecycle.open():
             return self._leases.claim_lease(subscription_id, owner, seen)
@@ -513,6 +539,7 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreError: The server failed.
         """
+        self._refuse_write("renew leases")
         with self._lifecycle.open():
             return self._leases.renew_lease(lease)
 
@@ -523,6 +550,7 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreError: The server failed.
         """
+        self._refuse_write("release leases")
         with self._lifecycle.open():
             self._leases.release_lease(lease)
 
@@ -538,6 +566,7 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreError: The server failed.
         """
+        self._refuse_write("save checkpoints")
         self._check_checkpoint(lease.subscription_id, offset)
         with self._lifecycle.open():
             self._leases.save_checkpoint_fenced(lease, offset)
