@@ -19,8 +19,9 @@ from .conftest import ROOT, script
 if TYPE_CHECKING:
     from pathlib import Path
 
-# Samples that cannot print the same twice: a live follow, a server, a rate.
-_NOT_REPEATABLE = re.compile(r" -f | --follow |durablestream\+|^eventbus copy ")
+# Samples that cannot print the same twice: a live follow, a server, a rate, an owner
+# process (busy.db: its pid and instance differ each run).
+_NOT_REPEATABLE = re.compile(r" -f | --follow |durablestream\+|^eventbus copy |busy\.db")
 
 
 def _sessions() -> list[tuple[str, list[str]]]:

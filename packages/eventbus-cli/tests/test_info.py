@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING
 
-from eventbus.core import OLDEST
+from eventbus.core import OLDEST, MemoryStore, Owner
 from eventbus.sqlite import SQLiteStore
 
 from ._support import corrupt, fill, fingerprint, records
@@ -22,6 +22,11 @@ def test_info_counts_types_and_the_lag_of_each_subscription(db: Path) -> None:
         store.save_checkpoint("billing", offsets[1])  # 3 events behind
         store.save_checkpoint("audit", offsets[-1])  # caught up
         store.save_checkpoint("replayer", OLDEST)  # 5 behind
+        owned = store.claim_lease("billing", Owner("worker-host", 7, "abc"), None)
+        released = store.claim_lease("audit", Owner("worker-host", 8, "def"), None)
+        assert owned is not None
+        assert released is not None
+        store.release_lease(released)
     result = run("info", f"sqlite:{db}", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -33,10 +38,13 @@ def test_info_counts_types_and_the_lag_of_each_subscription(db: Path) -> None:
     assert summary["types"] == {"orders.placed": 3, "orders.shipped": 2}
     assert summary["size_bytes"] >= db.stat().st_size
     assert summary["subscriptions"] == [
-        {"id": "audit", "checkpoint": offsets[-1], "lag": 0},
-        {"id": "billing", "checkpoint": offsets[1], "lag": 3},
-        {"id": "replayer", "checkpoint": "oldest", "lag": 5},
+        {"id": "audit", "checkpoint": offsets[-1], "lag": 0, "owner": None},
+        {"id": "billing", "checkpoint": offsets[1], "lag": 3, "owner": "worker-host:7:abc"},
+        {"id": "replayer", "checkpoint": "oldest", "lag": 5, "owner": None},
     ]
+    text = run("info", f"sqlite:{db}").stdout
+    assert "worker-host:7:abc" in text
+    assert "worker-host:8:def" not in text, "a released lease has no owner"
 
 
 def test_info_as_text_shows_the_same_in_tables(db: Path) -> None:
@@ -83,7 +91,7 @@ def test_a_checkpoint_that_names_no_event_has_an_unknown_lag(db: Path) -> None:
     corrupt(db, (2, "metadata", "not json"))
     result = run("info", f"sqlite:{db}", "--json")
     assert json.loads(result.stdout)["subscriptions"] == [
-        {"id": "billing", "checkpoint": offsets[1], "lag": None}
+        {"id": "billing", "checkpoint": offsets[1], "lag": None, "owner": None}
     ]
     assert "billing  " in run("info", f"sqlite:{db}").stdout.replace("│", " ")
 
@@ -123,3 +131,17 @@ def test_info_on_a_missing_stream_fails_and_creates_nothing(ds_store_url: str) -
     again = run("checkpoints", "set", ds_store_url, "mailer", "oldest")
     assert again.returncode == 1
     assert run("info", ds_store_url).returncode == 1  # still not there
+
+
+def test_a_store_without_leases_shows_no_owner() -> None:
+    class NoLeases(MemoryStore):
+        """A store that lists checkpoints but keeps no leases."""
+
+        read_lease = None  # type: ignore[assignment]  # hides the capability
+
+    from eventbus.cli._info import owner_of
+
+    store = NoLeases()
+    store.save_checkpoint("billing", OLDEST)
+    assert owner_of(store, "billing") is None
+    assert owner_of(MemoryStore(), "billing") is None

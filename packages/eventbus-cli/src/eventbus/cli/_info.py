@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from eventbus.core import OLDEST, CheckpointListing
+from eventbus.core import OLDEST, CheckpointListing, LeaseStore
 
 from ._render import console, offset_text, time_text
 from ._scan import Unreadable, scan
@@ -32,6 +32,7 @@ class Subscription:
     id: str
     checkpoint: Checkpoint
     lag: int | None = None  # None: the checkpoint names no event of the log
+    owner: str | None = None  # who holds its lease now; None: nobody (or no leases)
 
 
 @dataclass
@@ -62,7 +63,12 @@ class Summary:
             "subscriptions": None
             if self.subscriptions is None
             else [
-                {"id": s.id, "checkpoint": offset_text(s.checkpoint), "lag": s.lag}
+                {
+                    "id": s.id,
+                    "checkpoint": offset_text(s.checkpoint),
+                    "lag": s.lag,
+                    "owner": s.owner,
+                }
                 for s in self.subscriptions
             ],
         }
@@ -105,8 +111,22 @@ def summarize(url: str, store: EventStore) -> Summary:
         for sub_id, checkpoint in checkpoints.items():
             done = 0 if checkpoint is OLDEST else ordinals.get(checkpoint)
             lag = None if done is None else summary.count - done
-            summary.subscriptions.append(Subscription(sub_id, checkpoint, lag))
+            summary.subscriptions.append(
+                Subscription(sub_id, checkpoint, lag, owner_of(store, sub_id))
+            )
     return summary
+
+
+def owner_of(store: EventStore, subscription_id: str) -> str | None:
+    """``host:pid:instance`` of the lease holder of ``subscription_id``, if one holds it.
+
+    A holder that died keeps its lease until a standby's ttl runs out: this shows the
+    store's record, which tools cannot tell apart from a live owner without waiting.
+    """
+    if not isinstance(store, LeaseStore):
+        return None
+    lease = store.read_lease(subscription_id)
+    return None if lease is None or lease.released else str(lease.owner)
 
 
 def _print(summary: Summary, out: Console) -> None:
@@ -130,11 +150,16 @@ def _print(summary: Summary, out: Console) -> None:
         out.print("subscriptions: this store cannot list its checkpoints")
     elif summary.subscriptions:
         subs = Table(
-            "subscription", "checkpoint", "lag", title="subscriptions", title_justify="left"
+            "subscription",
+            "checkpoint",
+            "lag",
+            "owner",
+            title="subscriptions",
+            title_justify="left",
         )
         for sub in summary.subscriptions:
             lag = "?" if sub.lag is None else str(sub.lag)
-            subs.add_row(sub.id, offset_text(sub.checkpoint), lag)
+            subs.add_row(sub.id, offset_text(sub.checkpoint), lag, sub.owner or "-")
         out.print(subs)
     else:
         out.print("subscriptions: none")
