@@ -153,7 +153,7 @@ class DurableStreamClient:
 
     def _run(self, operation: Generator[Any, Any, Any], url: str) -> Any:
         value: Any = None
-        with _map_httpx_errors(url):
+        with _map_httpx_errors(self._requests.shown(url)):
             while True:
                 try:
                     action = operation.send(value)
@@ -169,7 +169,7 @@ class DurableStreamClient:
         opened: list[httpx.Response] = []
         value: Any = None
         try:
-            with _map_httpx_errors(url):
+            with _map_httpx_errors(self._requests.shown(url)):
                 while True:
                     try:
                         action = operation.send(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from ._errors import redact
 from ._store import DurableStreamStore
 
 __all__ = ["open_durablestream_store"]
@@ -32,11 +33,11 @@ def open_durablestream_store(url: str) -> DurableStreamStore:
     scheme = _SCHEMES.get(parts.scheme.lower())
     if scheme is None or not parts.netloc or parts.path in ("", "/"):
         raise ValueError(
-            f"{url!r} is not a Durable Streams store URL; expected "
+            f"{redact(url)!r} is not a Durable Streams store URL; expected "
             "'durablestream+http://host:port/path/of/stream' (or durablestream+https)."
         )
     if parts.query or parts.fragment:
         raise ValueError(
-            f"{url!r} has a query or fragment; a Durable Streams store URL takes neither."
+            f"{redact(url)!r} has a query or fragment; a Durable Streams store URL takes neither."
         )
     return DurableStreamStore(f"{scheme}://{parts.netloc}", parts.path)

@@ -188,6 +188,26 @@ class DurableStreamTimeoutError(DurableStreamError, StoreTimeoutError):
     """The server did not answer within the configured timeout."""
 
 
+def redact(url: str) -> str:
+    """Return ``url`` with its password, if any, replaced by ``***``: safe to print or log.
+
+    Args:
+        url: An absolute or relative URL.
+
+    Returns:
+        The URL, otherwise unchanged.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}{slash}{path}"
+
+
 @contextlib.contextmanager
 def _map_httpx_errors(url: str | None) -> Iterator[None]:
     """Translate any httpx exception raised inside the block into the client's tree.

@@ -14,6 +14,8 @@ from typing import Final, Literal, TypeAlias
 
 import httpx
 
+from ._errors import redact
+
 __all__ = [
     "DEFAULT_TIMEOUT",
     "H_CLOSED",
@@ -213,6 +215,10 @@ class RequestFactory:
                 self._urls.clear()
             self._urls[url] = known
         return known
+
+    def shown(self, url: str) -> str:
+        """The absolute URL of ``url``, its password hidden: what messages name."""
+        return redact(str(self.url(url)))
 
     def build(self, spec: RequestSpec, deadline: float | None) -> httpx.Request:
         """Build one attempt of ``spec``; dynamic values are called now, for every attempt.

@@ -36,6 +36,7 @@ from eventbus.core import (
 from ._checkpoints import CheckpointSlots
 from ._client import DurableStreamClient
 from ._envelope_codec import UndecodableHandler
+from ._errors import redact
 from ._group_commit import GroupCommit
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
@@ -112,7 +113,7 @@ class DurableStreamStore:
             raise ValueError(f"stream must be a path such as '/v1/stream/orders', got {stream!r}.")
         if max_batch_bytes < 1:
             raise ValueError(f"max_batch_bytes must be 1 or more, got {max_batch_bytes!r}.")
-        self._url = base_url.rstrip("/") + stream
+        self._url = redact(base_url.rstrip("/") + stream)  # for messages: no password
         self._stream = stream
         self._retry = retry if retry is not None else RetryPolicy()
         if compression is None:
