@@ -23,9 +23,9 @@ from eventbus.core import (
     StoreUnavailableError,
 )
 
-from ._client import DurableStreamClient
+from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import encode_batch
-from ._errors import ProducerSequenceGapError, SequenceConflictError
+from ._errors import DurableStreamTimeoutError, ProducerSequenceGapError, SequenceConflictError
 from ._lifecycle import Lifecycle
 from ._offsets import anchored_tokens
 from ._retry import RetryPolicy
@@ -103,6 +103,7 @@ class GroupCommit:
         lifecycle: Lifecycle,
         reader: EventReader,
         tail: str | None,
+        timeout: float,
     ) -> None:
         self._client = client
         self._stream = stream
@@ -113,6 +114,7 @@ class GroupCommit:
         self._lock = lifecycle.lock
         self._reader = reader
         self._tail = tail
+        self._timeout = timeout
         self._queue: list[_Pending] = []
         self._committing = False
         # Drains started by commit_async, kept so they are not garbage-collected early.
@@ -208,6 +210,10 @@ class GroupCommit:
                     size += self._queue[0].size
                     group.append(self._queue.pop(0))
             records = [record for pending in group for record in pending.records]
+            # A POST for appends made elsewhere (append_async: on a worker thread) gets a
+            # budget of its own; a caller's own call keeps the caller's.
+            own = CALL_DEADLINE.get() is None
+            token = CALL_DEADLINE.set(time.monotonic() + self._timeout) if own else None
             try:
                 with self._lifecycle.open():
                     offsets = self._post(records)
@@ -216,6 +222,9 @@ class GroupCommit:
                     pending.error = exc
                 _settle(group)
                 continue
+            finally:
+                if token is not None:
+                    CALL_DEADLINE.reset(token)
             for pending in group:
                 pending.offsets = offsets[: len(pending.records)]
                 offsets = offsets[len(pending.records) :]
@@ -258,10 +267,16 @@ class GroupCommit:
                     # producer sequence, new anchor.
                     anchor = self._reader.head_tail()
                     continue
-                except StoreUnavailableError:
+                except StoreUnavailableError as exc:
                     delay = self._retry.delay(attempt)
                     if delay is None or self._lifecycle.closed:
                         raise
+                    deadline = CALL_DEADLINE.get()
+                    if deadline is not None and time.monotonic() + delay >= deadline:
+                        raise DurableStreamTimeoutError(
+                            f"Appending to {self._url!r} ran out of time between retries.",
+                            url=self._url,
+                        ) from exc
                     attempt += 1
                     ambiguous = True
                     time.sleep(delay)

@@ -242,7 +242,8 @@ class RequestFactory:
             timeout = (spec.timeout or self.timeout).as_dict()
             if deadline is not None:
                 remaining = max(deadline - time.monotonic(), 0.001)
-                timeout["read"] = min(timeout["read"] or remaining, remaining)
+                for phase in ("connect", "read", "write", "pool"):
+                    timeout[phase] = min(timeout[phase] or remaining, remaining)
         return httpx.Request(
             spec.method, url, headers=headers, content=spec.content, extensions={"timeout": timeout}
         )

@@ -13,6 +13,7 @@ This module is the façade: construction, lifecycle, argument checks and the pub
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import threading
@@ -31,12 +32,13 @@ from eventbus.core import (
     Position,
     ReadResult,
     StoredEvent,
+    StoreTimeoutError,
 )
 
 from ._checkpoints import CheckpointSlots
-from ._client import DurableStreamClient
+from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import UndecodableHandler
-from ._errors import redact
+from ._errors import DurableStreamTimeoutError, redact
 from ._group_commit import GroupCommit
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
@@ -76,8 +78,9 @@ class DurableStreamStore:
     Args:
         base_url: The server's base URL, e.g. ``"http://127.0.0.1:4437"``.
         stream: The stream's path on that server, e.g. ``"/v1/stream/orders"``.
-        timeout: Seconds any one request may take before it fails with
-            ``StoreTimeoutError``; a long-poll that long ends quietly and is renewed.
+        timeout: Seconds each call (opening included) may take, retries included, before
+            it fails with one ``StoreTimeoutError`` naming the URL and the budget; ``tail``
+            gets its own wait on top. A long-poll that long ends quietly and is renewed.
         retry: How transient failures (network errors, 5xx, 429) are retried.
         max_batch_bytes: A group commit stops adding appends to one POST at this size.
         on_undecodable: Called with each stream message that is not an event (written by
@@ -114,6 +117,7 @@ class DurableStreamStore:
         if max_batch_bytes < 1:
             raise ValueError(f"max_batch_bytes must be 1 or more, got {max_batch_bytes!r}.")
         self._url = redact(base_url.rstrip("/") + stream)  # for messages: no password
+        self._timeout = timeout
         self._stream = stream
         self._retry = retry if retry is not None else RetryPolicy()
         if compression is None:
@@ -129,7 +133,8 @@ class DurableStreamStore:
         self._checkpoint_lock = threading.Lock()
         self._checkpoints = CheckpointSlots(self._client, stream)
         try:
-            created = self._client.create(stream, content_type=_JSON)
+            with self._budget():
+                created = self._client.create(stream, content_type=_JSON)
         except BaseException:
             self._client.close()
             raise
@@ -149,6 +154,7 @@ class DurableStreamStore:
             lifecycle=self._lifecycle,
             reader=self._reader,
             tail=created.next_offset,
+            timeout=timeout,
         )
         self._poller = LongPoller(
             self._client, stream, request_timeout=timeout, lifecycle=self._lifecycle
@@ -156,6 +162,26 @@ class DurableStreamStore:
 
     def __repr__(self) -> str:
         return f"DurableStreamStore({self._url!r})"
+
+    @contextlib.contextmanager
+    def _budget(self, extra: float = 0.0) -> Iterator[None]:
+        """Bound the I/O of one call by ``timeout`` (plus ``extra``), retries included."""
+        token = CALL_DEADLINE.set(time.monotonic() + self._timeout + extra)
+        try:
+            yield
+        except StoreTimeoutError as exc:
+            raise self._timed_out(extra) from exc
+        finally:
+            CALL_DEADLINE.reset(token)
+
+    def _timed_out(self, extra: float = 0.0) -> DurableStreamTimeoutError:
+        budget = f"{self._timeout + extra:g} s"
+        return DurableStreamTimeoutError(
+            f"The call to {self!r} did not finish within its budget of {budget} "
+            f"(timeout={self._timeout:g}{f' plus the wait of {extra:g} s' if extra else ''}, "
+            "retries included): the server did not answer in time.",
+            url=self._url,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -192,7 +218,8 @@ class DurableStreamStore:
                 not be stored, but never twice.
             StoreError: The server refused the append.
         """
-        return self._appends.commit([record])[0]
+        with self._budget():
+            return self._appends.commit([record])[0]
 
     def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
         """Store events atomically (one POST), in order, exactly once.
@@ -211,7 +238,8 @@ class DurableStreamStore:
         if not records:
             with self._lifecycle.open():
                 return []
-        return self._appends.commit(list(records))
+        with self._budget():
+            return self._appends.commit(list(records))
 
     async def append_async(self, record: EventRecord) -> Offset:
         """Store one event exactly once without blocking the event loop.
@@ -231,7 +259,10 @@ class DurableStreamStore:
             StoreUnavailableError: As for :meth:`append`.
             StoreError: The server refused the append.
         """
-        return await self._appends.commit_async(record)
+        try:
+            return await self._appends.commit_async(record)
+        except StoreTimeoutError as exc:  # the POST ran under its own budget (see GroupCommit)
+            raise self._timed_out() from exc
 
     # -- reads --------------------------------------------------------------------------
 
@@ -270,10 +301,12 @@ class DurableStreamStore:
         self._check_limit(limit)
         with self._lifecycle.open():
             if after is NEWEST:
-                return ReadResult([], self._reader.newest())
+                with self._budget():
+                    return ReadResult([], self._reader.newest())
             if after is not OLDEST:
                 parse_token(after)
-            events = self._reader.read_after(after, limit)
+            with self._budget():
+                events = self._reader.read_after(after, limit)
         return ReadResult(events, events[-1].offset if events else after)
 
     def iter_events(
@@ -338,7 +371,7 @@ class DurableStreamStore:
             raise ValueError(f"timeout must be 0 seconds or more, got {timeout!r}.")
         deadline = time.monotonic() + timeout
         position = self.read(NEWEST).next if after is NEWEST else after
-        with self._lifecycle.open():
+        with self._lifecycle.open(), self._budget(timeout):
             if position is not OLDEST:
                 parse_token(position)
             events, server = self._reader.cached_after(position, limit)
@@ -409,7 +442,7 @@ class DurableStreamStore:
             )
         if offset is not OLDEST:
             parse_token(offset)
-        with self._lifecycle.open(), self._checkpoint_lock:
+        with self._lifecycle.open(), self._checkpoint_lock, self._budget():
             self._checkpoints.save(subscription_id, offset)
 
     def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
@@ -428,5 +461,5 @@ class DurableStreamStore:
             StoreError: The server failed.
         """
         self._check_subscription(subscription_id)
-        with self._lifecycle.open(), self._checkpoint_lock:
+        with self._lifecycle.open(), self._checkpoint_lock, self._budget():
             return self._checkpoints.load(subscription_id)
