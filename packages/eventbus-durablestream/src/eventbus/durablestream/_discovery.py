@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ._errors import redact
+from ._requests import HeaderValue
 from ._store import DurableStreamStore
 
 __all__ = ["open_durablestream_store"]
@@ -12,7 +14,12 @@ __all__ = ["open_durablestream_store"]
 _SCHEMES = {"durablestream+http": "http", "durablestream+https": "https"}
 
 
-def open_durablestream_store(url: str) -> DurableStreamStore:
+def open_durablestream_store(
+    url: str,
+    *,
+    headers: Mapping[str, HeaderValue] | None = None,
+    verify: bool | str = True,
+) -> DurableStreamStore:
     """Open the store a ``durablestream+http(s)://host:port/path/of/stream`` URL names.
 
     ``durablestream+http://127.0.0.1:4437/v1/stream/orders`` is the stream
@@ -20,9 +27,12 @@ def open_durablestream_store(url: str) -> DurableStreamStore:
 
     Args:
         url: The store URL.
+        headers: Headers for every request, callables called per request (see
+            ``DurableStreamStore``); keep tokens here, never in the URL.
+        verify: TLS verification: ``True``, a CA bundle path, or ``False``.
 
     Returns:
-        The store, with default options.
+        The store, with default options otherwise.
 
     Raises:
         ValueError: The URL has another scheme, no host, no stream path, a query or a
@@ -40,4 +50,6 @@ def open_durablestream_store(url: str) -> DurableStreamStore:
         raise ValueError(
             f"{redact(url)!r} has a query or fragment; a Durable Streams store URL takes neither."
         )
-    return DurableStreamStore(f"{scheme}://{parts.netloc}", parts.path)
+    return DurableStreamStore(
+        f"{scheme}://{parts.netloc}", parts.path, headers=headers, verify=verify
+    )

@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import httpx
@@ -43,6 +44,7 @@ from ._group_commit import GroupCommit
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
 from ._offsets import compare_tokens, parse_token
+from ._requests import HeaderValue
 from ._retry import RetryPolicy
 from ._store_reads import EventReader
 
@@ -91,7 +93,12 @@ class DurableStreamStore:
             it may, unless ``base_url`` is on this machine: over loopback compressing
             saves nothing and costs the server and the reader CPU (a third of the
             server's time for a large catch-up read).
-        transport: An httpx transport, for tests.
+        headers: Headers for every request (e.g. ``Authorization``); a callable value is
+            called for each request, so a rotating token stays fresh. Never put a token in
+            the URL: headers are neither logged nor shown in messages.
+        verify: TLS verification of an ``https`` server: ``True`` (the system's CAs), the
+            path of a CA bundle (PEM) to trust instead, or ``False`` (no verification).
+        transport: An httpx transport, for tests (``verify`` then does not apply).
 
     Raises:
         ValueError: ``base_url`` is not an http(s) URL with a host, ``stream`` is not a
@@ -110,6 +117,8 @@ class DurableStreamStore:
         max_batch_bytes: int = 1024 * 1024,
         on_undecodable: UndecodableHandler | None = None,
         compression: bool | None = None,
+        headers: Mapping[str, HeaderValue] | None = None,
+        verify: bool | str = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not isinstance(stream, str) or not stream.startswith("/") or stream == "/":
@@ -122,9 +131,15 @@ class DurableStreamStore:
         self._retry = retry if retry is not None else RetryPolicy()
         if compression is None:
             compression = not on_loopback(base_url)
+        if transport is None and verify is not True:
+            transport = httpx.HTTPTransport(
+                verify=ssl.create_default_context(cafile=verify)
+                if isinstance(verify, str)
+                else False
+            )
         self._client = DurableStreamClient(
             base_url,
-            headers=None if compression else {"Accept-Encoding": "identity"},
+            headers={**(headers or {}), **({} if compression else {"Accept-Encoding": "identity"})},
             timeout=httpx.Timeout(timeout),
             retry=self._retry,
             transport=transport,
