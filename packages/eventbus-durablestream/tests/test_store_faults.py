@@ -28,6 +28,7 @@ import pytest
 from eventbus.core import (
     NEWEST,
     OLDEST,
+    EventRecord,
     OffsetError,
     StoreClosedError,
     StoreCorruptError,
@@ -54,8 +55,6 @@ from eventbus.durablestream._envelope_codec import (
 )
 from eventbus.durablestream._offsets import (
     COMMON_SUFFIXES,
-    anchored,
-    anchored_tokens,
     compare_tokens,
     parse_token,
 )
@@ -261,12 +260,24 @@ def test_a_stream_of_another_content_type_is_refused(url: str) -> None:
 
 
 def test_offset_tokens_parse_and_compare() -> None:
-    assert parse_token("0_1") == ("0_1", -1)
-    assert parse_token("0_1,00000002") == ("0_1", 2)
+    assert parse_token("0_1") == ("0_1", 0, -1)
+    assert parse_token("0_1,00000002") == ("0_1", 2, 2)
+    assert parse_token("0_1&00000002") == ("0_1", 1, 2)
     assert compare_tokens("0_1", "0_1,00000000") < 0
+    assert compare_tokens("0_1", "0_1&00000000") < 0
+    assert compare_tokens("0_1&00000009", "0_1,00000000") < 0
     assert compare_tokens("0_1,00000003", "0_2") < 0
     assert compare_tokens("0_2", "0_2") == 0
-    for bad in ["0_1,2", "0_1,0000000x", "0_1,\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661"]:
+    assert parse_token("-1&00000000") == ("-1", 1, 0)  # the beginning: a read's start only
+    for sentinel in ["-1", "now", "now,00000000", "-1,00000000", "now&00000000"]:
+        with pytest.raises(OffsetError, match="expected a server offset"):
+            parse_token(sentinel)
+    for bad in [
+        "0_1,2",
+        "0_1&2",
+        "0_1,0000000x",
+        "0_1,\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661",
+    ]:
         with pytest.raises(OffsetError, match="8 digits"):
             parse_token(bad)
     with pytest.raises(OffsetError, match="string"):
@@ -303,7 +314,7 @@ def test_lone_surrogates_round_trip_in_every_text_field(url: str) -> None:
     assert events[0].event_id == plain.event_id
 
 
-def test_undecodable_messages_are_reported_and_skipped(url: str) -> None:
+def test_undecodable_messages_are_reported_and_raised_in_place(url: str) -> None:
     path = stream_path()
     skipped: list[tuple[Any, Exception]] = []
     with DurableStreamStore(url, path, on_undecodable=lambda i, e: skipped.append((i, e))) as store:
@@ -312,7 +323,15 @@ def test_undecodable_messages_are_reported_and_skipped(url: str) -> None:
             client.append(path, json.dumps([{"foreign": True}, 7]), content_type="application/json")
         last = make_record()
         offset = store.append(last)
-        assert [e.offset for e in store.read(first).events] == [offset]
+        with pytest.raises(StoreCorruptError) as one:
+            store.read(first)
+        assert one.value.offset == f"{first}&00000000"  # counted from the read's start
+        with pytest.raises(StoreCorruptError) as two:
+            store.read(one.value.offset)
+        assert two.value.offset is not None
+        assert two.value.record is not None
+        assert two.value.record.data == "7"
+        assert [e.offset for e in store.read(two.value.offset).events] == [offset]
     assert [item for item, _ in skipped] == [{"foreign": True}, 7]
 
 
@@ -323,15 +342,18 @@ def test_undecodable_messages_are_logged_by_default(
     with DurableStreamStore(url, path) as store:
         with DurableStreamClient(url) as client:
             client.append(path, json.dumps({"foreign": 1}), content_type="application/json")
-        with caplog.at_level(logging.ERROR, logger="eventbus.durablestream"):
-            assert store.read().events == []
+        with (
+            caplog.at_level(logging.ERROR, logger="eventbus.durablestream"),
+            pytest.raises(StoreCorruptError, match="no event"),
+        ):
+            store.read()
     assert "not an eventbus event" in caplog.text
 
 
 def test_timestamps_in_other_zones_are_read_as_utc() -> None:
     good = json.loads(encode_batch([make_record()], "0_0"))[0]
     good["ts"] = "2024-01-01T01:00:00.5+01:00"
-    chunk = decode_chunk(body_of([good]), "0_9", lambda _, e: None)
+    chunk = decode_chunk(body_of([good]), "0_1", "0_9", lambda _, e: None)
     assert chunk.events[0].timestamp == datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
     assert chunk.events[0].timestamp.tzinfo is UTC
 
@@ -365,40 +387,44 @@ def body_of(items: list[Any]) -> bytes:
         ({"v": True}, "format version True is not 1"),
     ],
 )
-def test_decoding_skips_envelopes_of_other_versions(change: dict[str, Any], why: str) -> None:
+def test_envelopes_of_other_versions_keep_their_place(change: dict[str, Any], why: str) -> None:
     good = json.loads(encode_batch([make_record()], "0_0"))[0]
     errors: list[tuple[Any, Exception]] = []
     other = {**good, **change}
-    chunk = decode_chunk(body_of([other, good]), "0_9", lambda i, e: errors.append((i, e)))
-    assert [e.offset for e in chunk.events] == ["0_9"]
+    chunk = decode_chunk(body_of([other, good]), "0_1", "0_9", lambda i, e: errors.append((i, e)))
+    # counted from the read's start: the next envelope's anchor is before it
+    assert [e.offset for e in chunk.events] == ["0_1&00000000", "0_9"]
     assert [item for item, _ in errors] == [other]
     assert re.search(why, str(errors[0][1])), errors[0][1]
-    assert chunk.corrupt == {}
+    assert list(chunk.corrupt) == ["0_1&00000000"]
+    assert json.loads(chunk.events[0].data) == other
 
 
 def test_foreign_messages_are_named_as_such() -> None:
     errors: list[tuple[Any, Exception]] = []
     good = json.loads(encode_batch([make_record()], "0_0"))[0]
-    missing = {k: v for k, v in good.items() if k != "s"}
+    no_s = {k: v for k, v in good.items() if k != "s"}
     chunk = decode_chunk(
-        body_of(["text", {"x": 1}, missing, {**good, "extra": [1]}]),
+        body_of(["text", {"x": 1}, no_s, {**good, "extra": [1]}]),
+        "-1",
         "0_9",
         lambda i, e: errors.append((i, e)),
     )
-    assert [e.event_id for e in chunk.events] == [good["id"]]  # unknown fields are ignored
-    assert [item for item, _ in errors] == ["text", {"x": 1}, missing]
+    # unknown fields are ignored, and `s` is not needed
+    assert [e.event_id for e in chunk.events] == ["", "", good["id"], good["id"]]
+    assert [e.offset for e in chunk.events] == ["-1&00000000", "-1&00000001", "-1&00000002", "0_9"]
+    assert [item for item, _ in errors] == ["text", {"x": 1}]
     assert [str(e).split(" (")[0] for _, e in errors] == [
         "it is not an eventbus envelope",
         "it is not an eventbus envelope",
-        "a field is missing or wrong",
     ]
-    assert "missing required field `s`" in str(errors[2][1])
+    assert list(chunk.corrupt) == ["-1&00000000", "-1&00000001"]
 
 
 @pytest.mark.parametrize("body", [b"[1,", b'{"a": 1}', b"nonsense"])
 def test_a_body_that_is_not_a_json_array_is_malformed(body: bytes) -> None:
     with pytest.raises(MalformedResponseError, match="stream data is not"):
-        decode_chunk(body, "0_9", lambda _, e: None)
+        decode_chunk(body, "0_1", "0_9", lambda _, e: None)
 
 
 def test_stored_event_fields_match_the_fast_decoder() -> None:
@@ -410,7 +436,7 @@ def test_decoded_events_equal_the_events_built_by_hand() -> None:
     first = [make_record(), make_record(metadata={"k": "v", "z": "a"}), make_record()]
     second = [make_record(), make_record(metadata={"only": "one"})]
     items = json.loads(encode_batch(first, "0_1")) + json.loads(encode_batch(second, "0_5"))
-    chunk = decode_chunk(body_of([*items[:1], "foreign", *items[1:]]), "0_9", lambda _, e: None)
+    chunk = decode_chunk(body_of(items), "0_1", "0_9", lambda _, e: None)
     offsets = ["0_1,00000000", "0_1,00000001", "0_5", "0_5,00000000", "0_9"]
     assert chunk.events == [
         StoredEvent(
@@ -418,7 +444,6 @@ def test_decoded_events_equal_the_events_built_by_hand() -> None:
         )
         for offset, r in zip(offsets, first + second, strict=True)
     ]
-    assert chunk.anchors == ["0_1", "0_1", "0_1", "0_5", "0_5"]
     assert list(chunk.events[1].metadata.items()) == [("k", "v"), ("z", "a")]
     with pytest.raises(TypeError):
         chunk.events[0].metadata["new"] = "x"  # type: ignore[index]
@@ -431,7 +456,7 @@ def test_decoded_events_are_frozen_stored_events_with_tokens_for_long_posts() ->
     items = json.loads(encode_batch(records[:2], "0_1")) + json.loads(
         encode_batch(records[2:], "0_5")
     )
-    chunk = decode_chunk(body_of(items), "0_9", lambda _, e: None)
+    chunk = decode_chunk(body_of(items), "0_1", "0_9", lambda _, e: None)
     assert all(type(e) is StoredEvent for e in chunk.events)
     assert [e.offset for e in chunk.events] == [
         "0_1,00000000",
@@ -444,18 +469,13 @@ def test_decoded_events_are_frozen_stored_events_with_tokens_for_long_posts() ->
         chunk.events[-1].data = "{}"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("count", [0, 1, len(COMMON_SUFFIXES), len(COMMON_SUFFIXES) + 3])
-def test_anchored_tokens_are_the_tokens_of_each_index(count: int) -> None:
-    assert anchored_tokens("0_5", count) == [anchored("0_5", i) for i in range(count)]
-
-
 def test_a_post_longer_than_the_preformatted_suffixes_names_every_event(url: str) -> None:
     records = [make_record() for _ in range(len(COMMON_SUFFIXES) + 3)]
     path = stream_path()
     with DurableStreamStore(url, path) as store:
         offsets = store.append_batch(records)
         anchor = parse_token(offsets[0])[0]
-        assert offsets[:-1] == [anchored(anchor, i) for i in range(len(records) - 1)]
+        assert offsets[:-1] == [f"{anchor},{i:08d}" for i in range(len(records) - 1)]
         assert [e.offset for e in store.iter_events()] == offsets
     with DurableStreamStore(url, path) as fresh:  # no cached window
         after = fresh.read(offsets[-3], 10).events
@@ -475,7 +495,7 @@ def test_anchored_offsets_that_name_no_event_are_offset_errors(
     store: DurableStreamStore, url: str
 ) -> None:
     offsets = store.append_batch([make_record(), make_record(), make_record()])
-    anchor, _ = parse_token(offsets[0])
+    anchor, _, _ = parse_token(offsets[0])
     with pytest.raises(OffsetError, match="no such event"):
         store.read(f"{anchor},00000003")
     with (
@@ -913,3 +933,26 @@ def test_a_base_url_without_scheme_is_refused_before_any_request() -> None:
         )
     assert time.monotonic() - started < 1.0
     assert requests == []
+
+
+def test_a_tail_after_an_offset_not_named_by_its_end_waits_for_what_follows(
+    url: str,
+) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as writer:
+        first = writer.append_batch([make_record(), make_record()])
+    last_of_batch = first[0].replace(",00000000", ",00000001")  # as first[1], differently
+    with DurableStreamStore(url, path) as reader:
+        later = make_record()
+        timer = threading.Timer(0.3, lambda: writer_append(url, path, later))
+        timer.start()
+        try:
+            page = reader.tail(last_of_batch, timeout=10)
+        finally:
+            timer.join()
+    assert [e.event_id for e in page.events] == [later.event_id]
+
+
+def writer_append(url: str, path: str, record: EventRecord) -> None:
+    with DurableStreamStore(url, path) as writer:
+        writer.append(record)

@@ -2,7 +2,7 @@
 
 Concurrent appends are batched: while one POST is in flight, the appends that arrive wait
 and go together in the next POST (up to ``max_batch_bytes``), and each caller gets its own
-event's offset. Every POST carries ``Stream-Seq`` set to the tail it is appended at (its
+event's offset. Every POST carries ``Stream-Seq`` set to the tail the store last saw (its
 anchor, see :mod:`._offsets`) and idempotent-producer headers, so a retry after a lost
 response is deduplicated by the server, and an ambiguous failure is resolved by reading
 from the anchor before resending.
@@ -291,6 +291,9 @@ class GroupCommit:
                         )
                     self._tail = None
                     break
+                # Named from the anchor and the count sent, the last by the offset after
+                # the POST: exact wherever it landed (see _offsets), with no request to
+                # find out.
                 landed = anchored_tokens(anchor, len(records) - 1)
                 landed.append(result.next_offset)
                 self._tail = result.next_offset
@@ -309,7 +312,8 @@ class GroupCommit:
     def _landed(self, anchor: str, records: list[EventRecord]) -> list[Offset] | None:
         """The offsets of ``records`` if they are stored at ``anchor``, else None."""
         chunk = self._reader.fetch(anchor)
-        mine = [e for e, a in zip(chunk.events, chunk.anchors, strict=True) if a == anchor]
+        first = chunk.anchors.get(anchor)
+        mine = [] if first is None else chunk.events[first : first + len(records)]
         if [e.event_id for e in mine] != [r.event_id for r in records]:
             return None
         return [e.offset for e in mine]

@@ -1,8 +1,8 @@
 """DurableStreamStore: the eventbus log kept in a Durable Streams server.
 
 * One JSON message per event (see :mod:`._envelope_codec`).
-* Exact per-event offsets (see :mod:`._offsets`): every POST carries ``Stream-Seq`` set to
-  the tail it is appended at, so each event names its own resume point.
+* Exact per-event offsets (see :mod:`._offsets`), made of server offsets and message
+  counts only: every POST carries ``Stream-Seq`` set to the tail the store last saw.
 * Exactly-once appends with group commit (see :mod:`._group_commit`).
 * Reads through a window of the last events read (see :mod:`._store_reads`), a live tail by
   shared long-polls (see :mod:`._long_poll`), and checkpoints on the server (see
@@ -66,7 +66,7 @@ def on_loopback(base_url: str) -> bool:
 
 
 def _log_undecodable(item: Any, error: Exception) -> None:
-    _LOG.error("Skipped a stream message that is not an eventbus event (%s): %.200r", error, item)
+    _LOG.error("A stream message is not an eventbus event (%s): %.200r", error, item)
 
 
 class DurableStreamStore:
@@ -86,9 +86,11 @@ class DurableStreamStore:
         retry: How transient failures (network errors, 5xx, 429) are retried.
         max_batch_bytes: A group commit stops adding appends to one POST at this size.
         on_undecodable: Called with each stream message that is not an event (written by
-            something else) and the reason; by default it is logged as an error. The
-            message is skipped either way. (An event envelope with an unreadable field is
-            not skipped: reading it raises ``StoreCorruptError``.)
+            something else) and the reason; by default it is logged as an error. Either
+            way the message keeps its place: the read that reaches it raises
+            ``StoreCorruptError`` at its exact offset (field ``"envelope"``), as for an
+            event envelope with an unreadable field, so a durable subscription's poison
+            policy decides, and reading on after that offset yields exactly the rest.
         compression: Whether the server may compress what it sends (gzip). By default
             it may, unless ``base_url`` is on this machine: over loopback compressing
             saves nothing and costs the server and the reader CPU (a third of the
@@ -404,8 +406,8 @@ class DurableStreamStore:
                     if self._lifecycle.closing.wait(remaining):
                         raise self._lifecycle.error()
                     return ReadResult([], position)
+                events = self._reader.follow(position, chunk, server, limit)
                 server = chunk.next_offset
-                events = self._reader.follow(position, chunk, limit)
         return ReadResult(events, events[-1].offset)
 
     # -- offsets ------------------------------------------------------------------------

@@ -367,6 +367,25 @@ class BusContract:
         assert durable.unknown_names == {"nobody.claims.this": 1}
         assert [e.amount for e in seen.events] == [2]
 
+    def test_an_unreadable_record_without_a_name_goes_to_the_poison_policy(
+        self, bus: EventBus, store: EventStore, directory: Path
+    ) -> None:
+        bus.publish(Deposited("a", 1))
+        self.write_corrupt_record(store, directory, "")
+        bus.publish(Deposited("a", 2))
+        dead: list[tuple[StoredEvent, BaseException]] = []
+        seen = _Seen()
+        durable = bus.subscribe_durable(
+            "ledger", seen, event_type=Deposited, on_poison=lambda s, e: dead.append((s, e))
+        )
+        assert durable.drain(timeout=WAIT)
+        assert [e.amount for e in seen.events] == [1, 2]
+        assert len(dead) == 1
+        stored, error = dead[0]
+        assert isinstance(error, StoreCorruptError)
+        assert error.offset == stored.offset
+        assert durable.unknown_names == {}
+
     def test_another_classs_unreadable_record_is_passed_over(
         self, bus: EventBus, store: EventStore, directory: Path
     ) -> None:
