@@ -252,7 +252,18 @@ def test_a_stream_of_another_content_type_is_refused(url: str) -> None:
     path = stream_path()
     with DurableStreamClient(url) as client:
         client.create(path, content_type="text/plain")
-    with pytest.raises(StreamExistsError):
+    with pytest.raises(StreamExistsError) as caught:
+        DurableStreamStore(url, path)
+    assert "its content type is 'text/plain'" in str(caught.value)
+    assert "needs 'application/json'" in str(caught.value)
+    assert caught.value.url == url + path
+
+
+def test_a_json_stream_of_another_configuration_is_named_as_such(url: str) -> None:
+    path = stream_path()
+    with DurableStreamClient(url) as client:
+        client.create(path, content_type="application/json", ttl_seconds=3600)
+    with pytest.raises(StreamExistsError, match="'application/json' stream of another config"):
         DurableStreamStore(url, path)
 
 

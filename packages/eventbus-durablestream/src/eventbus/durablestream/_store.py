@@ -39,12 +39,13 @@ from eventbus.core import (
 from ._checkpoints import CheckpointSlots
 from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import UndecodableHandler
-from ._errors import DurableStreamTimeoutError, redact
+from ._errors import DurableStreamTimeoutError, StreamExistsError, redact
 from ._group_commit import GroupCommit
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
 from ._offsets import compare_tokens, parse_token
 from ._requests import HeaderValue
+from ._results import CreateResult
 from ._retry import RetryPolicy
 from ._store_reads import EventReader
 
@@ -151,7 +152,7 @@ class DurableStreamStore:
         self._checkpoints = CheckpointSlots(self._client, stream)
         try:
             with self._budget():
-                created = self._client.create(stream, content_type=_JSON)
+                created = self._create()
         except BaseException:
             self._client.close()
             raise
@@ -176,6 +177,24 @@ class DurableStreamStore:
         self._poller = LongPoller(
             self._client, stream, request_timeout=timeout, lifecycle=self._lifecycle
         )
+
+    def _create(self) -> CreateResult:
+        """Create the stream unless it exists; one of another content type is named."""
+        try:
+            return self._client.create(self._stream, content_type=_JSON)
+        except StreamExistsError as exc:
+            found = self._client.head(self._stream).content_type
+            if found is not None and found.partition(";")[0].strip().lower() != _JSON:
+                why = f"its content type is {found!r}, and a DurableStreamStore needs {_JSON!r}"
+            else:  # the same type: closed, or with a TTL or an expiry (the server said 409)
+                why = f"it is an {_JSON!r} stream of another configuration (closed, or expiring)"
+            raise StreamExistsError(
+                f"The stream {self._url!r} exists, but {why}. Use another stream path, or "
+                "delete that stream first if nothing else needs it.",
+                status=exc.status,
+                url=self._url,
+                server_message=exc.server_message,
+            ) from exc
 
     def __repr__(self) -> str:
         return f"DurableStreamStore({self._url!r})"
