@@ -20,7 +20,7 @@ import pytest
 
 from eventbus.core import NEWEST, StoreTimeoutError
 from eventbus.core.testing import make_record
-from eventbus.durablestream import DurableStreamStore
+from eventbus.durablestream import AppendOutcomeUnknownError, AppendTimeoutError, DurableStreamStore
 
 BUDGET = 0.5
 MARGIN = 2.0
@@ -119,3 +119,20 @@ def test_each_call_fails_within_its_budget(ds_url: str, silent: SilentServer, ca
             with pytest.raises(StoreTimeoutError) as caught:
                 CALLS[call](store)
         assert_budget_error(caught.value, ds_url + path, time.monotonic() - started)
+
+
+def test_an_append_out_of_time_says_whether_its_post_went_out(
+    ds_url: str, silent: SilentServer
+) -> None:
+    transport = Silencing(silent.port)
+    path = f"/v1/stream/eventbus-budget-{uuid.uuid4().hex}"
+    with DurableStreamStore(ds_url, path, timeout=BUDGET, transport=transport) as store:
+        transport.silenced = True
+        with pytest.raises(AppendTimeoutError) as sent:  # the POST went out: it may be stored
+            store.append(make_record())
+        assert_budget_error(sent.value, ds_url + path, 0)
+        started = time.monotonic()
+        with pytest.raises(StoreTimeoutError) as unsent:  # the tail is asked for first now
+            asyncio.run(store.append_async(make_record()))
+        assert not isinstance(unsent.value, AppendOutcomeUnknownError)
+        assert_budget_error(unsent.value, ds_url + path, time.monotonic() - started)

@@ -39,6 +39,8 @@ from eventbus.core import (
 )
 from eventbus.core.testing import make_record
 from eventbus.durablestream import (
+    AppendOutcomeUnknownError,
+    AppendTimeoutError,
     DurableStreamClient,
     DurableStreamStore,
     MalformedResponseError,
@@ -100,6 +102,10 @@ def is_post(request: httpx.Request) -> bool:
 
 def is_head(request: httpx.Request) -> bool:
     return request.method == "HEAD"
+
+
+def is_get(request: httpx.Request) -> bool:
+    return request.method == "GET"
 
 
 def reset(request: httpx.Request, forward: Callable[[httpx.Request], httpx.Response]) -> Any:
@@ -967,3 +973,169 @@ def test_a_tail_after_an_offset_not_named_by_its_end_waits_for_what_follows(
 def writer_append(url: str, path: str, record: EventRecord) -> None:
     with DurableStreamStore(url, path) as writer:
         writer.append(record)
+
+
+# -- an append that gives up when its POST may have landed ------------------------------
+
+
+def land_unseen(faulty: FaultyTransport) -> None:
+    """The next POST lands but its answer is lost, and every look for it fails (until the
+    caller clears the plan)."""
+    faulty.add(is_post, lose_response)
+    faulty.add(is_get, reset, times=100)
+
+
+def test_an_append_that_gave_up_after_its_post_landed_is_retried_at_most_once(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    record = make_record()
+    land_unseen(faulty)
+    with pytest.raises(AppendOutcomeUnknownError) as caught:
+        store.append(record)
+    faulty.plan.clear()
+    error = caught.value
+    assert "may have reached the server" in str(error)
+    assert "store.append_batch(error.records)" in str(error)
+    assert error.records == (record,)
+    assert error.url == store._url
+    offset = store.append(record)  # the same event id: the server says duplicate
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [(offset, record.event_id)]
+    again = store.append(record)  # retried and settled: now a new append of its own
+    assert [e.event_id for e in store.iter_events()] == [record.event_id] * 2
+    assert again != offset
+
+
+def test_an_append_that_gave_up_before_its_post_landed_is_stored_once(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    faulty.add(is_post, reset, times=4)
+    batch = [make_record(), make_record()]
+    with pytest.raises(AppendOutcomeUnknownError) as caught:
+        store.append_batch(batch)
+    faulty.add(is_post, reset)  # the retry fails too: still unknown, still retryable
+    with pytest.raises(AppendOutcomeUnknownError):
+        store.append_batch(list(caught.value.records))
+    offsets = store.append_batch(list(caught.value.records))
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [
+        (o, r.event_id) for o, r in zip(offsets, batch, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_retry_after_the_store_moved_on_looks_for_the_first_copy(
+    store: DurableStreamStore, faulty: FaultyTransport, landed: bool
+) -> None:
+    record = make_record()
+    if landed:
+        land_unseen(faulty)
+    else:
+        faulty.add(is_post, reset, times=4)
+    with pytest.raises(AppendOutcomeUnknownError):
+        store.append(record)
+    faulty.plan.clear()
+    other = make_record()
+    store.append(other)  # a new producer epoch: the first copy's is fenced
+    offset = store.append(record)
+    events = [(e.offset, e.event_id) for e in store.iter_events()]
+    assert events.count((offset, record.event_id)) == 1
+    assert [e for _, e in events] == (
+        [record.event_id, other.event_id] if landed else [other.event_id, record.event_id]
+    )
+
+
+def test_a_retry_after_another_writer_appended_takes_a_new_anchor(
+    store: DurableStreamStore, faulty: FaultyTransport, url: str
+) -> None:
+    record = make_record()
+    faulty.add(is_post, reset, times=4)
+    with pytest.raises(AppendOutcomeUnknownError):
+        store.append(record)
+
+    def meanwhile(request: httpx.Request, forward: Forward) -> httpx.Response:
+        response = forward(request)
+        with DurableStreamStore(url, store._stream) as other:
+            other.append(make_record())
+        return response
+
+    faulty.add(is_head, meanwhile)
+    offset = store.append(record)
+    with DurableStreamStore(url, store._stream) as fresh:
+        events = list(fresh.iter_events())
+    assert [e.offset for e in events][-1] == offset
+    assert [e.event_id for e in events].count(record.event_id) == 1
+
+
+def test_a_retry_the_server_calls_a_duplicate_of_nothing_there_is_corruption(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    record = make_record()
+    faulty.add(is_post, reset, times=4)
+    with pytest.raises(AppendOutcomeUnknownError):
+        store.append(record)
+
+    def duplicate(request: httpx.Request, forward: Forward) -> httpx.Response:
+        return httpx.Response(204, request=request)
+
+    faulty.add(is_post, duplicate)
+    with pytest.raises(StoreCorruptError, match="took a retried POST"):
+        store.append(record)
+
+
+def test_each_caller_of_a_shared_post_retries_its_own_event(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    batch = [make_record(), make_record()]
+    land_unseen(faulty)
+    with pytest.raises(AppendOutcomeUnknownError) as caught:
+        store.append_batch(batch)
+    faulty.plan.clear()
+    assert caught.value.records == tuple(batch)
+    first = store.append(batch[0])  # settles the whole POST
+    seen = len(faulty.seen)
+    second = store.append(batch[1])  # known by now: no request
+    assert len(faulty.seen) == seen
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [
+        (first, batch[0].event_id),
+        (second, batch[1].event_id),
+    ]
+
+
+def test_records_of_a_failed_append_are_retried_by_themselves(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    faulty.add(is_post, reset, times=4)
+    with pytest.raises(AppendOutcomeUnknownError) as caught:
+        store.append(make_record())
+    with pytest.raises(ValueError, match="retried together with others"):
+        store.append_batch([*caught.value.records, make_record()])
+    store.append_batch(list(caught.value.records))
+
+
+def test_an_async_append_that_gave_up_is_retried_at_most_once(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    record = make_record()
+    land_unseen(faulty)
+
+    async def main() -> str:
+        with pytest.raises(AppendOutcomeUnknownError):
+            await store.append_async(record)
+        faulty.plan.clear()
+        return await store.append_async(record)
+
+    offset = asyncio.run(main())
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [(offset, record.event_id)]
+
+
+def test_an_append_out_of_time_after_its_post_is_both_kinds_of_error(
+    url: str, faulty: FaultyTransport
+) -> None:
+    def slow(request: httpx.Request, forward: Forward) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer (injected)", request=request)
+
+    with DurableStreamStore(url, stream_path(), retry=FAST, transport=faulty) as store:
+        faulty.add(is_post, slow, times=4)
+        with pytest.raises(AppendTimeoutError) as caught:
+            store.append(make_record())
+        assert isinstance(caught.value, StoreTimeoutError)
+        assert isinstance(caught.value, AppendOutcomeUnknownError)

@@ -20,12 +20,20 @@ from eventbus.core import (
     Offset,
     StoreClosedError,
     StoreCorruptError,
+    StoreTimeoutError,
     StoreUnavailableError,
 )
 
 from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import encode_batch
-from ._errors import DurableStreamTimeoutError, ProducerSequenceGapError, SequenceConflictError
+from ._errors import (
+    AppendOutcomeUnknownError,
+    AppendTimeoutError,
+    DurableStreamTimeoutError,
+    ProducerSequenceGapError,
+    SequenceConflictError,
+    StaleEpochError,
+)
 from ._lifecycle import Lifecycle
 from ._offsets import anchored_tokens
 from ._retry import RetryPolicy
@@ -56,6 +64,19 @@ class _Pending:
         self.waiter = waiter
         self.offsets: list[Offset] = []
         self.error: BaseException | None = None
+
+
+class _Uncertain:
+    """A POST that may or may not have landed: what a retry sends again, and its outcome."""
+
+    __slots__ = ("anchor", "epoch", "offsets", "records", "seq")
+
+    def __init__(self, records: list[EventRecord], anchor: str, epoch: int, seq: int) -> None:
+        self.records = records
+        self.anchor = anchor
+        self.epoch = epoch
+        self.seq = seq
+        self.offsets: list[Offset] | None = None
 
 
 def _wake(futures: list[asyncio.Future[None]]) -> None:
@@ -123,12 +144,28 @@ class GroupCommit:
         self._loop_batches: dict[
             asyncio.AbstractEventLoop, tuple[_Pending, list[asyncio.Future[None]]]
         ] = {}
+        # POSTs given up on that may have landed, by event id, until their events are retried.
+        self._uncertain: dict[str, _Uncertain] = {}
+        self._resending = threading.Lock()
         self._producer_id = f"eventbus-{uuid.uuid4().hex}"
         self._epoch = 0
         self._producer_seq = 0
 
     def commit(self, records: list[EventRecord]) -> list[Offset]:
-        """Store ``records`` as one POST (with whatever else is queued); return their offsets."""
+        """Store ``records`` as one POST (with whatever else is queued); return their offsets.
+
+        Records of an append that failed with ``AppendOutcomeUnknownError`` are stored at
+        most once (see :meth:`_retry_uncertain`).
+
+        Raises:
+            ValueError: Some records of such an append are retried with other records.
+        """
+        uncertain = self._uncertain_batch(records)
+        if uncertain is not None:
+            return self._retry_uncertain(uncertain, records)
+        return self._commit_new(records)
+
+    def _commit_new(self, records: list[EventRecord]) -> list[Offset]:
         done = threading.Event()
         pending = _Pending(records, sum(len(r.data) for r in records), done)
         if self._enqueue(pending):
@@ -142,6 +179,9 @@ class GroupCommit:
         The appends of one loop iteration join one batch; the POSTs run on one worker
         thread at a time.
         """
+        uncertain = self._uncertain_batch([record])
+        if uncertain is not None:
+            return (await asyncio.to_thread(self._retry_uncertain, uncertain, [record]))[0]
         loop = asyncio.get_running_loop()
         size = len(record.data)
         current = self._loop_batches.get(loop)
@@ -234,7 +274,7 @@ class GroupCommit:
         """Append ``records`` as one POST exactly once; return their offsets."""
         anchor = self._tail if self._tail is not None else self._reader.head_tail()
         attempt = 0
-        ambiguous = False
+        ambiguous = posted = False
         try:
             while True:
                 headers = {
@@ -249,6 +289,7 @@ class GroupCommit:
                     if landed is not None:
                         self._tail = None
                         break
+                    posted = True
                     result = self._client.append(
                         self._stream,
                         encode_batch(records, anchor),
@@ -298,16 +339,106 @@ class GroupCommit:
                 landed.append(result.next_offset)
                 self._tail = result.next_offset
                 break
-        except BaseException:
+        except BaseException as exc:
             # Whatever became of the batch, a later one must not be taken for its retry:
             # start a new producer epoch (it also fences any late copy of this POST).
+            epoch, seq = self._epoch, self._producer_seq
             self._epoch += 1
             self._producer_seq = 0
             self._tail = None
+            if posted and isinstance(exc, StoreUnavailableError):
+                # It may have landed: a retry of these records resends this very sequence.
+                uncertain = _Uncertain(records, anchor, epoch, seq)
+                with self._lock:
+                    self._uncertain.update((r.event_id, uncertain) for r in records)
+                raise self._outcome_unknown(records, exc) from exc
             raise
         self._producer_seq += 1
         self._reader.nonempty = True
         return landed
+
+    def _outcome_unknown(
+        self, records: list[EventRecord], exc: StoreUnavailableError
+    ) -> AppendOutcomeUnknownError:
+        timed_out = isinstance(exc, StoreTimeoutError)
+        within = f" within its budget of {self._timeout:g} s" if timed_out else ""
+        kind = AppendTimeoutError if timed_out else AppendOutcomeUnknownError
+        return kind(
+            f"An append of {len(records)} event(s) to {self._url!r} did not finish{within}, "
+            f"and its POST may have reached the server ({exc}): they may or may not be "
+            "stored. store.append_batch(error.records) retries it and stores them at most "
+            "once.",
+            records=records,
+            url=self._url,
+        )
+
+    def _uncertain_batch(self, records: list[EventRecord]) -> _Uncertain | None:
+        """The uncertain POST ``records`` belong to, or None for new records."""
+        if not self._uncertain:
+            return None
+        with self._lock:
+            batches = {id(self._uncertain.get(r.event_id)): r for r in records}
+            uncertain = self._uncertain.get(records[0].event_id)
+        if len(batches) > 1:
+            raise ValueError(
+                f"Records of an append that may have landed on {self._url!r} are retried "
+                "together with others; retry exactly those: store.append_batch(error.records)."
+            )
+        return uncertain
+
+    def _retry_uncertain(self, uncertain: _Uncertain, records: list[EventRecord]) -> list[Offset]:
+        """Store an uncertain POST at most once; return the offsets of ``records`` in it."""
+        with self._lifecycle.open(), self._resending:
+            if uncertain.offsets is None:
+                uncertain.offsets = self._resend(uncertain)
+        offsets = dict(zip((r.event_id for r in uncertain.records), uncertain.offsets, strict=True))
+        with self._lock:
+            for record in records:
+                self._uncertain.pop(record.event_id, None)
+        return [offsets[r.event_id] for r in records]
+
+    def _resend(self, uncertain: _Uncertain) -> list[Offset]:
+        """Send an uncertain POST again as the same producer sequence, which the server
+        stores once (or answers as a duplicate); return the offsets of its events."""
+        records = uncertain.records
+        headers = {
+            "Producer-Id": self._producer_id,
+            "Producer-Epoch": str(uncertain.epoch),
+            "Producer-Seq": str(uncertain.seq),
+        }
+        while True:
+            anchor = self._reader.head_tail()
+            try:
+                result = self._client.append(
+                    self._stream,
+                    encode_batch(records, anchor),
+                    content_type=_JSON,
+                    seq=anchor,
+                    headers=headers,
+                )
+            except (StaleEpochError, ProducerSequenceGapError):
+                # This store moved on to a newer epoch, or the server forgot this one:
+                # either way the first copy can no longer land. Stored if it is there.
+                landed = self._landed(uncertain.anchor, records)
+                return landed if landed is not None else self._commit_new(records)
+            except SequenceConflictError:
+                continue  # another writer appended since the HEAD: a new anchor
+            except StoreUnavailableError as exc:
+                raise self._outcome_unknown(records, exc) from exc
+            if result.next_offset is None:  # a duplicate: the first copy is stored
+                landed = self._landed(uncertain.anchor, records)
+                if landed is None:
+                    raise StoreCorruptError(
+                        f"The server took a retried POST on {self._url!r} for a duplicate, "
+                        f"but its {len(records)} events are not at {uncertain.anchor!r}.",
+                        store=self._url,
+                    )
+                return landed
+            self._tail = None  # the store's own next POST asks for the tail
+            self._reader.nonempty = True
+            offsets = anchored_tokens(anchor, len(records) - 1)
+            offsets.append(result.next_offset)
+            return offsets
 
     def _landed(self, anchor: str, records: list[EventRecord]) -> list[Offset] | None:
         """The offsets of ``records`` if they are stored at ``anchor``, else None."""

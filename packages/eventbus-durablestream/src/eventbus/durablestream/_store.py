@@ -39,7 +39,12 @@ from eventbus.core import (
 from ._checkpoints import CheckpointSlots
 from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import UndecodableHandler
-from ._errors import DurableStreamTimeoutError, StreamExistsError, redact
+from ._errors import (
+    AppendOutcomeUnknownError,
+    DurableStreamTimeoutError,
+    StreamExistsError,
+    redact,
+)
 from ._group_commit import GroupCommit
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
@@ -205,6 +210,8 @@ class DurableStreamStore:
         token = CALL_DEADLINE.set(time.monotonic() + self._timeout + extra)
         try:
             yield
+        except AppendOutcomeUnknownError:
+            raise  # it says what became of the append, and how to retry it
         except StoreTimeoutError as exc:
             raise self._timed_out(extra) from exc
         finally:
@@ -250,8 +257,12 @@ class DurableStreamStore:
 
         Raises:
             StoreClosedError: The store was closed.
-            StoreUnavailableError: The server could not be reached; the event may or may
-                not be stored, but never twice.
+            AppendOutcomeUnknownError: The append gave up after its POST may have reached
+                the server (``AppendTimeoutError`` when its time budget ran out): the event
+                may or may not be stored. Appending the same record again
+                (``error.records``) stores it at most once.
+            StoreUnavailableError: The server could not be reached; nothing was stored.
+            ValueError: Records of such a failed append are retried mixed with others.
             StoreError: The server refused the append.
         """
         with self._budget():
@@ -297,6 +308,8 @@ class DurableStreamStore:
         """
         try:
             return await self._appends.commit_async(record)
+        except AppendOutcomeUnknownError:
+            raise
         except StoreTimeoutError as exc:  # the POST ran under its own budget (see GroupCommit)
             raise self._timed_out() from exc
 
