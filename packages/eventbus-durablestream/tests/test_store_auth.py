@@ -6,8 +6,8 @@ import itertools
 import logging
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from eventbus.core import NEWEST
@@ -15,27 +15,14 @@ from eventbus.core.testing import make_record
 from eventbus.durablestream import DurableStreamStore
 from eventbus.durablestream._discovery import open_durablestream_store
 
-
-class Recording(httpx.BaseTransport):
-    """Forwards to the real server and keeps every request."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.seen: list[httpx.Request] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
+if TYPE_CHECKING:
+    from conftest import RecordingTransport
 
 
 def test_headers_are_sent_and_callables_called_per_request(
-    ds_url: str, caplog: pytest.LogCaptureFixture
+    ds_url: str, caplog: pytest.LogCaptureFixture, recording: RecordingTransport
 ) -> None:
     tokens = (f"token-{n}" for n in itertools.count())
-    recording = Recording()
     path = f"/v1/stream/eventbus-auth-{uuid.uuid4().hex}"
     with (
         caplog.at_level(logging.DEBUG),
@@ -48,11 +35,11 @@ def test_headers_are_sent_and_callables_called_per_request(
     ):
         store.append(make_record())
         store.read(NEWEST)
-    sent = [r.headers["Authorization"] for r in recording.seen]
+    sent = [r.headers["Authorization"] for r in recording.requests]
     assert len(sent) >= 3
     assert len(set(sent)) == len(sent)  # a fresh token for every request
-    assert all(r.headers["X-Team"] == "shop" for r in recording.seen)
-    assert all("token" not in str(r.url) for r in recording.seen)
+    assert all(r.headers["X-Team"] == "shop" for r in recording.requests)
+    assert all("token" not in str(r.url) for r in recording.requests)
     assert "token-" not in caplog.text
     assert "token-" not in repr(store)
 

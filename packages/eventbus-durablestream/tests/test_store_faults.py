@@ -978,6 +978,13 @@ def writer_append(url: str, path: str, record: EventRecord) -> None:
 # -- an append that gives up when its POST may have landed ------------------------------
 
 
+def fail_unsure(store: DurableStreamStore, faulty: FaultyTransport, record: EventRecord) -> None:
+    """Append ``record`` while every POST is reset: it fails, unsure whether it landed."""
+    faulty.add(is_post, reset, times=4)
+    with pytest.raises(AppendOutcomeUnknownError):
+        store.append(record)
+
+
 def land_unseen(faulty: FaultyTransport) -> None:
     """The next POST lands but its answer is lost, and every look for it fails (until the
     caller clears the plan)."""
@@ -1028,11 +1035,11 @@ def test_a_retry_after_the_store_moved_on_looks_for_the_first_copy(
     record = make_record()
     if landed:
         land_unseen(faulty)
+        with pytest.raises(AppendOutcomeUnknownError):
+            store.append(record)
+        faulty.plan.clear()
     else:
-        faulty.add(is_post, reset, times=4)
-    with pytest.raises(AppendOutcomeUnknownError):
-        store.append(record)
-    faulty.plan.clear()
+        fail_unsure(store, faulty, record)
     other = make_record()
     store.append(other)  # a new producer epoch: the first copy's is fenced
     offset = store.append(record)
@@ -1047,9 +1054,7 @@ def test_a_retry_after_another_writer_appended_takes_a_new_anchor(
     store: DurableStreamStore, faulty: FaultyTransport, url: str
 ) -> None:
     record = make_record()
-    faulty.add(is_post, reset, times=4)
-    with pytest.raises(AppendOutcomeUnknownError):
-        store.append(record)
+    fail_unsure(store, faulty, record)
 
     def meanwhile(request: httpx.Request, forward: Forward) -> httpx.Response:
         response = forward(request)
@@ -1069,9 +1074,7 @@ def test_a_retry_the_server_calls_a_duplicate_of_nothing_there_is_corruption(
     store: DurableStreamStore, faulty: FaultyTransport
 ) -> None:
     record = make_record()
-    faulty.add(is_post, reset, times=4)
-    with pytest.raises(AppendOutcomeUnknownError):
-        store.append(record)
+    fail_unsure(store, faulty, record)
 
     def duplicate(request: httpx.Request, forward: Forward) -> httpx.Response:
         return httpx.Response(204, request=request)

@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
 from eventbus.core import OLDEST, StoreCorruptError, StoredEvent
 from eventbus.core.testing import make_record
 from eventbus.durablestream import DurableStreamClient, DurableStreamStore
 from eventbus.durablestream._envelope_codec import decode_chunk, encode_batch
+
+if TYPE_CHECKING:
+    from conftest import RecordingTransport
 
 
 @pytest.fixture
@@ -166,21 +168,17 @@ def test_appends_name_their_events_exactly_after_a_foreign_writer(
             assert [e.event_id for e in rest] == after
 
 
-def test_an_append_makes_one_request_whatever_its_size(ds_url: str, path: str) -> None:
-    requests: list[str] = []
-
-    class Counting(httpx.HTTPTransport):
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
-            requests.append(request.method)
-            return super().handle_request(request)
-
-    with DurableStreamStore(ds_url, path, transport=Counting()) as store:
+def test_an_append_makes_one_request_whatever_its_size(
+    ds_url: str, path: str, recording: RecordingTransport
+) -> None:
+    with DurableStreamStore(ds_url, path, transport=recording) as store:
         store.append(make_record())
         with DurableStreamClient(ds_url) as other:
             foreign(other, path, {"v": 1, "s": "x"})
-        requests.clear()
+        recording.requests.clear()
         offsets = store.append_batch([make_record() for _ in range(5)])
-        assert requests == ["POST"]  # the names come from the response and the count sent
+        # the names come from the response and the count sent
+        assert [r.method for r in recording.requests] == ["POST"]
     with DurableStreamStore(ds_url, path) as fresh:
         assert [e.offset for e in fresh.read(offsets[1]).events] == offsets[2:]
 

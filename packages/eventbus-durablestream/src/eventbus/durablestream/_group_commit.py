@@ -36,6 +36,7 @@ from ._errors import (
 )
 from ._lifecycle import Lifecycle
 from ._offsets import anchored_tokens
+from ._results import AppendResult
 from ._retry import RetryPolicy
 from ._store_reads import EventReader
 
@@ -290,13 +291,7 @@ class GroupCommit:
                         self._tail = None
                         break
                     posted = True
-                    result = self._client.append(
-                        self._stream,
-                        encode_batch(records, anchor),
-                        content_type=_JSON,
-                        seq=anchor,
-                        headers=headers,
-                    )
+                    result = self._send(records, anchor, headers)
                 except ProducerSequenceGapError:
                     # The server lost track of this producer (e.g. its state expired):
                     # nothing was stored; start a new session and send the batch again.
@@ -357,6 +352,18 @@ class GroupCommit:
         self._reader.nonempty = True
         return landed
 
+    def _send(
+        self, records: list[EventRecord], anchor: str, headers: dict[str, str]
+    ) -> AppendResult:
+        """POST ``records`` anchored at ``anchor``, with these producer headers (one try)."""
+        return self._client.append(
+            self._stream,
+            encode_batch(records, anchor),
+            content_type=_JSON,
+            seq=anchor,
+            headers=headers,
+        )
+
     def _outcome_unknown(
         self, records: list[EventRecord], exc: StoreUnavailableError
     ) -> AppendOutcomeUnknownError:
@@ -409,13 +416,7 @@ class GroupCommit:
         while True:
             anchor = self._reader.head_tail()
             try:
-                result = self._client.append(
-                    self._stream,
-                    encode_batch(records, anchor),
-                    content_type=_JSON,
-                    seq=anchor,
-                    headers=headers,
-                )
+                result = self._send(records, anchor, headers)
             except (StaleEpochError, ProducerSequenceGapError):
                 # This store moved on to a newer epoch, or the server forgot this one:
                 # either way the first copy can no longer land. Stored if it is there.
