@@ -5,6 +5,10 @@ window, on each store: the in-memory store, a SQLite file, and the Durable Strea
 reference server (started here with its production long-poll of 30 s). The floor is
 the same bus with no subscription, measured over the same window in the same run.
 
+A fourth measurement is the cost of a lease on Durable Streams while nothing happens: a
+holder renewing every RENEW_EVERY seconds and a standby watching it with ``wait_lease``,
+in HTTP requests per minute each.
+
 Reported, not gated: the issue's bar is structural (at most one outstanding long-poll
 per subscription on Durable Streams, a cheap change check on SQLite, no thread started
 per poll), and these numbers show it holding.
@@ -26,12 +30,13 @@ import httpx
 from _common import Row, parse_args, report
 from bench_ds_store import running_server
 
-from eventbus.core import EventBus, EventStore, MemoryStore
+from eventbus.core import EventBus, EventStore, MemoryStore, Owner, StoreClosedError
 from eventbus.durablestream import DurableStreamStore
 from eventbus.sqlite import SQLiteStore
 
 SUBSCRIPTIONS = 10
 WINDOW = 12.0  # seconds of idling measured per store
+RENEW_EVERY = 2.0  # seconds between renewals of the idle lease
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,40 @@ def idle(store: EventStore, subscriptions: int, requests: Callable[[], int]) -> 
     }
 
 
+def idle_lease(url: str) -> dict[str, float]:
+    """A holder renews a Durable Streams lease and a standby waits on it, for WINDOW seconds;
+    HTTP requests per minute of each."""
+    counted = {"holder": CountingTransport(), "standby": CountingTransport()}
+    path = f"/v1/stream/idle-lease-{uuid.uuid4().hex}"
+    holder = DurableStreamStore(url, path, transport=counted["holder"])
+    standby = DurableStreamStore(url, path, transport=counted["standby"])
+    lease = holder.claim_lease("idle", Owner("bench", 1, "holder"), None)
+    assert lease is not None
+
+    def watch() -> None:
+        seen = standby.read_lease("idle")
+        try:
+            while True:
+                seen = standby.wait_lease("idle", seen, timeout=10.0)
+        except StoreClosedError:
+            return
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(1.0)  # settle: the standby is in its wait
+    before = {name: transport.requests for name, transport in counted.items()}
+    wall = time.monotonic()
+    while time.monotonic() - wall < WINDOW:
+        time.sleep(RENEW_EVERY)
+        lease = holder.renew_lease(lease)
+    wall = time.monotonic() - wall
+    sent = {name: counted[name].requests - before[name] for name in counted}
+    standby.close()
+    holder.close()
+    watcher.join()
+    return {name: value * 60.0 / wall for name, value in sent.items()}
+
+
 def main() -> None:
     args = parse_args(__doc__ or "")
     rows: list[Row] = []
@@ -150,6 +189,21 @@ def main() -> None:
             return idle(store, n, lambda: transport.requests)
 
         add("DurableStreamStore", durable_streams, "HTTP requests")
+        lease_cost = idle_lease(url)
+        extra["lease"] = {"renew_every_s": RENEW_EVERY, "requests_per_min": lease_cost}
+        for who, value in lease_cost.items():
+            rows.append(
+                Row(
+                    name=f"DurableStreamStore: idle lease renewed every {RENEW_EVERY:g} s, {who}",
+                    unit="HTTP requests/min",
+                    value=value,
+                    floor_name="renewals/min",
+                    floor=60.0 / RENEW_EVERY,
+                    ratio=value / (60.0 / RENEW_EVERY),
+                    bar="reported",
+                    passed=None,
+                )
+            )
     report("Idle durable subscriptions", rows, args.json, extra)
 
 

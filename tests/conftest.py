@@ -23,18 +23,32 @@ StoreFactory = Callable[[], EventStore]
 @pytest.fixture(scope="session")
 def ds_server_url() -> Iterator[str]:
     """The pinned Durable Streams reference server, on a free port of 127.0.0.1."""
+    yield from _ds_server()
+
+
+@pytest.fixture(scope="session")
+def ds_file_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The reference server in file mode (its data in a folder, as in production)."""
+    yield from _ds_server("--data-dir", str(tmp_path_factory.mktemp("ds-data")))
+
+
+def _ds_server(*options: str) -> Iterator[str]:
     folder = Path(os.environ.get("EVENTBUS_DS_SERVER_DIR", ROOT / "servers" / "durable-streams"))
     if not (folder / "node_modules").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, check=True)
     with subprocess.Popen(
-        ["node", "start.mjs", "--long-poll-ms", "500"],
+        ["node", "start.mjs", "--long-poll-ms", "500", *options],
         cwd=folder,
         stdout=subprocess.PIPE,
         text=True,
     ) as server:
         assert server.stdout is not None
-        line = server.stdout.readline().strip()
-        assert line.startswith("DS_SERVER_URL="), line
+        # File mode logs its recovery first; the URL line follows.
+        lines = [server.stdout.readline().strip() for _ in range(1)]
+        while not lines[-1].startswith("DS_SERVER_URL=") and len(lines) < 50 and lines[-1]:
+            lines.append(server.stdout.readline().strip())
+        line = lines[-1]
+        assert line.startswith("DS_SERVER_URL="), lines
         # Keep reading what the server prints, so a full pipe never blocks it.
         threading.Thread(target=server.stdout.read, daemon=True).start()
         try:

@@ -33,7 +33,7 @@ from eventbus.core.testing._threads import run_threads
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from eventbus.core import Checkpoint, EventStore, Offset, Position
+    from eventbus.core import Checkpoint, EventStore, Lease, Offset, Owner, Position
 
 
 class BasicStore:
@@ -111,6 +111,24 @@ class Handle:
 
     def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
         return self._open().load_checkpoint(subscription_id)
+
+    def read_lease(self, subscription_id: str) -> Lease | None:
+        return self._open().read_lease(subscription_id)
+
+    def wait_lease(self, subscription_id: str, seen: Lease | None, timeout: float) -> Lease | None:
+        return self._open().wait_lease(subscription_id, seen, timeout)
+
+    def claim_lease(self, subscription_id: str, owner: Owner, seen: Lease | None) -> Lease | None:
+        return self._open().claim_lease(subscription_id, owner, seen)
+
+    def renew_lease(self, lease: Lease) -> Lease:
+        return self._open().renew_lease(lease)
+
+    def release_lease(self, lease: Lease) -> None:
+        self._open().release_lease(lease)
+
+    def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
+        self._open().save_checkpoint_fenced(lease, offset)
 
     def close(self) -> None:
         self.closed = True

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 LONG_POLL_MS = 400
 SLOW_LONG_POLL_MS = 1500
@@ -146,6 +146,20 @@ def ds_url(ds_server: DSServer) -> str:
 def path() -> str:
     """A fresh stream path."""
     return f"/v1/stream/test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def start_file_server(tmp_path: Path) -> Iterator[Callable[[], DSServer]]:
+    """Start file-backed servers on one data folder (one at a time); all stop at the end."""
+    started: list[DSServer] = []
+
+    def start() -> DSServer:
+        started.append(start_server(tmp_path))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 class RecordingTransport(httpx.BaseTransport):

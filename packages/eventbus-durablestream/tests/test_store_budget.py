@@ -20,7 +20,14 @@ import pytest
 
 from eventbus.core import NEWEST, StoreTimeoutError
 from eventbus.core.testing import make_record
-from eventbus.durablestream import AppendOutcomeUnknownError, AppendTimeoutError, DurableStreamStore
+from eventbus.durablestream import (
+    AppendOutcomeUnknownError,
+    AppendTimeoutError,
+    DurableStreamClient,
+    DurableStreamStore,
+    DurableStreamTimeoutError,
+)
+from eventbus.durablestream._client import CALL_DEADLINE
 
 BUDGET = 0.5
 MARGIN = 2.0
@@ -136,3 +143,20 @@ def test_an_append_out_of_time_says_whether_its_post_went_out(
             asyncio.run(store.append_async(make_record()))
         assert not isinstance(unsent.value, AppendOutcomeUnknownError)
         assert_budget_error(unsent.value, ds_url + path, time.monotonic() - started)
+
+
+def test_a_client_read_inside_a_store_call_ends_with_an_error_at_its_deadline(
+    silent: SilentServer,
+) -> None:
+    base = f"http://127.0.0.1:{silent.port}"
+    token = CALL_DEADLINE.set(time.monotonic() + BUDGET)
+    started = time.monotonic()
+    try:
+        with (
+            DurableStreamClient(base) as client,
+            pytest.raises(DurableStreamTimeoutError, match="before the call's deadline"),
+        ):
+            list(client.iter_chunks("/v1/stream/never", stop_after=BUDGET + MARGIN))
+    finally:
+        CALL_DEADLINE.reset(token)
+    assert time.monotonic() - started < BUDGET + MARGIN

@@ -8,7 +8,6 @@ hang) are injected by a transport that wraps the real one.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import functools
 import json
@@ -49,7 +48,6 @@ from eventbus.durablestream import (
     StreamNotFoundError,
     open_durablestream_store,
 )
-from eventbus.durablestream._checkpoints import GENERATION
 from eventbus.durablestream._envelope_codec import (
     STORED_EVENT_FIELDS,
     decode_chunk,
@@ -529,59 +527,6 @@ def test_a_fresh_instance_resumes_from_every_offset(url: str) -> None:
     for index, offset in enumerate(offsets):
         with DurableStreamStore(url, path) as fresh:
             assert [e.offset for e in fresh.read(offset).events] == offsets[index + 1 :]
-
-
-def _slot(path: str, subscription_id: str, slot: int) -> str:
-    name = base64.urlsafe_b64encode(subscription_id.encode()).decode().rstrip("=")
-    return f"{path}.eventbus-checkpoints/{name}/{slot}"
-
-
-def test_checkpoint_loading_stays_bounded_however_often_one_is_saved(url: str) -> None:
-    path = stream_path()
-    with DurableStreamStore(url, path) as store:
-        offsets = store.append_batch([make_record() for _ in range(3)])
-        for n in range(2 * GENERATION + 5):
-            store.save_checkpoint("sub", offsets[n % 3])
-        last = offsets[(2 * GENERATION + 4) % 3]
-        assert store.load_checkpoint("sub") == last
-    with DurableStreamStore(url, path) as again:
-        assert again.load_checkpoint("sub") == last
-        again.save_checkpoint("sub", OLDEST)
-        assert again.load_checkpoint("sub") is OLDEST
-    with DurableStreamClient(url) as client:
-        sizes = [len(client.read(_slot(path, "sub", n)).json()) for n in (0, 1)]
-    assert max(sizes) <= GENERATION
-
-
-def test_a_vanished_checkpoint_slot_is_recreated(url: str) -> None:
-    path = stream_path()
-    with DurableStreamStore(url, path) as store:
-        offset = store.append(make_record())
-        store.save_checkpoint("sub", OLDEST)
-        _client_call(url, lambda c: c.delete(_slot(path, "sub", 0)))
-        store.save_checkpoint("sub", offset)
-        assert store.load_checkpoint("sub") == offset
-
-
-def test_an_empty_checkpoint_slot_is_absent(url: str) -> None:
-    path = stream_path()
-    with DurableStreamClient(url) as client:
-        client.create(_slot(path, "sub", 0), content_type="application/json")
-    with DurableStreamStore(url, path) as store:
-        assert store.load_checkpoint("sub") is None
-        store.save_checkpoint("sub", OLDEST)
-        assert store.load_checkpoint("sub") is OLDEST
-
-
-@pytest.mark.parametrize("value", [[1], [{"n": "1", "offset": "0_1"}], [{"n": 1}], [{"n": True}]])
-def test_a_corrupt_checkpoint_slot_is_reported(url: str, value: Any) -> None:
-    path = stream_path()
-    with DurableStreamClient(url) as client:
-        client.create(
-            _slot(path, "sub", 1), content_type="application/json", data=json.dumps(value)
-        )
-    with DurableStreamStore(url, path) as store, pytest.raises(StoreCorruptError, match="slot"):
-        store.load_checkpoint("sub")
 
 
 def test_an_offset_beyond_the_tail_reads_nothing(store: DurableStreamStore) -> None:

@@ -88,7 +88,14 @@ def test_the_modules_import_one_another_without_a_cycle() -> None:
     assert _cycle(graph) is None
     # The direction: the face on top, the row format at the bottom.
     assert graph["_rows"] == set()
-    assert graph["_store"] == {"_appender", "_checkpoints", "_connection", "_reads", "_tail"}
+    assert graph["_store"] == {
+        "_appender",
+        "_checkpoints",
+        "_connection",
+        "_leases",
+        "_reads",
+        "_tail",
+    }
 
 
 def test_the_cycle_finder_finds_cycles() -> None:

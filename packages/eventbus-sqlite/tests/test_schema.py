@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from eventbus.core import StoreCorruptError, StoreTimeoutError, StoreUnavailableError
+from eventbus.core import (
+    NEWEST,
+    Owner,
+    StoreCorruptError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+)
 from eventbus.core.testing import make_record
 from eventbus.sqlite import SchemaVersionError, SQLiteStore
 from eventbus.sqlite import _schema as schema
@@ -28,6 +34,30 @@ def _versions(path: Path) -> list[int]:
         conn.close()
 
 
+ALL_VERSIONS = list(range(1, schema.CURRENT_VERSION + 1))
+NEXT = schema.CURRENT_VERSION + 1
+
+
+def test_a_version_1_file_gains_the_leases_table_and_keeps_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for statement in schema.MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+    conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
+    conn.execute("COMMIT")
+    conn.close()
+    with SQLiteStore(path) as store:
+        store.save_checkpoint("sub", store.append(make_record()))
+    with SQLiteStore(path) as store:
+        lease = store.claim_lease("sub", Owner("h", 1, "i"), None)
+        assert lease is not None
+        store.save_checkpoint_fenced(lease, store.read(NEWEST).next)
+        assert store.read_lease("sub") == lease
+    assert _versions(path) == ALL_VERSIONS
+
+
 def test_new_file_gets_every_version_and_the_application_id(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
     SQLiteStore(path).close()
@@ -42,7 +72,7 @@ def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
     SQLiteStore(path).close()
     with SQLiteStore(path) as store:
         store.append(make_record())
-    assert _versions(path) == [1]
+    assert _versions(path) == ALL_VERSIONS
 
 
 def test_newer_schema_is_refused_with_a_message_saying_so(tmp_path: Path) -> None:
@@ -64,12 +94,12 @@ def test_forward_migration_applies_to_an_existing_file(
     path = tmp_path / "events.db"
     with SQLiteStore(path) as store:
         offset = store.append(make_record())
-    migrations = {**schema.MIGRATIONS, 2: ("ALTER TABLE events ADD COLUMN note TEXT",)}
+    migrations = {**schema.MIGRATIONS, NEXT: ("ALTER TABLE events ADD COLUMN note TEXT",)}
     monkeypatch.setattr(schema, "MIGRATIONS", migrations)
-    monkeypatch.setattr(schema, "CURRENT_VERSION", 2)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", NEXT)
     with SQLiteStore(path) as store:
         assert [e.offset for e in store.read().events] == [offset]
-    assert _versions(path) == [1, 2]
+    assert _versions(path) == [*ALL_VERSIONS, NEXT]
     conn = sqlite3.connect(path)
     assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(events)")]
     conn.close()
@@ -82,14 +112,14 @@ def test_failed_migration_leaves_the_file_at_its_old_version(
     SQLiteStore(path).close()
     migrations = {
         **schema.MIGRATIONS,
-        2: ("CREATE TABLE extra (x)", "CREATE TABLE events (x)"),  # second step fails
+        NEXT: ("CREATE TABLE extra (x)", "CREATE TABLE events (x)"),  # second step fails
     }
     monkeypatch.setattr(schema, "MIGRATIONS", migrations)
-    monkeypatch.setattr(schema, "CURRENT_VERSION", 2)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", NEXT)
     with pytest.raises(StoreUnavailableError, match="already exists"):
         SQLiteStore(path)
     monkeypatch.undo()
-    assert _versions(path) == [1]
+    assert _versions(path) == ALL_VERSIONS
     conn = sqlite3.connect(path)
     names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
     conn.close()
@@ -140,7 +170,7 @@ def test_concurrent_constructors_in_threads_all_succeed(tmp_path: Path) -> None:
     assert len(set(offsets)) == 5
     for store in stores:
         store.close()
-    assert _versions(path) == [1]
+    assert _versions(path) == ALL_VERSIONS
 
 
 @pytest.mark.slow
@@ -161,7 +191,7 @@ def test_concurrent_constructors_in_processes_all_succeed(tmp_path: Path) -> Non
     assert [child.returncode for child in children] == [0] * 5, outputs
     offsets = sorted(out.strip() for out, _ in outputs)
     assert offsets == [f"{n:020d}" for n in range(1, 6)]
-    assert _versions(path) == [1]
+    assert _versions(path) == ALL_VERSIONS
 
 
 def test_opening_retries_an_immediate_busy_answer_until_the_busy_timeout(

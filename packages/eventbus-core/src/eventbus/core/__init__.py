@@ -14,6 +14,7 @@ from ._exceptions import CodecError as CodecError
 from ._exceptions import DecodeError as DecodeError
 from ._exceptions import EncodeError as EncodeError
 from ._exceptions import EventBusError as EventBusError
+from ._exceptions import LeaseLostError as LeaseLostError
 from ._exceptions import OffsetError as OffsetError
 from ._exceptions import PoisonEventError as PoisonEventError
 from ._exceptions import PublishError as PublishError
@@ -43,6 +44,7 @@ from ._memory import MemoryStore as MemoryStore
 from ._names import UnstableWireNameWarning as UnstableWireNameWarning
 from ._names import event_name as event_name
 from ._names import wire_name as wire_name
+from ._ownership import SubscriptionState as SubscriptionState
 from ._store import NEWEST as NEWEST
 from ._store import OLDEST as OLDEST
 from ._store import AsyncAppendingStore as AsyncAppendingStore
@@ -52,8 +54,11 @@ from ._store import CheckpointStore as CheckpointStore
 from ._store import ClosableStore as ClosableStore
 from ._store import EventRecord as EventRecord
 from ._store import EventStore as EventStore
+from ._store import Lease as Lease
+from ._store import LeaseStore as LeaseStore
 from ._store import Offset as Offset
 from ._store import OffsetOrdering as OffsetOrdering
+from ._store import Owner as Owner
 from ._store import Position as Position
 from ._store import ReadResult as ReadResult
 from ._store import StoredEvent as StoredEvent
@@ -84,10 +89,14 @@ __all__ = [
     "EventStore",
     "Handler",
     "HandlerFailure",
+    "Lease",
+    "LeaseLostError",
+    "LeaseStore",
     "MemoryStore",
     "Offset",
     "OffsetError",
     "OffsetOrdering",
+    "Owner",
     "PoisonEventError",
     "PoisonPolicy",
     "Position",
@@ -104,6 +113,7 @@ __all__ = [
     "Subscription",
     "SubscriptionError",
     "SubscriptionInUseError",
+    "SubscriptionState",
     "TailingStore",
     "UnknownEventError",
     "UnknownStoreError",

@@ -361,6 +361,7 @@ class EventBus(Publishing, StoredLog):
         checkpoint_interval: float | None = None,
         poll_interval: float = 0.25,
         batch_size: int = 100,
+        lease_ttl: float = 10.0,
     ) -> DurableSubscription:
         """Consume the stored log in order from this subscription's checkpoint.
 
@@ -371,7 +372,9 @@ class EventBus(Publishing, StoredLog):
         docs/guarantees.md.
 
         Args:
-            subscription_id: The name the checkpoint is saved under; one owner per bus.
+            subscription_id: The name the checkpoint is saved under. One owner at a
+                time: on a store with leases, subscriptions of the same id in other
+                processes (or on other buses) stand by and take over when it stops.
             handler: A sync or coroutine function taking the event (and optionally the
                 :class:`Envelope`).
             event_type: The event class; inferred from the handler's annotation if None.
@@ -388,17 +391,23 @@ class EventBus(Publishing, StoredLog):
             retry_backoff: First retry delay in seconds; doubles per attempt.
             max_backoff: Cap of the retry delay.
             checkpoint_every: Save the checkpoint every N handled events. After a crash
-                up to N - 1 handled events are delivered again.
+                or a failover up to N handled events are delivered again (the N-th may
+                have been handled when the process died before saving).
             checkpoint_interval: Also save when this many seconds passed since the last save.
             poll_interval: Live phase: longest wait for new events before re-checking.
             batch_size: Events read per store call.
+            lease_ttl: On a store with leases (every bundled store), seconds after which
+                a standby takes over from an owner that stopped renewing (killed or
+                frozen). An owner that stops cleanly hands over at once.
 
         Returns:
-            The running :class:`DurableSubscription`.
+            The running :class:`DurableSubscription`: ACTIVE when it owns the id, or
+            STANDBY while another subscription (any process, any host) does.
 
         Raises:
             BusUsageError: the bus has no store, or no checkpoint store.
-            SubscriptionInUseError: ``subscription_id`` already has an owner on this bus.
+            SubscriptionInUseError: ``subscription_id`` already has an owner on this bus,
+                or on this store in this process when the store cannot keep leases.
             RegistrationError: bad handler, event type or options.
             StoreError: loading the checkpoint failed (nothing was delivered).
         """
@@ -420,6 +429,7 @@ class EventBus(Publishing, StoredLog):
             checkpoint_interval=checkpoint_interval,
             poll_interval=poll_interval,
             batch_size=batch_size,
+            lease_ttl=lease_ttl,
         )
         return self._consumers.subscribe(subscription_id, handler, event_type, options)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ._store import Checkpoint, CheckpointStore
+from ._store import Checkpoint
 
 __all__ = ["Checkpointer"]
 
@@ -18,8 +18,7 @@ class Checkpointer:
     """Batches checkpoint writes of one subscription.
 
     Args:
-        subscription_id: The id the checkpoint is saved under.
-        checkpoints: Where it is saved.
+        save: Saves a checkpoint (as the subscription's owner, fenced when leased).
         every: Save after this many positions.
         interval: Also save when this many seconds passed since the last save.
         on_error: Told of a failed save; the next save writes a later position.
@@ -27,20 +26,26 @@ class Checkpointer:
 
     def __init__(
         self,
-        subscription_id: str,
-        checkpoints: CheckpointStore,
+        save: Callable[[Checkpoint], None],
         *,
         every: int,
         interval: float | None,
         on_error: Callable[[Exception], None],
     ) -> None:
-        self._id = subscription_id
-        self._checkpoints = checkpoints
+        self._save = save
         self._every = every
         self._interval = interval
         self._on_error = on_error
         self.saved: Checkpoint | None = None
         self._unsaved: Checkpoint | None = None
+        self._unsaved_count = 0
+        self._last_save = time.monotonic()
+
+    def reset(self, saved: Checkpoint) -> None:
+        """Start over from ``saved``, forgetting positions not saved yet (another owner
+        may have handled them since)."""
+        self.saved = saved
+        self._unsaved = None
         self._unsaved_count = 0
         self._last_save = time.monotonic()
 
@@ -65,13 +70,10 @@ class Checkpointer:
         if offset is None:
             return
         try:
-            self._checkpoints.save_checkpoint(self._id, offset)
+            self._save(offset)
         except Exception as exc:
             # Not fatal: the next flush saves a later offset; until then a restart
             # redelivers from the older checkpoint (at-least-once).
             self._on_error(exc)
             return
-        self.saved = offset
-        self._unsaved = None
-        self._unsaved_count = 0
-        self._last_save = time.monotonic()
+        self.reset(offset)

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._checkpointer import Checkpointer
 from ._durable_options import DurableOptions
@@ -30,6 +30,7 @@ from ._envelope import Envelope
 from ._exceptions import (
     BusUsageError,
     DecodeError,
+    LeaseLostError,
     PoisonEventError,
     StoreClosedError,
     StoreCorruptError,
@@ -40,6 +41,7 @@ from ._exceptions import (
 from ._failures import HandlerFailure, PoisonPolicy, Reporter
 from ._handlers import Handler, inspect_handler
 from ._mapper import UNCLAIMED, Selection
+from ._ownership import LeaseOwnership, Ownership, SoleOwnership, SubscriptionState
 from ._runner import AsyncRunner
 from ._store import (
     NEWEST,
@@ -47,6 +49,7 @@ from ._store import (
     Checkpoint,
     CheckpointStore,
     EventStore,
+    LeaseStore,
     OffsetOrdering,
     Position,
     ReadResult,
@@ -54,15 +57,20 @@ from ._store import (
     TailingStore,
 )
 
+if TYPE_CHECKING:
+    from ._store import Owner
+
 __all__ = ["DurableSubscription"]
 
 logger: Final = logging.getLogger("eventbus")
 
 # A blocked tail cannot be interrupted: the worker waits in slices of this many seconds
-# so stop() is honoured within one slice (closing the store wakes it at once). A store
-# that keeps its long-poll open across calls (DurableStreamStore) sends no request per
-# slice, and SQLite checks for a change cheaply.
-_TAIL_SLICE: Final = 1.0
+# so stop() is honoured within one slice (closing the store wakes it at once). A stopping
+# owner releases its lease only after that, so the slice bounds how long a standby waits
+# for a clean handover (bench_failover: well under a second). A store that keeps its
+# long-poll open across calls (DurableStreamStore) sends no request per slice, and
+# SQLite runs one indexed page query per slice.
+_TAIL_SLICE: Final = 0.25
 
 
 class _StoppedError(Exception):
@@ -102,14 +110,26 @@ class DurableSubscription:
         self._report = report
         self._on_stop = on_stop
         self._wake = wake
+        self._ownership: Ownership = (
+            LeaseOwnership(
+                subscription_id,
+                checkpoints,
+                ttl=options.lease_ttl,
+                on_lost=self._lost,
+                on_error=self._report_failure,
+            )
+            if isinstance(checkpoints, LeaseStore)
+            else SoleOwnership(subscription_id, checkpoints)
+        )
         self._checkpointer = Checkpointer(
-            subscription_id,
-            checkpoints,
+            self._ownership.save,
             every=options.checkpoint_every,
             interval=options.checkpoint_interval,
-            on_error=lambda exc: self._report_failure(exc),
+            on_error=self._checkpoint_failed,
         )
         self._checkpoints = checkpoints
+        # Where a first run starts, resolved when subscribing; saved by the first owner.
+        self._initial: Checkpoint = OLDEST
         self._stopping = threading.Event()
         self._phase = _Phase.RUNNING
         self._error: BaseException | None = None
@@ -136,12 +156,25 @@ class DurableSubscription:
 
     @property
     def running(self) -> bool:
-        """Whether the worker is still consuming the log."""
+        """Whether the subscription runs: consuming the log, or standing by to take over."""
         return self._phase is _Phase.RUNNING
 
     @property
+    def state(self) -> SubscriptionState:
+        """ACTIVE (it owns the id), STANDBY (another process does) or STOPPED."""
+        if self._phase is not _Phase.RUNNING:
+            return SubscriptionState.STOPPED
+        return self._ownership.state
+
+    @property
+    def owner(self) -> Owner:
+        """This subscription's identity among the owners of its id: host, pid, instance."""
+        return self._ownership.owner
+
+    @property
     def error(self) -> BaseException | None:
-        """Why the subscription stopped by itself (abort policy), if it did."""
+        """Why the subscription stopped by itself (abort policy), or the
+        :class:`LeaseLostError` of its last lost lease while it runs on."""
         return self._error
 
     @property
@@ -158,6 +191,14 @@ class DurableSubscription:
     def unknown_names(self) -> Mapping[str, int]:
         """How many stored events of each wire name no registered class claims it passed."""
         return MappingProxyType(dict(self._unknown))
+
+    def wait_active(self, timeout: float | None = None) -> bool:
+        """Block until this subscription owns its id (see :attr:`state`).
+
+        Returns:
+            True once it is ACTIVE; False on timeout or when it stopped.
+        """
+        return self._ownership.wait_active(self._stopping, timeout) and self.running
 
     def wait_caught_up(self, timeout: float | None = None) -> bool:
         """Block until the history present at start was handled.
@@ -176,7 +217,8 @@ class DurableSubscription:
             timeout: Seconds to wait; None waits as long as it takes.
 
         Returns:
-            True when it has; False on timeout, or if it stopped before getting there.
+            True when it has; False on timeout, if it stopped before getting there, or
+            at once when it stands by (another process owns the id and does the work).
 
         Raises:
             BusUsageError: called from this subscription's own handler, which would wait
@@ -187,6 +229,8 @@ class DurableSubscription:
                 f"drain() of durable subscription {self._id!r} was called from its own "
                 "handler, which would wait for itself forever; call it from other code."
             )
+        if self.state is SubscriptionState.STANDBY:
+            return False
         with self._progress:
             ticket = self._reads
         target: Position = self._store.read(NEWEST, limit=1).next if until is None else until
@@ -221,6 +265,7 @@ class DurableSubscription:
     def request_stop(self) -> None:
         """Ask the worker to stop after the event being handled; returns at once."""
         self._stopping.set()
+        self._ownership.interrupt()
         with self._wake:
             self._wake.notify_all()
 
@@ -243,28 +288,47 @@ class DurableSubscription:
             future.cancel()
 
     def start(self, saved: Checkpoint | None) -> None:
-        """Resolve the starting position (saving it on a first run) and start the worker."""
+        """Resolve where a first run starts, claim the id if free, and start the worker.
+
+        Args:
+            saved: The checkpoint loaded when subscribing (None: a first run).
+        """
         if saved is None:
             start = self._options.start
             if start is NEWEST:
-                # Resolve NEWEST once and save it before reading, so a restart after a
-                # crash does not re-resolve it and skip what was appended meanwhile.
+                # Resolve NEWEST once, now, and have the first owner save it before
+                # reading, so a restart after a crash does not re-resolve it and skip
+                # what was appended meanwhile.
                 start = self._store.read(NEWEST, limit=1).next
             elif start is not OLDEST:
                 # Validate a concrete offset now, before anything runs.
                 self._store.read(start, limit=1)
-            self._checkpoints.save_checkpoint(self._id, start)
-            saved = start
-        self._checkpointer.saved = saved
-        self._position = saved
+            self._initial = start
+        self._ownership.start()
+        try:
+            cursor = self._activate() if self._ownership.holds() else None
+        except BaseException:
+            self._ownership.stop(None)
+            raise
         if isinstance(self._store, OffsetOrdering):
             # Comparable offsets: "caught up" is reaching today's tail, even while a busy
             # publisher keeps every read full. Otherwise: the first read that finds nothing.
             self._barrier = self._store.read(NEWEST, limit=1).next
         self._thread = threading.Thread(
-            target=self._run, args=(saved,), name=f"eventbus-durable-{self._id}", daemon=True
+            target=self._run, args=(cursor,), name=f"eventbus-durable-{self._id}", daemon=True
         )
         self._thread.start()
+
+    def _activate(self) -> Checkpoint:
+        """Become the owner's worker: resume from the checkpoint saved now (another
+        owner may have moved it), or save the first run's start."""
+        saved = self._checkpoints.load_checkpoint(self._id)
+        if saved is None:
+            saved = self._initial
+            self._ownership.save(saved)
+        self._checkpointer.reset(saved)
+        self._moved(saved)
+        return saved
 
     # -- progress ----------------------------------------------------------------------
 
@@ -302,15 +366,28 @@ class DurableSubscription:
 
     # -- the worker --------------------------------------------------------------------
 
-    def _run(self, cursor: Checkpoint) -> None:
+    def _run(self, cursor: Checkpoint | None) -> None:
         try:
-            self._consume(cursor)
+            while not self._stopping.is_set():
+                if cursor is None:
+                    if not self._ownership.wait_active(self._stopping):
+                        break
+                    cursor = self._activate()
+                self._consume(cursor)
+                if self._phase is not _Phase.RUNNING:
+                    break
+                # The lease was lost or ran out: save what this owner handled, if its
+                # token still counts (the store checks), then stand by again.
+                self._checkpointer.flush()
+                cursor = None
         except BaseException as exc:  # reported, never lost: the thread has no caller
             self._fail(exc)
         finally:
             if self._phase is _Phase.RUNNING:
                 self._phase = _Phase.STOPPED
-            self._checkpointer.flush()
+            if self._ownership.holds():
+                self._checkpointer.flush()
+            self._ownership.stop(None)
             self._selection.release()
             self._on_stop(self)
             with self._progress:
@@ -319,7 +396,7 @@ class DurableSubscription:
     def _consume(self, cursor: Checkpoint) -> None:
         live = False
         delay = self._options.retry_backoff
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and self._ownership.holds():
             with self._progress:
                 self._reads += 1
                 read_number = self._reads
@@ -340,7 +417,7 @@ class DurableSubscription:
                 continue
             delay = self._options.retry_backoff
             for stored in page.events:
-                if self._stopping.is_set() or not self._process(stored):
+                if self._interrupted() or not self._process(stored):
                     return
                 cursor = stored.offset
                 self._moved(cursor)
@@ -388,7 +465,7 @@ class DurableSubscription:
         if error is None:
             self._checkpointer.advance(stored.offset)
             return True
-        if self._stopping.is_set():
+        if isinstance(error, _StoppedError):
             return False
         return self._poison(stored, error)
 
@@ -420,8 +497,9 @@ class DurableSubscription:
                 self._report(HandlerFailure(exc, "durable", event, self._id, stored))
                 if attempt == options.max_attempts:
                     return exc
-            # Capped exponential back-off, cut short by stop().
-            if self._stopping.wait(delay):
+            # Capped exponential back-off, cut short by stop(); the next owner retries
+            # an event this one lost its lease on.
+            if self._stopping.wait(delay) or not self._ownership.holds():
                 return _StoppedError()
             delay = min(delay * 2, options.max_backoff)
         raise AssertionError(
@@ -532,6 +610,19 @@ class DurableSubscription:
             self._fail(failed)
             return False
         return True
+
+    def _interrupted(self) -> bool:
+        """Whether to handle no further event: stop() was called, or the lease is gone."""
+        return self._stopping.is_set() or not self._ownership.holds()
+
+    def _lost(self, exc: LeaseLostError) -> None:
+        """Told by the lease thread: another owner took over; this one stands by."""
+        self._error = exc
+        self._report(HandlerFailure(exc, "durable", None, self._id, None))
+
+    def _checkpoint_failed(self, exc: Exception) -> None:
+        if not isinstance(exc, LeaseLostError):  # reported by _lost
+            self._report_failure(exc)
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc

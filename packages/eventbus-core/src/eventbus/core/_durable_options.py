@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ class DurableOptions:
     checkpoint_interval: float | None
     poll_interval: float
     batch_size: int
+    lease_ttl: float = 10.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.start, (str, Boundary)) or self.start == "":
@@ -63,5 +65,11 @@ class DurableOptions:
         check_positive("retry_backoff", self.retry_backoff)
         check_positive("max_backoff", self.max_backoff)
         check_positive("poll_interval", self.poll_interval)
+        check_positive("lease_ttl", self.lease_ttl)
+        if self.lease_ttl == math.inf:
+            raise ValueError(
+                "lease_ttl must be finite: with an infinite one a standby never takes over "
+                "from an owner that died."
+            )
         if self.checkpoint_interval is not None:
             check_positive("checkpoint_interval", self.checkpoint_interval)

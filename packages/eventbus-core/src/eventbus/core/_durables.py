@@ -18,7 +18,7 @@ from ._failures import HandlerFailure, Reporter
 from ._handlers import Handler, check_event_type, infer_event_type, inspect_handler
 from ._mapper import EventMapper
 from ._runner import AsyncRunner
-from ._store import CheckpointStore, EventStore
+from ._store import CheckpointStore, EventStore, LeaseStore
 
 __all__ = ["DurableConsumers"]
 
@@ -115,6 +115,8 @@ class DurableConsumers:
                     f"Durable subscription {subscription_id!r} already has an owner on this bus; "
                     "stop it first or choose another id."
                 )
+            if not isinstance(checkpoints, LeaseStore):
+                _claim_sole(checkpoints, durable)
             self._running[subscription_id] = durable
         try:
             durable.start(checkpoints.load_checkpoint(subscription_id))
@@ -128,6 +130,9 @@ class DurableConsumers:
         # Only the owner releases its id (its worker, or a failed setup), exactly once.
         with self._lock:
             self._running.pop(durable.subscription_id, None)
+            if not isinstance(self._checkpoints, LeaseStore):
+                with _SOLE_LOCK:
+                    del _SOLE_OWNERS[id(self._checkpoints), durable.subscription_id]
 
     def stop_all(self, deadline: float | None, *, drain: bool) -> list[str]:
         """Drain (if asked) and stop every subscription by ``deadline`` (monotonic).
@@ -154,6 +159,28 @@ class DurableConsumers:
         for durable in late:
             durable.cancel()  # a coroutine handler: cancelled; a sync one cannot be
         return sorted(d.subscription_id for d in late)
+
+
+# The durable subscriptions of this process on stores that cannot keep leases, by
+# (id(checkpoint store), subscription id): two buses sharing such a store would both
+# handle every event, so the second is refused. Other processes cannot be seen.
+_SOLE_OWNERS: dict[tuple[int, str], DurableSubscription] = {}
+_SOLE_LOCK = threading.Lock()
+
+
+def _claim_sole(checkpoints: CheckpointStore, durable: DurableSubscription) -> None:
+    key = (id(checkpoints), durable.subscription_id)
+    with _SOLE_LOCK:
+        if key in _SOLE_OWNERS:  # removed by its worker's last act, or a failed setup
+            raise SubscriptionInUseError(
+                f"Durable subscription {durable.subscription_id!r} already runs on this "
+                f"store, on another bus of this process. {type(checkpoints).__name__} "
+                "cannot keep leases (it lacks the LeaseStore capability), so two owners "
+                "would both handle every event; stop the other one, or use a store with "
+                "leases (MemoryStore, SQLiteStore, DurableStreamStore), where the second "
+                "subscription stands by."
+            )
+        _SOLE_OWNERS[key] = durable
 
 
 def _remaining(deadline: float | None) -> float | None:

@@ -16,6 +16,7 @@
     │   └── UpcastFailedError             an upcaster raised or broke its contract
     ├── SubscriptionError
     │   ├── SubscriptionInUseError        a durable subscription id already has an owner
+    │   ├── LeaseLostError                another process took over a durable subscription
     │   ├── PoisonEventError              a durable handler gave up on an event (abort policy)
     │   └── UnknownEventError             a stored wire name no class claims (on_unknown=ABORT)
     ├── StoreError                        the root of every backend failure
@@ -32,7 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._store import StoredEvent
+    from ._store import Lease, StoredEvent
 
 __all__ = [
     "BusClosedError",
@@ -41,6 +42,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "EventBusError",
+    "LeaseLostError",
     "OffsetError",
     "PoisonEventError",
     "PublishError",
@@ -114,7 +116,30 @@ class SubscriptionError(EventBusError):
 
 
 class SubscriptionInUseError(SubscriptionError, ValueError):
-    """A durable subscription id already has an owner on this bus."""
+    """A durable subscription id already has an owner on this bus, or on this store in
+    this process when the store cannot keep leases."""
+
+
+class LeaseLostError(SubscriptionError):
+    """A durable subscription lost its lease: another owner claimed the id.
+
+    The subscription handled nothing after it noticed, saved no checkpoint, and went
+    back to standby.
+    """
+
+    @classmethod
+    def superseded(cls, lease: Lease, current: Lease | None) -> LeaseLostError:
+        """The error a store raises when ``lease`` is not ``current``: names both."""
+        if current is not None and current.released and current.owner == lease.owner:
+            why = "its holder released it"
+        elif current is None:
+            why = "the store has no lease for the id"
+        else:
+            why = f"{current.owner} claimed it with token {current.token}"
+        return cls(
+            f"Lease on durable subscription {lease.subscription_id!r} (token {lease.token}, "
+            f"held by {lease.owner}) is lost: {why}."
+        )
 
 
 class PoisonEventError(SubscriptionError):

@@ -12,15 +12,15 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from ._exceptions import OffsetError, StoreClosedError
-from ._store import NEWEST, OLDEST, Boundary, EventRecord, ReadResult, StoredEvent
+from ._exceptions import LeaseLostError, OffsetError, StoreClosedError
+from ._store import NEWEST, OLDEST, Boundary, EventRecord, Lease, ReadResult, StoredEvent
 from ._validate import check_limit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from types import TracebackType
 
-    from ._store import Checkpoint, Offset, Position
+    from ._store import Checkpoint, Offset, Owner, Position
 
 __all__ = ["MemoryStore", "open_memory_store"]
 
@@ -34,6 +34,15 @@ def _format(position: int) -> Offset:
 def _check_subscription_id(subscription_id: object) -> None:
     if not isinstance(subscription_id, str) or not subscription_id:
         raise ValueError(f"A subscription id must be a non-empty string, got {subscription_id!r}.")
+
+
+def _check_checkpoint(subscription_id: object, offset: object) -> None:
+    _check_subscription_id(subscription_id)
+    if _is_newest(offset):
+        raise ValueError(
+            "NEWEST is a query position, not a checkpoint: save the concrete "
+            "offset from store.read(NEWEST).next instead."
+        )
 
 
 def _is_newest(value: object) -> bool:
@@ -64,12 +73,21 @@ class MemoryStore:
     previous process's MemoryStore) raises :class:`~eventbus.core.OffsetError`.
     """
 
-    __slots__ = ("__weakref__", "_checkpoints", "_closed", "_condition", "_events", "_waiting")
+    __slots__ = (
+        "__weakref__",
+        "_checkpoints",
+        "_closed",
+        "_condition",
+        "_events",
+        "_leases",
+        "_waiting",
+    )
 
     def __init__(self) -> None:
         """Create an empty store."""
         self._events: list[StoredEvent] = []
         self._checkpoints: dict[str, Checkpoint] = {}
+        self._leases: dict[str, Lease] = {}
         self._condition = threading.Condition(threading.Lock())
         self._closed = False
         self._waiting = 0  # tail() callers in wait_for: appends skip notify_all without them
@@ -339,12 +357,7 @@ class MemoryStore:
             OffsetError: ``offset`` is not an offset of this store.
             StoreClosedError: The store was closed.
         """
-        _check_subscription_id(subscription_id)
-        if _is_newest(offset):
-            raise ValueError(
-                "NEWEST is a query position, not a checkpoint: save the concrete "
-                "offset from store.read(NEWEST).next instead."
-            )
+        _check_checkpoint(subscription_id, offset)
         with self._condition:
             self._check_open()
             if not isinstance(offset, Boundary):
@@ -368,6 +381,81 @@ class MemoryStore:
         with self._condition:
             self._check_open()
             return self._checkpoints.get(subscription_id)
+
+    # -- LeaseStore: one owner per subscription id among the buses sharing this store --
+
+    def read_lease(self, subscription_id: str) -> Lease | None:
+        """Return who holds ``subscription_id``, or None when nobody ever claimed it."""
+        _check_subscription_id(subscription_id)
+        with self._condition:
+            self._check_open()
+            return self._leases.get(subscription_id)
+
+    def wait_lease(self, subscription_id: str, seen: Lease | None, timeout: float) -> Lease | None:
+        """Block until the lease record differs from ``seen`` or ``timeout`` seconds pass."""
+        _check_subscription_id(subscription_id)
+        with self._condition:
+            self._check_open()
+            self._waiting += 1
+            try:
+                self._condition.wait_for(
+                    lambda: self._closed or self._leases.get(subscription_id) != seen, timeout
+                )
+            finally:
+                self._waiting -= 1
+            self._check_open()
+            return self._leases.get(subscription_id)
+
+    def claim_lease(self, subscription_id: str, owner: Owner, seen: Lease | None) -> Lease | None:
+        """Take ``subscription_id`` for ``owner`` if its record still equals ``seen``."""
+        _check_subscription_id(subscription_id)
+        with self._condition:
+            self._check_open()
+            current = self._leases.get(subscription_id)
+            if current != seen:
+                return None
+            lease = Lease(subscription_id, owner, 1 if current is None else current.token + 1)
+            self._set_lease(lease)
+            return lease
+
+    def renew_lease(self, lease: Lease) -> Lease:
+        """Extend ``lease``; LeaseLostError when another owner claimed the id since."""
+        with self._condition:
+            self._check_open()
+            self._check_current(lease)
+            renewed = Lease(lease.subscription_id, lease.owner, lease.token, lease.beat + 1)
+            self._set_lease(renewed)
+            return renewed
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give ``lease`` up so a standby claims it at once; nothing if it was lost."""
+        with self._condition:
+            self._check_open()
+            current = self._leases.get(lease.subscription_id)
+            if current is not None and current.token == lease.token and not current.released:
+                self._set_lease(
+                    Lease(lease.subscription_id, lease.owner, lease.token, current.beat, True)
+                )
+
+    def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
+        """Save the checkpoint only while ``lease`` is current, in one locked step."""
+        _check_checkpoint(lease.subscription_id, offset)
+        with self._condition:
+            self._check_open()
+            self._check_current(lease)
+            if not isinstance(offset, Boundary):
+                self._position(offset)
+            self._checkpoints[lease.subscription_id] = offset
+
+    def _check_current(self, lease: Lease) -> None:
+        current = self._leases.get(lease.subscription_id)
+        if current is None or current.token != lease.token or current.released:
+            raise LeaseLostError.superseded(lease, current)
+
+    def _set_lease(self, lease: Lease) -> None:
+        self._leases[lease.subscription_id] = lease
+        if self._waiting:
+            self._condition.notify_all()
 
     # -- ClosableStore ----------------------------------------------------------------
 

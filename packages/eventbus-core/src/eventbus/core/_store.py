@@ -24,8 +24,11 @@ __all__ = [
     "ClosableStore",
     "EventRecord",
     "EventStore",
+    "Lease",
+    "LeaseStore",
     "Offset",
     "OffsetOrdering",
+    "Owner",
     "Position",
     "ReadResult",
     "StoredEvent",
@@ -205,4 +208,121 @@ class AsyncAppendingStore(Protocol):
 
     async def append_async(self, record: EventRecord) -> Offset:
         """Store one record durably and return its offset, without blocking the loop."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who holds (or wants) a durable subscription: a host, a process and an instance.
+
+    Attributes:
+        host: The host name, as ``socket.gethostname()`` gives it.
+        pid: The process id on that host.
+        instance: A random id, new for every durable subscription object, so two
+            subscriptions in one process (on two buses) are two owners.
+    """
+
+    host: str
+    pid: int
+    instance: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.instance}"
+
+    @classmethod
+    def parse(cls, text: str) -> Owner:
+        """Read back what ``str(owner)`` wrote; stores persist owners as that text.
+
+        Raises:
+            ValueError: ``text`` is not ``host:pid:instance``.
+        """
+        host, sep, rest = text.rpartition(":")
+        host, sep2, pid = host.rpartition(":")
+        if not (sep and sep2 and host and rest and pid.isdigit()):
+            raise ValueError(f"{text!r} is not an owner: expected 'host:pid:instance'.")
+        return cls(host, int(pid), rest)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A store's record of who owns a durable subscription id.
+
+    Records are compared whole: a standby that sees the same record for a whole
+    time-to-live concludes that its holder stopped renewing.
+
+    Attributes:
+        subscription_id: The durable subscription id the lease is for.
+        owner: Who claimed it.
+        token: The fencing token: every claim of this id gets a larger one, so a
+            write carrying an older token is recognisably stale.
+        beat: Counts the holder's renewals under this token; every renewal changes
+            the record, which is how standbys see the holder alive.
+        released: The holder gave the lease up; anyone may claim it at once.
+    """
+
+    subscription_id: str
+    owner: Owner
+    token: int
+    beat: int = 0
+    released: bool = False
+
+
+@runtime_checkable
+class LeaseStore(CheckpointStore, Protocol):
+    """A checkpoint store that keeps one owner per subscription id across processes.
+
+    Every method is atomic with respect to every other process using the same data.
+    The store judges no time: expiry is decided by standbys, which watch the record
+    with their own monotonic clocks (see ``docs/guarantees.md``), so hosts' wall
+    clocks never need to agree.
+    """
+
+    def read_lease(self, subscription_id: str) -> Lease | None:
+        """Return the current record, or None when the id was never claimed."""
+        ...
+
+    def wait_lease(self, subscription_id: str, seen: Lease | None, timeout: float) -> Lease | None:
+        """Block until the record differs from ``seen`` or ``timeout`` seconds pass.
+
+        Returns:
+            The current record (equal to ``seen`` on timeout).
+        """
+        ...
+
+    def claim_lease(self, subscription_id: str, owner: Owner, seen: Lease | None) -> Lease | None:
+        """Take the id for ``owner`` if its record still equals ``seen``.
+
+        Returns:
+            The new lease, whose token is larger than every earlier token of the id
+            and whose beat is 0; None when the record changed since ``seen`` (someone
+            else renewed or claimed first).
+        """
+        ...
+
+    def renew_lease(self, lease: Lease) -> Lease:
+        """Extend ``lease``: the same token, the next beat.
+
+        Raises:
+            LeaseLostError: ``lease`` is no longer the current record's token, or it
+                was released.
+        """
+        ...
+
+    def release_lease(self, lease: Lease) -> None:
+        """Mark ``lease`` released if it is still current; otherwise do nothing.
+
+        The released record keeps the owner; its token may be larger than the lease's
+        (a store whose fence is a token may spend one on the release). Renewing or
+        writing a checkpoint with a released lease raises LeaseLostError.
+        """
+        ...
+
+    def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
+        """Save the checkpoint of ``lease.subscription_id`` only while ``lease`` is current.
+
+        The check and the write are one atomic step.
+
+        Raises:
+            LeaseLostError: ``lease`` is no longer current; the checkpoint is unchanged.
+        """
         ...

@@ -5,8 +5,8 @@
   counts only: every POST carries ``Stream-Seq`` set to the tail the store last saw.
 * Exactly-once appends with group commit (see :mod:`._group_commit`).
 * Reads through a window of the last events read (see :mod:`._store_reads`), a live tail by
-  shared long-polls (see :mod:`._long_poll`), and checkpoints on the server (see
-  :mod:`._checkpoints`).
+  shared long-polls (see :mod:`._long_poll`), and leases and checkpoints in append-only
+  streams on the server (see :mod:`._lease_log`).
 
 This module is the façade: construction, lifecycle, argument checks and the public methods.
 """
@@ -17,7 +17,6 @@ import contextlib
 import ipaddress
 import logging
 import ssl
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -29,14 +28,15 @@ from eventbus.core import (
     OLDEST,
     Checkpoint,
     EventRecord,
+    Lease,
     Offset,
+    Owner,
     Position,
     ReadResult,
     StoredEvent,
     StoreTimeoutError,
 )
 
-from ._checkpoints import CheckpointSlots
 from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import UndecodableHandler
 from ._errors import (
@@ -46,6 +46,7 @@ from ._errors import (
     redact,
 )
 from ._group_commit import GroupCommit
+from ._lease_log import LeaseLog
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
 from ._offsets import compare_tokens, parse_token
@@ -78,10 +79,10 @@ def _log_undecodable(item: Any, error: Exception) -> None:
 class DurableStreamStore:
     """An event store on a Durable Streams server: many processes, one ordered log.
 
-    Implements ``EventStore``, ``CheckpointStore``, ``StreamingReader``, ``TailingStore``,
-    ``OffsetOrdering`` and ``ClosableStore``. Thread-safe. The stream is created (as an
-    ``application/json`` stream) unless it exists. The server must enforce ``Stream-Seq``
-    per stream, as the reference server does.
+    Implements ``EventStore``, ``CheckpointStore``, ``LeaseStore``, ``StreamingReader``,
+    ``TailingStore``, ``OffsetOrdering`` and ``ClosableStore``. Thread-safe. The stream is
+    created (as an ``application/json`` stream) unless it exists. The server must enforce
+    ``Stream-Seq`` per stream and idempotent-producer epochs, as the reference server does.
 
     Args:
         base_url: The server's base URL, e.g. ``"http://127.0.0.1:4437"``.
@@ -153,8 +154,9 @@ class DurableStreamStore:
             transport=transport,
         )
         self._lifecycle = Lifecycle(repr(self))
-        self._checkpoint_lock = threading.Lock()
-        self._checkpoints = CheckpointSlots(self._client, stream)
+        self._leases = LeaseLog(
+            self._client, stream, lifecycle=self._lifecycle, request_timeout=timeout
+        )
         try:
             with self._budget():
                 created = self._create()
@@ -236,6 +238,7 @@ class DurableStreamStore:
         """
         if self._lifecycle.close():
             self._poller.wake()
+            self._leases.wake()
             self._client.close()
 
     def __enter__(self) -> DurableStreamStore:
@@ -470,8 +473,20 @@ class DurableStreamStore:
                 f"subscription_id must be a non-empty string, got {subscription_id!r}."
             )
 
+    def _check_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
+        self._check_subscription(subscription_id)
+        if offset is NEWEST:  # type: ignore[comparison-overlap]  # callers ignore types
+            raise ValueError(
+                "Cannot save NEWEST as a checkpoint: it is not a position; resolve it with "
+                "read(NEWEST).next first."
+            )
+        if offset is not OLDEST:
+            parse_token(offset)
+
     def save_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
         """Durably record that ``subscription_id`` has processed up to ``offset``.
+
+        Unfenced: use :meth:`save_checkpoint_fenced` while holding a lease.
 
         Args:
             subscription_id: The subscription, a non-empty string.
@@ -483,19 +498,15 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreError: The server failed.
         """
-        self._check_subscription(subscription_id)
-        if offset is NEWEST:  # type: ignore[comparison-overlap]  # callers ignore types
-            raise ValueError(
-                "Cannot save NEWEST as a checkpoint: it is not a position; resolve it with "
-                "read(NEWEST).next first."
-            )
-        if offset is not OLDEST:
-            parse_token(offset)
-        with self._lifecycle.open(), self._checkpoint_lock, self._budget():
-            self._checkpoints.save(subscription_id, offset)
+        self._check_checkpoint(subscription_id, offset)
+        with self._lifecycle.open(), self._budget():
+            self._leases.save_checkpoint(subscription_id, offset)
 
     def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
         """Return the saved checkpoint, or ``None`` when none was ever saved.
+
+        The last checkpoint in the subscription's lease log, fenced or not. While the log
+        holds none, a checkpoint saved by an earlier version of this store is returned.
 
         Args:
             subscription_id: The subscription, a non-empty string.
@@ -506,9 +517,110 @@ class DurableStreamStore:
         Raises:
             ValueError: An empty id.
             StoreClosedError: The store was closed.
-            StoreCorruptError: A checkpoint slot holds something else.
+            StoreCorruptError: The lease log (or an old checkpoint slot) holds something else.
             StoreError: The server failed.
         """
         self._check_subscription(subscription_id)
-        with self._lifecycle.open(), self._checkpoint_lock, self._budget():
-            return self._checkpoints.load(subscription_id)
+        with self._lifecycle.open(), self._budget():
+            return self._leases.load_checkpoint(subscription_id)
+
+    # -- leases -------------------------------------------------------------------------
+
+    def read_lease(self, subscription_id: str) -> Lease | None:
+        """Return the current lease record of ``subscription_id``, or None if never claimed.
+
+        Args:
+            subscription_id: The subscription, a non-empty string.
+
+        Raises:
+            ValueError: An empty id.
+            StoreClosedError: The store was closed.
+            StoreCorruptError: The lease log holds something that is not a lease record.
+            StoreError: The server failed.
+        """
+        self._check_subscription(subscription_id)
+        with self._lifecycle.open():
+            return self._leases.read_lease(subscription_id)
+
+    def wait_lease(self, subscription_id: str, seen: Lease | None, timeout: float) -> Lease | None:
+        """Wait (long-poll) until the lease record differs from ``seen``, up to ``timeout`` s.
+
+        Args:
+            subscription_id: The subscription, a non-empty string.
+            seen: The record the caller last saw.
+            timeout: Seconds to wait, 0 or more.
+
+        Returns:
+            The current record (equal to ``seen`` on timeout).
+
+        Raises:
+            ValueError: An empty id or a negative timeout.
+            StoreClosedError: The store was closed, also while waiting.
+            StoreError: The server failed.
+        """
+        self._check_subscription(subscription_id)
+        if not timeout >= 0:
+            raise ValueError(f"timeout must be 0 seconds or more, got {timeout!r}.")
+        with self._lifecycle.open():
+            return self._leases.wait_lease(subscription_id, seen, timeout)
+
+    def claim_lease(self, subscription_id: str, owner: Owner, seen: Lease | None) -> Lease | None:
+        """Take ``subscription_id`` for ``owner`` if its record still equals ``seen``.
+
+        The claim is sequence 0 of a new producer epoch (the new token): of claimers
+        racing with one token, the server stores exactly one.
+
+        Args:
+            subscription_id: The subscription, a non-empty string.
+            owner: Who claims it.
+            seen: The record the claim is based on.
+
+        Returns:
+            The new lease, or None when the record changed or another claim won.
+
+        Raises:
+            ValueError: An empty id.
+            StoreClosedError: The store was closed.
+            StoreError: The server failed.
+        """
+        self._check_subscription(subscription_id)
+        with self._lifecycle.open():
+            return self._leases.claim_lease(subscription_id, owner, seen)
+
+    def renew_lease(self, lease: Lease) -> Lease:
+        """Renew ``lease`` (the same token, the next beat).
+
+        Raises:
+            LeaseLostError: The server refused the lease's producer epoch: another owner
+                claimed the id, or the lease was released.
+            StoreClosedError: The store was closed.
+            StoreError: The server failed.
+        """
+        with self._lifecycle.open():
+            return self._leases.renew_lease(lease)
+
+    def release_lease(self, lease: Lease) -> None:
+        """Release ``lease`` if it is still current (the record's token becomes token + 1).
+
+        Raises:
+            StoreClosedError: The store was closed.
+            StoreError: The server failed.
+        """
+        with self._lifecycle.open():
+            self._leases.release_lease(lease)
+
+    def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
+        """Save the checkpoint of ``lease.subscription_id`` only while ``lease`` is current.
+
+        The server checks the lease's token (its producer epoch) atomically with the append.
+
+        Raises:
+            LeaseLostError: ``lease`` is no longer current; nothing was stored.
+            ValueError: NEWEST.
+            OffsetError: A malformed offset.
+            StoreClosedError: The store was closed.
+            StoreError: The server failed.
+        """
+        self._check_checkpoint(lease.subscription_id, offset)
+        with self._lifecycle.open():
+            self._leases.save_checkpoint_fenced(lease, offset)

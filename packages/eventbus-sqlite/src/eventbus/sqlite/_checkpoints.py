@@ -14,12 +14,15 @@ from ._errors import _map_sqlite_errors
 from ._reads import position
 
 if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
+
     from eventbus.core import Checkpoint
 
     from ._connection import Connections
     from ._reads import Reads
 
-__all__ = ["Checkpoints"]
+__all__ = ["Checkpoints", "check_subscription_id"]
 
 _OLDEST_TEXT: Final = "oldest"  # how a saved OLDEST checkpoint is stored
 _SAVE: Final = (
@@ -30,7 +33,8 @@ _SAVE: Final = (
 _LOAD: Final = "SELECT checkpoint FROM checkpoints WHERE subscription_id = ?"
 
 
-def _check_subscription_id(subscription_id: object) -> None:
+def check_subscription_id(subscription_id: object) -> None:
+    """Refuse a subscription id that is not a non-empty string."""
     if not isinstance(subscription_id, str) or not subscription_id:
         raise ValueError(f"A subscription id must be a non-empty string, got {subscription_id!r}.")
 
@@ -47,9 +51,21 @@ class Checkpoints:
         self._db = db
         self._reads = reads
 
-    def save(self, subscription_id: str, offset: Checkpoint) -> None:
-        """Save a checkpoint; see ``SQLiteStore.save_checkpoint``."""
-        _check_subscription_id(subscription_id)
+    def save(
+        self,
+        subscription_id: str,
+        offset: Checkpoint,
+        *,
+        fence: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Save a checkpoint; see ``SQLiteStore.save_checkpoint``.
+
+        Args:
+            subscription_id: Whose checkpoint.
+            offset: The checkpoint.
+            fence: Run in the write's transaction first; what it raises aborts the write.
+        """
+        check_subscription_id(subscription_id)
         given: object = offset  # NEWEST is outside the declared type, but callers err
         if given is NEWEST:
             raise ValueError(
@@ -68,6 +84,8 @@ class Checkpoints:
             conn = db.writer
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if fence is not None:
+                    fence(conn)
                 conn.execute(_SAVE, (subscription_id, value))
                 conn.execute("COMMIT")
             except BaseException:
@@ -76,7 +94,7 @@ class Checkpoints:
 
     def load(self, subscription_id: str) -> Checkpoint | None:
         """Load a checkpoint; see ``SQLiteStore.load_checkpoint``."""
-        _check_subscription_id(subscription_id)
+        check_subscription_id(subscription_id)
         self._db.check_open()
         rows = self._db.query(_LOAD, (subscription_id,))
         if not rows:

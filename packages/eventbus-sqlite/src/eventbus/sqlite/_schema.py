@@ -44,6 +44,18 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
             updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
         ) WITHOUT ROWID""",
     ),
+    # Leases (one owner per durable subscription id); rows are never deleted, so a
+    # subscription's fencing token only grows.
+    2: (
+        """CREATE TABLE leases (
+            subscription_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            token INTEGER NOT NULL,
+            beat INTEGER NOT NULL,
+            released INTEGER NOT NULL,
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        ) WITHOUT ROWID""",
+    ),
 }
 """Version → the statements that bring a database from the previous version to it."""
 

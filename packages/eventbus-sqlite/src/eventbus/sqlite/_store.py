@@ -8,7 +8,8 @@ each in its own module:
 * :mod:`._appender`: appends, with group commit;
 * :mod:`._reads`: offsets, pages and streaming reads (rows decoded by :mod:`._rows`);
 * :mod:`._tail`: live tailing and change detection;
-* :mod:`._checkpoints`: durable-subscription checkpoints.
+* :mod:`._checkpoints`: durable-subscription checkpoints;
+* :mod:`._leases`: one owner per durable subscription id, fenced checkpoint writes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from eventbus.core import OLDEST
 from ._appender import Appender
 from ._checkpoints import Checkpoints
 from ._connection import Connections, Durability
+from ._leases import Leases
 from ._reads import Reads, check_count
 from ._tail import Tailer
 
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
     from eventbus.core import (
         Checkpoint,
         EventRecord,
+        Lease,
         Offset,
+        Owner,
         Position,
         ReadResult,
         StoredEvent,
@@ -46,7 +50,8 @@ class SQLiteStore:
 
     It implements :class:`~eventbus.core.EventStore` and every optional capability:
     checkpoints, streaming reads, live tailing (including appends by other processes),
-    offset ordering and ``close``.
+    offset ordering, leases (one owner per durable subscription among every process
+    using the file) and ``close``.
 
     Example::
 
@@ -110,6 +115,7 @@ class SQLiteStore:
         self._tailer = Tailer(self._db, self._reads)
         self._appender = Appender(self._db, self._tailer.committed)
         self._checkpoints = Checkpoints(self._db, self._reads)
+        self._leases = Leases(self._db, self._checkpoints, self._tailer)
 
     def __repr__(self) -> str:
         state = "closed" if self._db.closed else f"durability={self.durability!r}"
@@ -304,6 +310,54 @@ class SQLiteStore:
             StoreClosedError: The store was closed.
         """
         return self._checkpoints.load(subscription_id)
+
+    # -- LeaseStore ----------------------------------------------------------------------
+
+    def read_lease(self, subscription_id: str) -> Lease | None:
+        """Return who holds ``subscription_id``, or None when nobody ever claimed it.
+
+        Raises:
+            StoreCorruptError: The lease row was edited into something unreadable.
+        """
+        return self._leases.read(subscription_id)
+
+    def wait_lease(self, subscription_id: str, seen: Lease | None, timeout: float) -> Lease | None:
+        """Block until the lease record differs from ``seen`` or ``timeout`` seconds pass.
+
+        Changes by other processes are noticed by the store's change watcher, so an idle
+        wait runs no query.
+        """
+        return self._leases.wait(subscription_id, seen, timeout)
+
+    def claim_lease(self, subscription_id: str, owner: Owner, seen: Lease | None) -> Lease | None:
+        """Take ``subscription_id`` for ``owner`` if its record still equals ``seen``.
+
+        Returns:
+            The new lease (a larger token than any before), or None when the record
+            changed since ``seen``.
+        """
+        return self._leases.claim(subscription_id, owner, seen)
+
+    def renew_lease(self, lease: Lease) -> Lease:
+        """Extend ``lease`` (the next beat, the same token).
+
+        Raises:
+            LeaseLostError: Another owner claimed the id, or the lease was released.
+        """
+        return self._leases.renew(lease)
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give ``lease`` up so a standby takes over at once; nothing if it was lost."""
+        self._leases.release(lease)
+
+    def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
+        """Save the checkpoint of ``lease.subscription_id`` in the transaction that
+        checks ``lease`` is still current.
+
+        Raises:
+            LeaseLostError: It is not; the checkpoint is unchanged.
+        """
+        self._leases.save_checkpoint(lease, offset)
 
     # -- ClosableStore ----------------------------------------------------------------
 

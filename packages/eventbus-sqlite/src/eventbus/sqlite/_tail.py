@@ -20,19 +20,23 @@ from __future__ import annotations
 import threading
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from eventbus.core import NEWEST, StoreError
 
 from ._reads import check_count
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from eventbus.core import Position, ReadResult
 
     from ._connection import Connections
     from ._reads import Reads
 
-__all__ = ["Tailer"]
+__all__ = ["Tailer", "check_timeout"]
+
+_T = TypeVar("_T")
 
 _MIN_POLL: Final = 0.001
 _MAX_POLL: Final = 0.05
@@ -148,8 +152,28 @@ class Tailer:
     def tail(self, after: Position, *, timeout: float, limit: int) -> ReadResult:
         """Wait for events after ``after``; see ``SQLiteStore.tail``."""
         check_count("limit", limit)
-        if not timeout >= 0:  # also rejects NaN
-            raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}.")
+        check_timeout(timeout)
+        self._db.check_open()
+        reads = self._reads
+        starts: list[int] = []  # resolved by the first look, after the watcher's first
+
+        def page() -> ReadResult:
+            if starts:
+                return reads.page(starts[0], limit, None)
+            starts.append(reads.start(after))
+            return reads.page(starts[0], limit, None if after is NEWEST else after)
+
+        return self.wait_until(page, lambda result: bool(result.events), timeout)
+
+    def wait_until(self, look: Callable[[], _T], done: Callable[[_T], bool], timeout: float) -> _T:
+        """Call ``look`` until ``done`` accepts its value or ``timeout`` seconds pass.
+
+        ``look`` runs once at first, then again only after some connection committed,
+        so an idle wait costs the watcher's change checks and nothing more.
+
+        Returns:
+            The last value ``look`` returned.
+        """
         db = self._db
         db.check_open()
         deadline = time.monotonic() + timeout
@@ -161,26 +185,30 @@ class Tailer:
             ready = None if db.memory else self._start_watcher()
         try:
             if ready is not None:
-                # The watcher's first look must come before the page is read, so a
+                # The watcher's first look must come before ``look`` reads, so a
                 # commit landing after the read is noticed as a change.
                 ready.wait()
-            reads = self._reads
-            start = reads.start(after)
-            result = reads.page(start, limit, None if after is NEWEST else after)
-            while not result.events:
+            value = look()
+            while not done(value):
                 wait = deadline - time.monotonic()
                 if wait <= 0:
-                    return result
+                    return value
                 with changed:
                     changed.wait_for(partial(self._moved_from, seen), wait)
                     now = (self._commits, self._external)
                     moved, seen = now != seen, now
                 db.check_open()
                 if moved:
-                    result = reads.page(start, limit, None)
-            return result
+                    value = look()
+            return value
         finally:
             with changed:
                 self._tailing -= 1
                 if not self._tailing:
                     self._idle_since = time.monotonic()
+
+
+def check_timeout(timeout: float) -> None:
+    """Refuse a timeout that is not a number of seconds >= 0 (NaN included)."""
+    if not timeout >= 0:
+        raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}.")

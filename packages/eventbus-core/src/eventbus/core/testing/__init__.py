@@ -22,7 +22,7 @@ The bus-level guarantees that rest on the store (exact resume, a checkpoint that
 passes a running handler, selection before decoding, drain, the shutdown deadline) are
 proven by subclassing :class:`BusContract` with the same factories.
 
-Capability tests (checkpoints, streaming reads, tail, offset ordering, close) run
+Capability tests (checkpoints, streaming reads, tail, offset ordering, leases, close) run
 when the store has the capability, detected structurally like the bus does, and are
 skipped with the reason otherwise: a store that has the methods must pass them.
 

@@ -27,6 +27,7 @@ import pytest
 from eventbus.core._bus import EventBus
 from eventbus.core._durable import DurableSubscription
 from eventbus.core._exceptions import (
+    LeaseLostError,
     StoreClosedError,
     StoreCorruptError,
     UnknownEventError,
@@ -34,11 +35,15 @@ from eventbus.core._exceptions import (
 )
 from eventbus.core._failures import HandlerFailure, PoisonPolicy
 from eventbus.core._ids import new_event_id
+from eventbus.core._ownership import SubscriptionState
 from eventbus.core._store import (
+    OLDEST,
     CheckpointStore,
     ClosableStore,
     EventRecord,
     EventStore,
+    LeaseStore,
+    Owner,
     StoredEvent,
 )
 
@@ -478,6 +483,76 @@ class BusContract:
         assert bus.durable_subscriptions == {}
         second = bus.subscribe_durable("ledger", _Seen(), event_type=Deposited)
         assert isinstance(second, DurableSubscription)
+
+    # -- one owner per id across buses (stores with LeaseStore) ---------------------------
+
+    def test_a_second_bus_stands_by_and_takes_over_when_the_owner_stops(
+        self, bus: EventBus, store: EventStore, directory: Path
+    ) -> None:
+        _needs_leases(store)
+        other = EventBus(store=self.reopen_store(store, directory))
+        try:
+            first_seen, second_seen = _Seen(), _Seen()
+            first = bus.subscribe_durable("ledger", first_seen, event_type=Deposited)
+            second = other.subscribe_durable("ledger", second_seen, event_type=Deposited)
+            assert first.state is SubscriptionState.ACTIVE
+            assert second.state is SubscriptionState.STANDBY
+            bus.publish(Deposited("a", 1))
+            assert first.drain(timeout=WAIT)
+            assert first.stop(WAIT)
+            assert second.wait_active(WAIT), "the standby did not take over"
+            other.publish(Deposited("a", 2))
+            assert second.drain(timeout=WAIT)
+            assert [e.amount for e in first_seen.events] == [1]
+            assert [e.amount for e in second_seen.events] == [2]
+        finally:
+            other.shutdown(WAIT, drain=False)
+
+    def test_an_owner_whose_lease_is_taken_reports_it_and_stands_by(
+        self, bus: EventBus, store: EventStore, failures: list[HandlerFailure]
+    ) -> None:
+        leases = _needs_leases(store)
+        seen = _Seen()
+        durable = bus.subscribe_durable("ledger", seen, event_type=Deposited, lease_ttl=0.6)
+        bus.publish(Deposited("a", 1))
+        assert durable.drain(timeout=WAIT)
+        saved = leases.load_checkpoint("ledger")
+        thief = Owner("elsewhere", 1, "thief")
+        assert leases.claim_lease("ledger", thief, leases.read_lease("ledger")) is not None
+        deadline = time.monotonic() + WAIT
+        while durable.state is not SubscriptionState.STANDBY:
+            assert time.monotonic() < deadline, "the owner never noticed its lost lease"
+            time.sleep(0.01)
+        assert isinstance(durable.error, LeaseLostError)
+        assert any(isinstance(f.exception, LeaseLostError) for f in failures)
+        bus.publish(Deposited("a", 2))
+        assert not durable.drain(timeout=0), "a standby drains nothing"
+        assert leases.load_checkpoint("ledger") == saved, "nothing written after the loss"
+        assert [e.amount for e in seen.events] == [1]
+
+    def test_a_silent_owners_lease_is_taken_over_after_the_ttl(
+        self, bus: EventBus, store: EventStore
+    ) -> None:
+        leases = _needs_leases(store)
+        silent = leases.claim_lease("ledger", Owner("elsewhere", 1, "silent"), None)
+        assert silent is not None
+        bus.publish(Deposited("a", 1))
+        started = time.monotonic()
+        seen = _Seen()
+        durable = bus.subscribe_durable("ledger", seen, event_type=Deposited, lease_ttl=0.5)
+        assert durable.state is SubscriptionState.STANDBY
+        assert durable.wait_active(WAIT)
+        assert time.monotonic() - started >= 0.5, "took over before the ttl passed"
+        assert durable.drain(timeout=WAIT)
+        assert [e.amount for e in seen.events] == [1]
+        with pytest.raises(LeaseLostError):
+            leases.save_checkpoint_fenced(silent, OLDEST)
+
+
+def _needs_leases(store: EventStore) -> LeaseStore:
+    if not isinstance(store, LeaseStore):
+        pytest.skip("the store does not implement LeaseStore")
+    return store
 
 
 def _nothing() -> None:

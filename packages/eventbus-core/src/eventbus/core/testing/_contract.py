@@ -7,6 +7,7 @@ from typing import ClassVar
 from ._append_read import AppendReadContract
 from ._checkpoints import CheckpointContract
 from ._closing import ClosingContract
+from ._leases import LeaseContract
 from ._ordering import OrderingContract
 from ._persistence import PersistenceContract
 from ._streaming import StreamingContract
@@ -22,6 +23,7 @@ class StoreContract(
     StreamingContract,
     TailContract,
     OrderingContract,
+    LeaseContract,
     ClosingContract,
 ):
     """Pytest base class: every test a store must pass. Subclass it as ``TestXStore``.
