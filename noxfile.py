@@ -22,6 +22,7 @@ nox.options.sessions = [
     "tests-core",
     "tests-sqlite",
     "tests-durablestream",
+    "tests-cli",
     "tests",
     "demo",
     "build",
@@ -33,6 +34,7 @@ PACKAGES = ROOT / "packages"
 CORE = PACKAGES / "eventbus-core"
 SQLITE = PACKAGES / "eventbus-sqlite"
 DURABLESTREAM = PACKAGES / "eventbus-durablestream"
+CLI = PACKAGES / "eventbus-cli"
 DS_SERVER = ROOT / "servers" / "durable-streams"
 PYTHONS = ["3.11", "3.12", "3.13"]
 TEST_TOOLS = ["pytest>=8.3", "pytest-asyncio>=0.25", "coverage[toml]>=7.6"]
@@ -99,6 +101,7 @@ def typecheck(session: nox.Session) -> None:
         CORE,
         SQLITE,
         DURABLESTREAM,
+        CLI,
         extra=(*TYPE_TOOLS, *CODEC_EXTRAS, *BENCH_PEERS, *DS_TEST_TOOLS, "nox"),
     )
     config = f"--config-file={ROOT / 'pyproject.toml'}"
@@ -108,6 +111,7 @@ def typecheck(session: nox.Session) -> None:
         (CORE, "eventbus.core"),
         (SQLITE, "eventbus.sqlite"),
         (DURABLESTREAM, "eventbus.durablestream"),
+        (CLI, "eventbus.cli"),
     ):
         with session.chdir(package):
             session.run("mypy", config, "-p", module)
@@ -141,6 +145,17 @@ def tests_durablestream(session: nox.Session) -> None:
     _covered_tests(session, DURABLESTREAM, "eventbus.durablestream")
 
 
+@nox.session(name="tests-cli", python=PYTHONS)
+def tests_cli(session: nox.Session) -> None:
+    """eventbus-cli: the installed `eventbus` script in subprocesses, against real SQLite
+    files and the reference server; 100% line and branch coverage, subprocesses included
+    (the tests run the script under `coverage run` when they are measured)."""
+    _install_ds_server(session)
+    # The stores are the CLI's optional extras; its tests open all of them.
+    _install(session, CORE, SQLITE, DURABLESTREAM, CLI)
+    _covered_tests(session, CLI, "eventbus.cli")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The cross-package tests: the contract suite against every store, multi-process."""
@@ -165,7 +180,7 @@ def build(session: nox.Session) -> None:
     """Build every wheel and sdist; install each alone into a fresh venv and import it."""
     session.install("build>=1.2", "hatchling>=1.25")
     dist = Path(tempfile.mkdtemp(prefix="eventbus-dist-"))
-    for package in (CORE, SQLITE, DURABLESTREAM):
+    for package in (CORE, SQLITE, DURABLESTREAM, CLI):
         session.run("python", "-m", "build", "--no-isolation", "--outdir", str(dist), str(package))
     session.run("python", str(ROOT / "tools" / "check_dists.py"), str(dist))
 
@@ -202,6 +217,7 @@ def bench(session: nox.Session) -> None:
         CORE,
         SQLITE,
         DURABLESTREAM,
+        CLI,
         extra=BENCH_PEERS,
     )
     out = ROOT / "bench" / "results"

@@ -80,6 +80,7 @@ def test_a_cited_test_is_found_only_where_it_is_defined_or_inherited() -> None:
     [
         "README.md",
         "docs/bus.md",
+        "docs/cli.md",
         "docs/event-sourcing.md",
         "docs/persistence.md",
         "docs/schema-evolution.md",

@@ -25,6 +25,7 @@ IMPORTS = {
     "eventbus_core": "eventbus.core",
     "eventbus_sqlite": "eventbus.sqlite",
     "eventbus_durablestream": "eventbus.durablestream",
+    "eventbus_cli": "eventbus.cli",
 }
 
 

@@ -88,9 +88,11 @@ def test_the_distribution_ships_no_namespace_init_and_no_runtime_dependencies() 
     distribution = importlib.metadata.distribution("eventbus-core")
     files = [str(f) for f in distribution.files or []]
     assert "eventbus/__init__.py" not in files
-    # The only requirements are the test tools of the conformance kit's extra.
+    # The only requirements are extras: the conformance kit's test tools, and msgspec for
+    # the faster parser.
     requires = distribution.requires or []
     assert requires, "eventbus-core[testing] declares pytest and pytest-asyncio"
     for requirement in requires:
-        assert re.search(r"""; *extra *== *["']testing["']$""", requirement), requirement
-    assert distribution.metadata.get_all("Provides-Extra") == ["testing"]
+        assert re.search(r"""; *extra *== *["'](testing|fast)["']$""", requirement), requirement
+    assert any(r.startswith("msgspec") for r in requires)
+    assert sorted(distribution.metadata.get_all("Provides-Extra") or []) == ["fast", "testing"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from ._bus import EventBus as EventBus
+from ._copy import DEFAULT_COPY_CHECKPOINT as DEFAULT_COPY_CHECKPOINT
+from ._copy import CopyProgress as CopyProgress
+from ._copy import copy_events as copy_events
 from ._discovery import open_store as open_store
 from ._durable import DurableSubscription as DurableSubscription
 from ._envelope import Envelope as Envelope
@@ -24,6 +27,7 @@ from ._exceptions import RegistrationError as RegistrationError
 from ._exceptions import StoreClosedError as StoreClosedError
 from ._exceptions import StoreCorruptError as StoreCorruptError
 from ._exceptions import StoreError as StoreError
+from ._exceptions import StoreReadOnlyError as StoreReadOnlyError
 from ._exceptions import StoreTimeoutError as StoreTimeoutError
 from ._exceptions import StoreUnavailableError as StoreUnavailableError
 from ._exceptions import SubscriptionError as SubscriptionError
@@ -54,6 +58,7 @@ from ._store import OLDEST as OLDEST
 from ._store import AsyncAppendingStore as AsyncAppendingStore
 from ._store import Boundary as Boundary
 from ._store import Checkpoint as Checkpoint
+from ._store import CheckpointListing as CheckpointListing
 from ._store import CheckpointStore as CheckpointStore
 from ._store import ClosableStore as ClosableStore
 from ._store import CompactingStore as CompactingStore
@@ -75,6 +80,7 @@ from ._store import TailingStore as TailingStore
 
 # __all__ is kept sorted; tests/test_exports.py checks it against the names above.
 __all__ = [
+    "DEFAULT_COPY_CHECKPOINT",
     "NEWEST",
     "OLDEST",
     "AppendConflictError",
@@ -83,12 +89,14 @@ __all__ = [
     "BusClosedError",
     "BusUsageError",
     "Checkpoint",
+    "CheckpointListing",
     "CheckpointStore",
     "ClosableStore",
     "CodecError",
     "CompactingStore",
     "CompactionRefusedError",
     "ConditionalAppendStore",
+    "CopyProgress",
     "DeadLetterHandler",
     "DecodeError",
     "DurableSubscription",
@@ -121,6 +129,7 @@ __all__ = [
     "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
+    "StoreReadOnlyError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
@@ -138,6 +147,7 @@ __all__ = [
     "UpcastFailedError",
     "UpcastRegistrationError",
     "WireNameConflictError",
+    "copy_events",
     "current_metadata",
     "event_name",
     "log_failure",

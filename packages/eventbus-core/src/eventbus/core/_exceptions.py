@@ -27,6 +27,7 @@
     │   ├── AppendConflictError           a conditional append found the log's end moved
     │   ├── CompactionRefusedError        a compaction would remove events still needed
     │   ├── UnsupportedStoreFeatureError (NotImplementedError)  the backend cannot do it
+    │   ├── StoreReadOnlyError            a write through a store opened read-only
     │   └── OffsetError (ValueError)      an offset is malformed or not from this store
     └── UnknownStoreError (LookupError)   no installed backend handles a URL scheme
 """
@@ -57,6 +58,7 @@ __all__ = [
     "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
+    "StoreReadOnlyError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "SubscriptionError",
@@ -251,6 +253,10 @@ class CompactionRefusedError(StoreError):
 
 class UnsupportedStoreFeatureError(StoreError, NotImplementedError):
     """The store, or the server behind it, cannot do what was asked (the message names it)."""
+
+
+class StoreReadOnlyError(StoreError):
+    """A write (append, checkpoint) through a store that was opened read-only."""
 
 
 class OffsetError(StoreError, ValueError):

@@ -37,6 +37,8 @@ _SAVE: Final = (
     "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 )
 _LOAD: Final = "SELECT checkpoint FROM checkpoints WHERE subscription_id = ?"
+_LIST: Final = "SELECT subscription_id, checkpoint FROM checkpoints ORDER BY subscription_id"
+_DELETE: Final = "DELETE FROM checkpoints WHERE subscription_id = ?"
 
 
 def check_subscription_id(subscription_id: object, what: str = "subscription") -> None:
@@ -76,10 +78,10 @@ def parse_checkpoint(value: object, path: str, what: str) -> Checkpoint:
 
 
 class Checkpoints:
-    """Saves and loads checkpoints through the store's connections.
+    """Saves, loads, lists and deletes checkpoints through the store's connections.
 
     Args:
-        db: The store's connections; saves go through the writer, under its lock.
+        db: The store's connections; writes go through the writer, under its lock.
         reads: The store's read side, to check that an offset is one of its own.
     """
 
@@ -102,16 +104,33 @@ class Checkpoints:
             fence: Run in the write's transaction first; what it raises aborts the write.
         """
         check_subscription_id(subscription_id)
-        db = self._db
-        db.check_open()
+        self._db.check_open()
         value = checkpoint_text(offset, self._reads, "checkpoint")
+        self._write(_SAVE, (subscription_id, value), fence)
 
-        def save(conn: sqlite3.Connection) -> None:
+    def delete(self, subscription_id: str) -> bool:
+        """Delete a checkpoint; see ``SQLiteStore.delete_checkpoint``."""
+        check_subscription_id(subscription_id)
+        self._db.check_open()
+        return self._write(_DELETE, (subscription_id,)) > 0
+
+    def _write(
+        self,
+        sql: str,
+        params: tuple[str, ...],
+        fence: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> int:
+        """Run one statement in its own write transaction; the number of rows changed.
+
+        ``fence`` runs in the transaction first; what it raises aborts the write."""
+
+        def write(conn: sqlite3.Connection) -> int:
             if fence is not None:
                 fence(conn)
-            conn.execute(_SAVE, (subscription_id, value))
+            changed: int = conn.execute(sql, params).rowcount
+            return changed
 
-        write_transaction(db, save)
+        return write_transaction(self._db, write)
 
     def load(self, subscription_id: str) -> Checkpoint | None:
         """Load a checkpoint; see ``SQLiteStore.load_checkpoint``."""
@@ -120,4 +139,13 @@ class Checkpoints:
         rows = self._db.query(_LOAD, (subscription_id,))
         if not rows:
             return None
-        return parse_checkpoint(rows[0][0], self._db.path, f"checkpoint of {subscription_id!r}")
+        return self._decode(subscription_id, rows[0][0])
+
+    def list(self) -> dict[str, Checkpoint]:
+        """Every checkpoint by id; see ``SQLiteStore.list_checkpoints``."""
+        self._db.check_open()
+        return {name: self._decode(name, value) for name, value in self._db.query(_LIST, ())}
+
+    def _decode(self, subscription_id: str, value: object) -> Checkpoint:
+        """A stored checkpoint's text as a Checkpoint; StoreCorruptError if it is none."""
+        return parse_checkpoint(value, self._db.path, f"checkpoint of {subscription_id!r}")
