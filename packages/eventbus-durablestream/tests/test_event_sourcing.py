@@ -22,6 +22,7 @@ from eventbus.core import (
     Snapshot,
     StoreClosedError,
     StoreCorruptError,
+    StoreReadOnlyError,
     UnsupportedStoreFeatureError,
 )
 from eventbus.core.testing import make_record
@@ -165,3 +166,12 @@ def test_a_load_reads_on_until_the_stream_is_exhausted(ds_url: str, path: str) -
     with DurableStreamStore(ds_url, path, transport=transport) as store:
         assert store.load_snapshot("s") == Snapshot("s", OLDEST, "b")
     assert transport.snapshot_reads == 2, "the first chunk did not end at the tail"
+
+
+def test_a_read_only_store_refuses_to_save_a_snapshot(ds_url: str, path: str) -> None:
+    with DurableStreamStore(ds_url, path) as store:
+        store.save_snapshot("s", OLDEST, "kept")
+    with DurableStreamStore(ds_url, path, read_only=True) as reader:
+        with pytest.raises(StoreReadOnlyError, match="cannot save snapshots"):
+            reader.save_snapshot("s", OLDEST, "new")
+        assert reader.load_snapshot("s") == Snapshot("s", OLDEST, "kept")

@@ -20,6 +20,7 @@ from eventbus.core import (
     OffsetError,
     StoreCorruptError,
     StoreError,
+    StoreReadOnlyError,
 )
 from eventbus.core.testing import make_record
 from eventbus.sqlite import SQLiteStore
@@ -127,3 +128,17 @@ def test_compaction_refusal_names_every_reason(store: SQLiteStore) -> None:
         "the checkpoint of durable subscription 'mailer'": offsets[0],
         "snapshot 'never', which was never saved": OLDEST,
     }
+
+
+def test_a_read_only_store_refuses_the_event_sourcing_writes(db: Path, store: SQLiteStore) -> None:
+    offset = store.append(make_record())
+    store.save_snapshot("s", offset, "{}")
+    with SQLiteStore(db, read_only=True) as reader:
+        with pytest.raises(StoreReadOnlyError, match="cannot append events"):
+            reader.append_expecting([make_record()], offset)
+        with pytest.raises(StoreReadOnlyError, match="cannot save snapshots"):
+            reader.save_snapshot("s", OLDEST, "{}")
+        with pytest.raises(StoreReadOnlyError, match="cannot compact the log"):
+            reader.compact(offset)
+        assert reader.load_snapshot("s") is not None, "reading a snapshot is allowed"
+    assert len(store.read().events) == 1
