@@ -237,11 +237,23 @@ class MemoryStore:
             TypeError: An element is not an :class:`~eventbus.core.EventRecord`.
             StoreClosedError: The store was closed.
         """
+        return self._append_all(records, None)
+
+    def _append_all(
+        self, records: Sequence[EventRecord], expected_end: Checkpoint | None
+    ) -> list[Offset]:
+        """Append ``records`` under one lock, first checking the end if one is expected."""
         batch = list(records)
         for record in batch:
             _check_record(record)
         with self._condition:
             self._check_open()
+            if expected_end is not None:
+                if expected_end is not OLDEST:
+                    self._position(expected_end)
+                current = self._end()
+                if current != expected_end:
+                    raise AppendConflictError(expected_end, current)
             offsets = [self._store(record) for record in batch]
             if offsets and self._waiting:
                 self._condition.notify_all()
@@ -510,20 +522,7 @@ class MemoryStore:
             TypeError: An element is not an :class:`~eventbus.core.EventRecord`.
             StoreClosedError: The store was closed.
         """
-        batch = list(records)
-        for record in batch:
-            _check_record(record)
-        with self._condition:
-            self._check_open()
-            if expected_end is not OLDEST:
-                self._position(expected_end)
-            current = self._end()
-            if current != expected_end:
-                raise AppendConflictError(expected_end, current)
-            offsets = [self._store(record) for record in batch]
-            if offsets and self._waiting:
-                self._condition.notify_all()
-        return offsets
+        return self._append_all(records, expected_end)
 
     # -- SnapshotStore ----------------------------------------------------------------
 
