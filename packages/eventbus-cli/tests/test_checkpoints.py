@@ -18,6 +18,8 @@ from .conftest import run
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from eventbus.core import Checkpoint
+
 
 def _saved(db: Path) -> dict[str, object]:
     with SQLiteStore(db, read_only=True) as store:
@@ -205,3 +207,26 @@ def test_a_lease_that_changes_while_claiming_is_reported(
         ):
             pass  # never reached: the claim fails on entering
     assert _saved(db) == {"mailer": offsets[0]}
+
+
+class _NoLeases:
+    """A plug-in store that keeps checkpoints but no leases."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, Checkpoint] = {}
+
+    def save_checkpoint(self, subscription_id: str, offset: Checkpoint) -> None:
+        self.saved[subscription_id] = offset
+
+    def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
+        return self.saved.get(subscription_id)
+
+
+def test_a_store_without_leases_changes_checkpoints_without_one() -> None:
+    from eventbus.cli import _checkpoints
+
+    store = _NoLeases()
+    with _checkpoints._owning(store, "plain://", "mailer", force=False) as lease:
+        assert lease is None, "nothing to claim on a store without leases"
+        _checkpoints._write(store, lease, "mailer", OLDEST)
+    assert store.saved == {"mailer": OLDEST}

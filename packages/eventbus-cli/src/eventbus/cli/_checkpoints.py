@@ -123,12 +123,19 @@ def _save(url: str, subscription_id: str, target: str, *, force: bool) -> None:
         else:
             checkpoint = target
         with _owning(store, url, subscription_id, force=force) as lease:
-            if lease is None:
-                keeper.save_checkpoint(subscription_id, checkpoint)
-            else:
-                assert isinstance(keeper, LeaseStore)
-                keeper.save_checkpoint_fenced(lease, checkpoint)
+            _write(keeper, lease, subscription_id, checkpoint)
     click.echo(f"{subscription_id}: {offset_text(before)} -> {offset_text(checkpoint)}")
+
+
+def _write(
+    keeper: CheckpointStore, lease: Lease | None, subscription_id: str, checkpoint: Checkpoint
+) -> None:
+    """Save as the lease holder when there is a lease (the store checks its token)."""
+    if lease is None:
+        keeper.save_checkpoint(subscription_id, checkpoint)
+    else:
+        assert isinstance(keeper, LeaseStore)  # a lease comes only from a LeaseStore
+        keeper.save_checkpoint_fenced(lease, checkpoint)
 
 
 _FORCE = click.option(
