@@ -39,7 +39,7 @@ from ._store import (
 )
 from ._validate import check_batch_size
 
-__all__ = ["RECORD_FIELDS", "Journal"]
+__all__ = ["RECORD_FIELDS", "Journal", "over"]
 
 # EventRecord is a frozen slotted dataclass: its __init__ pays an object.__setattr__
 # per field. Every stored publish builds one, so _record_for fills the slots directly
@@ -114,6 +114,12 @@ class Journal:
         pairs = merge_metadata(metadata)
         type_name = event_name(event.__class__)
         return Envelope(new_event_id(), None, type_name, datetime.now(UTC), pairs, self._origin)
+
+    def wire_name(self, event: object) -> str:
+        """The wire name ``event`` is (or, without a store, would be) stored under."""
+        if self.store is None:
+            return event_name(event.__class__)
+        return self._mapper.codec_for_event(event.__class__).name
 
     def _stored_envelope(
         self, needs_envelope: bool, record: EventRecord, offset: Offset | None
@@ -224,15 +230,24 @@ class Journal:
         needs_envelope: Sequence[bool],
         events: Sequence[object],
         metadata: Mapping[str, str] | None,
+        extras: Sequence[Mapping[str, str]] | None = None,
     ) -> list[Envelope | None]:
-        """Append ``events`` in one batch (or, without a store, build their envelopes)."""
+        """Append ``events`` in one batch (or, without a store, build their envelopes).
+
+        Args:
+            extras: Per event, pairs over ``metadata`` (what middleware added).
+        """
+        each = [metadata] * len(events) if extras is None else [over(metadata, x) for x in extras]
         if self.store is None:
             return [
-                self.envelope_for(n, e, metadata)
-                for n, e in zip(needs_envelope, events, strict=True)
+                self.envelope_for(n, e, m)
+                for n, e, m in zip(needs_envelope, events, each, strict=True)
             ]
         pairs = merge_metadata(metadata)
-        records = [self.record_for(event, pairs) for event in events]
+        records = [
+            self.record_for(event, merge_metadata(m) if m is not metadata else pairs)
+            for event, m in zip(events, each, strict=True)
+        ]
         if not records:
             return []
         try:
@@ -248,7 +263,7 @@ class Journal:
         else:
             self._on_append()
         return [
-            Envelope(r.event_id, o, r.type_name, r.timestamp, pairs, self._origin)
+            Envelope(r.event_id, o, r.type_name, r.timestamp, r.metadata, self._origin)
             for r, o in zip(records, offsets, strict=True)
         ]
 
@@ -297,6 +312,13 @@ def as_store_error(exc: Exception, what: str) -> StoreError:
     error = StoreUnavailableError(f"{what}: {exc!r}")
     error.__cause__ = exc
     return error
+
+
+def over(metadata: Mapping[str, str] | None, extra: Mapping[str, str]) -> Mapping[str, str] | None:
+    """``extra`` over ``metadata`` (either may be empty), unchecked: merge_metadata checks."""
+    if not extra:
+        return metadata
+    return {**metadata, **extra} if metadata else extra
 
 
 def merge_metadata(metadata: Mapping[str, str] | None) -> Mapping[str, str]:
