@@ -137,18 +137,26 @@ class MiddlewareStack:
         for listener in self._listeners:
             listener()
 
-    @contextlib.contextmanager
-    def publishing(self, publication: Publication) -> Iterator[Publication]:
-        """Enter every middleware's :meth:`~Middleware.publishing`, first = outermost."""
-        with contextlib.ExitStack() as stack:
-            for middleware in self.entries:
-                stack.enter_context(middleware.publishing(publication))
-            yield publication
+    def publishing(self, publication: Publication) -> AbstractContextManager[object]:
+        """Every middleware's :meth:`~Middleware.publishing`, first = outermost."""
+        entries = self.entries
+        if len(entries) == 1:  # the common case: no ExitStack to pay for
+            return entries[0].publishing(publication)
+        return _nested([m.publishing for m in entries], publication)
 
-    @contextlib.contextmanager
-    def handling(self, delivery: Delivery) -> Iterator[Delivery]:
-        """Enter every middleware's :meth:`~Middleware.handling`, first = outermost."""
-        with contextlib.ExitStack() as stack:
-            for middleware in self.entries:
-                stack.enter_context(middleware.handling(delivery))
-            yield delivery
+    def handling(self, delivery: Delivery) -> AbstractContextManager[object]:
+        """Every middleware's :meth:`~Middleware.handling`, first = outermost."""
+        entries = self.entries
+        if len(entries) == 1:
+            return entries[0].handling(delivery)
+        return _nested([m.handling for m in entries], delivery)
+
+
+@contextlib.contextmanager
+def _nested(
+    factories: list[Callable[[Any], AbstractContextManager[object]]], argument: object
+) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for factory in factories:
+            stack.enter_context(factory(argument))
+        yield
