@@ -238,48 +238,46 @@ class Dispatcher:
                     continue
                 subscription.unsubscribe()
             args = (event, envelope) if subscription.wants_envelope else (event,)
-            handler = subscription.handler
+            delivery = None
             if wrapped:
                 assert envelope is not None  # planned: needs_envelope while wrapped
-                handler = self._wrap(subscription, Delivery(event, envelope, handler))
+                delivery = Delivery(event, envelope, subscription.handler)
             if subscription.is_async:
                 if context is None:
                     context = contextvars.copy_context()
                 key = subscription if subscription.sequential else None
+                handler = subscription.handler if delivery is None else self._wrap(delivery)
                 task = self._runner.schedule(handler, args, key, subscription, context)
                 if pending is not None and task is not None:
                     pending.append(task)
             elif subscription.sequential:
                 with self._sync_lock(subscription):
-                    self._call(subscription, handler, args)
+                    self._call(subscription, args, delivery)
             else:
-                self._call(subscription, handler, args)
+                self._call(subscription, args, delivery)
 
     def _call(
-        self, subscription: Subscription[Any], handler: Handler, args: tuple[Any, ...]
+        self, subscription: Subscription[Any], args: tuple[Any, ...], delivery: Delivery | None
     ) -> None:
         try:
-            handler(*args)
+            if delivery is None:
+                subscription.handler(*args)
+            else:
+                with self._middleware.handling(delivery):
+                    subscription.handler(*args)
         except Exception as exc:
             self._report(HandlerFailure(exc, "handler", args[0], subscription))
 
-    def _wrap(self, subscription: Subscription[Any], delivery: Delivery) -> Handler:
-        """The handler called inside the middleware (a coroutine one: inside its task)."""
+    def _wrap(self, delivery: Delivery) -> Handler:
+        """A coroutine handler that enters the middleware inside its own task."""
         handling = self._middleware.handling
-        handler = subscription.handler
-        if subscription.is_async:
+        handler = delivery.handler
 
-            async def call_async(*args: Any) -> None:
-                with handling(delivery):
-                    await handler(*args)
-
-            return call_async
-
-        def call(*args: Any) -> None:
+        async def call_async(*args: Any) -> None:
             with handling(delivery):
-                handler(*args)
+                await handler(*args)
 
-        return call
+        return call_async
 
     def _sync_lock(self, subscription: Subscription[Any]) -> threading.RLock:
         # Reentrant: a sequential handler that publishes an event reaching itself

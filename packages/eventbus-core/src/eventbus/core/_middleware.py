@@ -49,7 +49,8 @@ class Publication:
     envelope: Envelope | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass pays an object.__setattr__ per field, on every call.
+@dataclass(slots=True)
 class Delivery:
     """One handler call, as a middleware's :meth:`~Middleware.handling` sees it.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -76,7 +76,7 @@ class Instruments:
             description="Age of the oldest event a durable subscription has not checkpointed.",
         )
 
-    def event_age(self, stored_at: datetime, attributes: dict[str, Any]) -> None:
+    def event_age(self, stored_at: datetime, attributes: Mapping[str, Any]) -> None:
         """Record how old the event a durable subscription starts handling is."""
         self._event_age.set((datetime.now(UTC) - stored_at).total_seconds(), attributes)
 

@@ -4,12 +4,17 @@ A producer span per publish, whose context is written into the event's metadata
 (W3C ``traceparent``/``tracestate``, through the global propagator); a consumer span
 per handler call, plain or durable, whose parent is the context read back from the
 envelope's metadata, so a consumer in another process continues the publisher's
-trace. Context managers are small classes, not generators: they run on every call.
+trace. This runs on every call: the scopes are small classes rather than generators,
+attributes shared by all calls of a kind are built once, and per-event attributes are
+set only on a span that records.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context, propagate, trace
@@ -34,6 +39,7 @@ from ._semconv import (
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from opentelemetry.propagators.textmap import TextMapPropagator
     from opentelemetry.trace import Span, Tracer
 
     from ._metrics import Instruments
@@ -41,6 +47,9 @@ if TYPE_CHECKING:
 __all__ = ["TelemetryMiddleware"]
 
 _clock: Final = time.perf_counter
+# The operation name and type of each kind of span (messaging conventions).
+_PUBLISH: Final = ("publish", "send")
+_PROCESS: Final = ("process", "process")
 
 
 class TelemetryMiddleware(Middleware):
@@ -54,6 +63,7 @@ class TelemetryMiddleware(Middleware):
     def __init__(self, tracer: Tracer, instruments: Instruments) -> None:
         self.tracer = tracer
         self.instruments = instruments
+        self._attributes: dict[tuple[str, str, str | None], tuple[Mapping[str, Any], ...]] = {}
 
     def publishing(self, publication: Publication) -> _PublishScope:
         """A producer span around the event's hand-over; its context goes into metadata."""
@@ -63,17 +73,47 @@ class TelemetryMiddleware(Middleware):
         """A consumer span around one handler call, child of the publisher's span."""
         return _HandleScope(self, delivery)
 
+    def attributes(
+        self, operation: tuple[str, str], type_name: str, group: str | None
+    ) -> tuple[Mapping[str, Any], ...]:
+        """The span-start and the measurement attributes of one kind of call.
 
-def _failed(span: Span, exc: BaseException, attributes: dict[str, Any]) -> None:
+        Built once per (operation, wire name, consumer group) and never mutated: an
+        error adds ``error.type`` to a copy.
+        """
+        key = (operation[0], type_name, group)
+        found = self._attributes.get(key)
+        if found is None:
+            measured: dict[str, Any] = {
+                SYSTEM: SYSTEM_NAME,
+                DESTINATION: type_name,
+                OPERATION_NAME: operation[0],
+            }
+            if group is not None:
+                measured[CONSUMER_GROUP] = group
+            started = {**measured, OPERATION_TYPE: operation[1]}
+            found = (MappingProxyType(started), MappingProxyType(measured))
+            found = self._attributes.setdefault(key, found)
+        return found
+
+
+def _failed(span: Span, exc: BaseException, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Record ``exc`` on the span; return the measurement attributes with ``error.type``."""
     error_type = type(exc).__qualname__
-    attributes[ERROR_TYPE] = error_type
     span.set_attribute(ERROR_TYPE, error_type)
     span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"))
+    return {**attributes, ERROR_TYPE: error_type}
+
+
+@functools.lru_cache(maxsize=8)
+def _fields(textmap: TextMapPropagator) -> frozenset[str]:
+    """The metadata keys ``textmap`` reads, cached per propagator object."""
+    return frozenset(textmap.fields)
 
 
 class _PublishScope:
-    __slots__ = ("_middleware", "_publication", "_span", "_started")
+    __slots__ = ("_measured", "_middleware", "_publication", "_span", "_started")
 
     def __init__(self, middleware: TelemetryMiddleware, publication: Publication) -> None:
         self._middleware = middleware
@@ -81,19 +121,14 @@ class _PublishScope:
 
     def __enter__(self) -> None:
         name = self._publication.type_name
+        started, self._measured = self._middleware.attributes(_PUBLISH, name, None)
         # Not made current: publish_many enters one of these per event, and the spans
         # of a batch are siblings, not a chain.
         span = self._middleware.tracer.start_span(
-            f"publish {name}",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                SYSTEM: SYSTEM_NAME,
-                DESTINATION: name,
-                OPERATION_NAME: "publish",
-                OPERATION_TYPE: "send",
-            },
+            f"publish {name}", kind=SpanKind.PRODUCER, attributes=started
         )
-        propagate.inject(self._publication.metadata, context=trace.set_span_in_context(span))
+        if span.get_span_context().is_valid:  # a no-op tracer's span has nothing to carry
+            propagate.inject(self._publication.metadata, context=trace.set_span_in_context(span))
         self._span = span
         self._started = _clock()
 
@@ -105,24 +140,20 @@ class _PublishScope:
     ) -> None:
         elapsed = _clock() - self._started
         span = self._span
-        attributes: dict[str, Any] = {
-            SYSTEM: SYSTEM_NAME,
-            DESTINATION: self._publication.type_name,
-            OPERATION_NAME: "publish",
-        }
+        attributes = self._measured
         envelope = self._publication.envelope
-        if envelope is not None:
+        if envelope is not None and span.is_recording():
             span.set_attribute(MESSAGE_ID, envelope.event_id)
             if envelope.offset is not None:
                 span.set_attribute(OFFSET, envelope.offset)
         if exc is not None:
-            _failed(span, exc, attributes)
+            attributes = _failed(span, exc, attributes)
         span.end()
         self._middleware.instruments.publish_duration.record(elapsed, attributes)
 
 
 class _HandleScope:
-    __slots__ = ("_delivery", "_middleware", "_span", "_started", "_token")
+    __slots__ = ("_delivery", "_measured", "_middleware", "_span", "_started", "_token")
 
     def __init__(self, middleware: TelemetryMiddleware, delivery: Delivery) -> None:
         self._middleware = middleware
@@ -131,29 +162,30 @@ class _HandleScope:
     def __enter__(self) -> None:
         delivery = self._delivery
         envelope = delivery.envelope
-        attributes: dict[str, Any] = {
-            SYSTEM: SYSTEM_NAME,
-            DESTINATION: envelope.type_name,
-            MESSAGE_ID: envelope.event_id,
-            OPERATION_NAME: "process",
-            OPERATION_TYPE: "process",
-            HANDLER: getattr(delivery.handler, "__qualname__", repr(delivery.handler)),
-        }
-        if delivery.subscription_id is not None:
-            attributes[CONSUMER_GROUP] = delivery.subscription_id
-            attributes[ATTEMPT] = delivery.attempt
-        if envelope.offset is not None:
-            attributes[OFFSET] = envelope.offset
+        group = delivery.subscription_id
+        started, self._measured = self._middleware.attributes(_PROCESS, envelope.type_name, group)
         # The publisher's context, when the metadata carries one; else the caller's.
-        parent = propagate.extract(envelope.metadata, context=context.get_current())
+        parent = context.get_current()
+        textmap = propagate.get_global_textmap()
+        if not _fields(textmap).isdisjoint(envelope.metadata):
+            parent = textmap.extract(envelope.metadata, context=parent)
         span = self._middleware.tracer.start_span(
             f"process {envelope.type_name}",
             context=parent,
             kind=SpanKind.CONSUMER,
-            attributes=attributes,
+            attributes=started,
         )
-        # Current while the handler runs, so its own spans are children of this one.
-        self._token = context.attach(trace.set_span_in_context(span, parent))
+        self._token = None
+        if span.get_span_context().is_valid:
+            # Current while the handler runs, so its own spans are children of this one.
+            self._token = context.attach(trace.set_span_in_context(span, parent))
+            if span.is_recording():
+                span.set_attribute(MESSAGE_ID, envelope.event_id)
+                span.set_attribute(HANDLER, _name(delivery.handler))
+                if envelope.offset is not None:
+                    span.set_attribute(OFFSET, envelope.offset)
+                if group is not None:
+                    span.set_attribute(ATTEMPT, delivery.attempt)
         self._span = span
         self._started = _clock()
 
@@ -164,19 +196,19 @@ class _HandleScope:
         traceback: TracebackType | None,
     ) -> None:
         elapsed = _clock() - self._started
-        context.detach(self._token)
+        if self._token is not None:
+            context.detach(self._token)
         delivery = self._delivery
         instruments = self._middleware.instruments
-        attributes: dict[str, Any] = {
-            SYSTEM: SYSTEM_NAME,
-            DESTINATION: delivery.envelope.type_name,
-            OPERATION_NAME: "process",
-        }
+        attributes = self._measured
         if delivery.subscription_id is not None:
-            attributes[CONSUMER_GROUP] = delivery.subscription_id
             instruments.event_age(delivery.envelope.timestamp, attributes)
         if exc is not None:
-            _failed(self._span, exc, attributes)
+            attributes = _failed(self._span, exc, attributes)
             instruments.handler_errors.add(1, attributes)
         self._span.end()
         instruments.process_duration.record(elapsed, attributes)
+
+
+def _name(handler: object) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
