@@ -24,6 +24,7 @@ IMPORTS = {
     "eventbus_core": "eventbus.core",
     "eventbus_sqlite": "eventbus.sqlite",
     "eventbus_durablestream": "eventbus.durablestream",
+    "eventbus_otel": "eventbus.otel",
 }
 
 

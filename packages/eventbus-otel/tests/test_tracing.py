@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from eventbus.core import EventBus, EventRecord, MemoryStore, StoreUnavailableError
+from eventbus.otel import EventBusInstrumentor
 
 from ._events import OrderPlaced
 from .conftest import Telemetry
@@ -199,3 +200,49 @@ def test_an_event_stored_without_trace_context_starts_a_trace(telemetry: Telemet
     publisher.close()
     assert telemetry.spans("publish") == []
     assert _one(telemetry.spans("process")).parent is None
+
+
+def test_with_a_no_op_tracer_provider_nothing_is_carried_and_handlers_run() -> None:
+    from opentelemetry.trace import NoOpTracerProvider
+
+    EventBusInstrumentor().instrument(tracer_provider=NoOpTracerProvider())
+    try:
+        bus = EventBus(store=MemoryStore())
+        seen: list[str] = []
+        bus.subscribe(OrderPlaced, lambda e: seen.append(e.order_id))
+        durable = bus.subscribe_durable("mailer", lambda e: None, event_type=OrderPlaced)
+        bus.publish(OrderPlaced("o-1"))
+        assert durable.drain(timeout=WAIT)
+        assert seen == ["o-1"]
+        assert dict(next(iter(bus.replay())).metadata) == {}
+        bus.close()
+    finally:
+        EventBusInstrumentor().uninstrument()
+
+
+def test_a_sampled_out_trace_is_carried_but_not_recorded() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    EventBusInstrumentor().instrument(tracer_provider=provider)
+    try:
+        bus = EventBus(store=MemoryStore())
+        inner: list[trace.SpanContext] = []
+        bus.subscribe(
+            OrderPlaced, lambda e: inner.append(trace.get_current_span().get_span_context())
+        )
+        bus.publish(OrderPlaced("o-1"))
+        traceparent = next(iter(bus.replay())).metadata["traceparent"]
+        # The decision travels (flags without "sampled"), and the handler's context is
+        # the not-recorded consumer span of the same trace.
+        assert not int(traceparent.rsplit("-", 1)[1], 16) & 1
+        assert f"{inner[0].trace_id:032x}" == traceparent.split("-")[1]
+        assert exporter.get_finished_spans() == ()
+        bus.close()
+    finally:
+        EventBusInstrumentor().uninstrument()
