@@ -103,8 +103,16 @@ def test_the_entry_point_names_the_instrumentor() -> None:
 
 
 APP = """
+from dataclasses import dataclass
+
 from eventbus.core import EventBus
-from tests._events import OrderPlaced
+
+
+@dataclass(frozen=True)
+class OrderPlaced:
+    __event_name__ = "shop.OrderPlaced"
+    order_id: str
+
 
 with EventBus() as bus:
     bus.subscribe(OrderPlaced, lambda e: print("handled", e.order_id))
@@ -115,12 +123,10 @@ with EventBus() as bus:
 def test_opentelemetry_instrument_picks_it_up_with_no_code_change(tmp_path: Path) -> None:
     # The contrib launcher (opentelemetry-distro, a test dependency) loads the entry
     # point and configures the SDK from the environment: spans to the console.
-    package = Path(__file__).resolve().parent.parent
     app = tmp_path / "app.py"
     app.write_text(APP)
     environment = {
         **os.environ,
-        "PYTHONPATH": str(package),
         "OTEL_TRACES_EXPORTER": "console",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
