@@ -22,6 +22,7 @@ nox.options.sessions = [
     "tests-core",
     "tests-sqlite",
     "tests-durablestream",
+    "tests-cli",
     "tests-otel",
     "tests",
     "demo",
@@ -34,6 +35,7 @@ PACKAGES = ROOT / "packages"
 CORE = PACKAGES / "eventbus-core"
 SQLITE = PACKAGES / "eventbus-sqlite"
 DURABLESTREAM = PACKAGES / "eventbus-durablestream"
+CLI = PACKAGES / "eventbus-cli"
 OTEL = PACKAGES / "eventbus-otel"
 DS_SERVER = ROOT / "servers" / "durable-streams"
 PYTHONS = ["3.11", "3.12", "3.13"]
@@ -105,6 +107,7 @@ def typecheck(session: nox.Session) -> None:
         SQLITE,
         DURABLESTREAM,
         OTEL,
+        CLI,
         extra=(*TYPE_TOOLS, *CODEC_EXTRAS, *BENCH_PEERS, *DS_TEST_TOOLS, *OTEL_TEST_TOOLS, "nox"),
     )
     config = f"--config-file={ROOT / 'pyproject.toml'}"
@@ -114,6 +117,7 @@ def typecheck(session: nox.Session) -> None:
         (CORE, "eventbus.core"),
         (SQLITE, "eventbus.sqlite"),
         (DURABLESTREAM, "eventbus.durablestream"),
+        (CLI, "eventbus.cli"),
         (OTEL, "eventbus.otel"),
     ):
         with session.chdir(package):
@@ -146,6 +150,17 @@ def tests_durablestream(session: nox.Session) -> None:
     _install_ds_server(session)
     _install(session, CORE, DURABLESTREAM, extra=DS_TEST_TOOLS)
     _covered_tests(session, DURABLESTREAM, "eventbus.durablestream")
+
+
+@nox.session(name="tests-cli", python=PYTHONS)
+def tests_cli(session: nox.Session) -> None:
+    """eventbus-cli: the installed `eventbus` script in subprocesses, against real SQLite
+    files and the reference server; 100% line and branch coverage, subprocesses included
+    (the tests run the script under `coverage run` when they are measured)."""
+    _install_ds_server(session)
+    # The stores are the CLI's optional extras; its tests open all of them.
+    _install(session, CORE, SQLITE, DURABLESTREAM, CLI)
+    _covered_tests(session, CLI, "eventbus.cli")
 
 
 @nox.session(name="tests-otel", python=PYTHONS)
@@ -182,7 +197,7 @@ def build(session: nox.Session) -> None:
     """Build every wheel and sdist; install each alone into a fresh venv and import it."""
     session.install("build>=1.2", "hatchling>=1.25")
     dist = Path(tempfile.mkdtemp(prefix="eventbus-dist-"))
-    for package in (CORE, SQLITE, DURABLESTREAM, OTEL):
+    for package in (CORE, SQLITE, DURABLESTREAM, CLI, OTEL):
         session.run("python", "-m", "build", "--no-isolation", "--outdir", str(dist), str(package))
     session.run("python", str(ROOT / "tools" / "check_dists.py"), str(dist))
 
@@ -219,6 +234,7 @@ def bench(session: nox.Session) -> None:
         CORE,
         SQLITE,
         DURABLESTREAM,
+        CLI,
         OTEL,
         extra=BENCH_PEERS,
     )

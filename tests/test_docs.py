@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The server address the pages show; their tests put the session's server in its place.
+DOCUMENTED_SERVER = "http://127.0.0.1:4437"
 CORE_SRC = ROOT / "packages" / "eventbus-core" / "src" / "eventbus" / "core"
 # The conformance kits, by the class a test file subclasses to inherit their tests.
 KITS = {
@@ -78,6 +80,7 @@ def test_a_cited_test_is_found_only_where_it_is_defined_or_inherited() -> None:
     [
         "README.md",
         "docs/bus.md",
+        "docs/cli.md",
         "docs/persistence.md",
         "docs/schema-evolution.md",
         "docs/stores/sqlite.md",
@@ -97,6 +100,28 @@ def test_the_python_in_a_page_runs_as_one_program(page: str, tmp_path: Path) -> 
         check=False,
     )
     assert result.returncode == 0, f"{page} failed:\n{result.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("page", ["docs/client.md", "docs/stores/durablestream.md"])
+def test_each_python_block_of_a_server_page_runs_on_its_own(
+    page: str, tmp_path: Path, ds_server_url: str
+) -> None:
+    # These pages talk to a server at the documented address; each block is a whole
+    # program, run alone in a fresh folder against the test session's reference server.
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), re.S)
+    assert blocks, f"{page} has no python snippet"
+    for number, block in enumerate(blocks, 1):
+        folder = tmp_path / f"block-{number}"
+        folder.mkdir()
+        result = subprocess.run(
+            [sys.executable, "-W", "error", "-c", block.replace(DOCUMENTED_SERVER, ds_server_url)],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"{page} block {number} failed:\n{result.stderr[-2000:]}"
 
 
 @pytest.mark.parametrize("mode", ["strict", "auto"])

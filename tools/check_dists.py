@@ -4,7 +4,8 @@ For every wheel in the given folder: it must not contain ``eventbus/__init__.py`
 namespace is PEP 420), must ship its ``py.typed``, and must install alone into a fresh
 virtual environment (with only its declared dependencies, eventbus-core taken from the
 same folder) and import. The ``eventbus-core`` wheel must declare no runtime dependency:
-only its ``testing`` extra (the conformance kit's test tools) may require anything.
+only its ``testing`` extra (the conformance kit's test tools) and its ``fast`` extra
+(msgspec, a faster parser) may require anything.
 Every sdist must be present too.
 """
 
@@ -24,6 +25,7 @@ IMPORTS = {
     "eventbus_core": "eventbus.core",
     "eventbus_sqlite": "eventbus.sqlite",
     "eventbus_durablestream": "eventbus.durablestream",
+    "eventbus_cli": "eventbus.cli",
     "eventbus_otel": "eventbus.otel",
 }
 
@@ -42,7 +44,9 @@ def check_wheel(wheel: Path, dist: Path) -> list[str]:
         metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
         metadata = Parser().parsestr(archive.read(metadata_name).decode())
     requires = metadata.get_all("Requires-Dist") or []
-    runtime = [r for r in requires if not re.search(r"""; *extra *== *["']testing["']$""", r)]
+    runtime = [
+        r for r in requires if not re.search(r"""; *extra *== *["'](testing|fast)["']$""", r)
+    ]
     if project == "eventbus_core" and runtime:
         problems.append(f"{wheel.name}: eventbus-core must declare no dependency, has {runtime}")
     with tempfile.TemporaryDirectory() as env_dir:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eventbus.core import (
@@ -15,6 +16,17 @@ from eventbus.core import (
     Position,
     ReadResult,
 )
+
+WAIT = 10.0  # generous bound for things that happen "soon"; never a timing assertion
+
+
+def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.002)
 
 
 @dataclass(frozen=True)

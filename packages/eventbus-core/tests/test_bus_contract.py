@@ -23,6 +23,8 @@ from eventbus.core import (
 )
 from eventbus.core.testing import BusContract, raw_record
 
+from ._support import CheckpointingPlainStore
+
 
 class CorruptibleMemoryStore(MemoryStore):
     """A memory store some of whose records are unreadable."""
@@ -73,3 +75,11 @@ def test_the_corruptible_store_returns_a_short_page_before_the_bad_record() -> N
     assert [e.offset for e in page.events] == [good]
     assert isinstance(page.events[0], StoredEvent)
     assert datetime.now(UTC) >= page.events[0].timestamp
+
+
+class TestBusContractOnAStoreWithoutLeases(BusContract):
+    """The same guarantees where the store has only the required methods and checkpoints:
+    the bus polls instead of tailing, and the ownership tests skip, naming LeaseStore."""
+
+    def make_store(self, directory: Path) -> EventStore:
+        return CheckpointingPlainStore()

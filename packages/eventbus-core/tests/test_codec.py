@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, NamedTuple, NewType, NotRequired, Pr
 import pytest
 
 from eventbus.core import DecodeError, EncodeError, RegistrationError
+from eventbus.core import _codec as codec_module
 from eventbus.core._codec import EventCodec, build_codec
 
 # ---------------------------------------------------------------- event classes
@@ -313,6 +314,31 @@ def _unsupported(tp: object) -> type:
 
 def codec(cls: type[Any]) -> EventCodec[Any]:
     return build_codec(cls, f"test.{cls.__qualname__}")
+
+
+@pytest.fixture(autouse=True, params=["msgspec parser", "json parser"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs on both parsers: what they decode and report must agree."""
+    if request.param == "json parser":
+        monkeypatch.setattr(codec_module, "FAST_PARSE", None)
+    elif codec_module.FAST_PARSE is None:
+        pytest.skip("msgspec is not installed")
+
+
+def test_without_msgspec_there_is_no_fast_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "msgspec", None)  # import msgspec raises ImportError
+    assert codec_module._fast_parser() is None
+
+
+def test_text_msgspec_refuses_and_json_accepts_decodes_the_json_way() -> None:
+    @dataclass(frozen=True)
+    class Reading:
+        value: float
+
+    c = codec(Reading)
+    assert c.decode('{"value":1e400}') == Reading(math.inf)
+    assert math.isnan(c.decode('{"value":NaN}').value)
+    assert c.decode('{"value":-Infinity}') == Reading(-math.inf)
 
 
 # ---------------------------------------------------------------- round trips

@@ -145,3 +145,48 @@ def test_a_url_without_scheme_is_a_value_error(url: str) -> None:
 def test_a_url_that_is_not_a_string_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="URL string, got b'memory://'"):
         open_store(b"memory://")  # type: ignore[arg-type]
+
+
+def test_options_reach_the_opener_as_keywords(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    def opener(url: str, **options: object) -> MemoryStore:
+        seen.append((url, options))
+        return MemoryStore()
+
+    monkeypatch.setattr(
+        _discovery, "entry_points", lambda *, group: _fake_entry_points(("kw", "test:opener"))
+    )
+    monkeypatch.setattr(importlib.metadata.EntryPoint, "load", lambda self: opener)
+    token = lambda: "Bearer s3cret"  # noqa: E731 - a token source, as a user passes one
+    store = open_store("kw://server/stream", headers={"Authorization": token})
+    assert isinstance(store, MemoryStore)
+    assert seen == [("kw://server/stream", {"headers": {"Authorization": token}})]
+
+
+def test_an_opener_that_takes_no_options_refuses_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(TypeError, match="headers"):
+        open_store("memory://", headers={})
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("nosuch://user:s3cret@host/x", "nosuch://user:***@host/x"),
+        ("nosuch://user@host/x", "nosuch://user@host/x"),
+        ("nosuch://host/x", "nosuch://host/x"),
+    ],
+)
+def test_errors_never_show_a_password(
+    monkeypatch: pytest.MonkeyPatch, url: str, shown: str
+) -> None:
+    monkeypatch.setattr(_discovery, "entry_points", lambda *, group: _fake_entry_points())
+    with pytest.raises(UnknownStoreError) as caught:
+        open_store(url)
+    assert repr(shown) in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_schemeless_url_with_a_password_is_shown_redacted() -> None:
+    with pytest.raises(ValueError, match=re.escape("'//user:***@host/x' has no scheme")):
+        open_store("//user:s3cret@host/x")

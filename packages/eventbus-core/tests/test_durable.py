@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -32,17 +32,16 @@ from eventbus.core import (
     SubscriptionInUseError,
 )
 
-from ._support import V1, V2, CheckpointingPlainStore, OrderPlaced, OrderShipped, PlainStore
-
-WAIT = 10.0  # generous bound for things that happen "soon"; never a timing assertion
-
-
-def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.002)
+from ._support import (
+    V1,
+    V2,
+    WAIT,
+    CheckpointingPlainStore,
+    OrderPlaced,
+    OrderShipped,
+    PlainStore,
+    eventually,
+)
 
 
 class Recorder:

@@ -31,17 +31,12 @@ from eventbus.core import (
 )
 from eventbus.core._ownership import SoleOwnership
 
-from ._support import CheckpointingPlainStore, OrderPlaced
-
-WAIT = 10.0
-
-
-def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.002)
+from ._support import (
+    WAIT,
+    CheckpointingPlainStore,
+    OrderPlaced,
+    eventually,
+)
 
 
 class Calls:

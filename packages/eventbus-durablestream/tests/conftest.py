@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+import httpx
 import pytest
 
 if TYPE_CHECKING:
@@ -159,3 +160,30 @@ def start_file_server(tmp_path: Path) -> Iterator[Callable[[], DSServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Forwards to the real server and keeps every request (for tests to count or inspect)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def long_polls(self) -> int:
+        """How many of the requests were long-polls."""
+        return sum(r.url.params.get("live") == "long-poll" for r in self.requests)
+
+
+@pytest.fixture
+def recording() -> Iterator[RecordingTransport]:
+    """A transport that keeps every request it forwards; closed after the test."""
+    transport = RecordingTransport()
+    yield transport
+    transport.close()

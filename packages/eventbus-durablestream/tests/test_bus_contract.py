@@ -1,7 +1,8 @@
 """The bus-level guarantees over DurableStreamStore on the real server (BusContract).
 
 An unreadable record is appended the way another tool could write one: an eventbus
-envelope, anchored like the store's own, whose metadata is not a list of pairs.
+envelope, anchored like the store's own, whose metadata is not a list of pairs. A record
+without a name is another writer's message, carrying the store's anchor field.
 """
 
 from __future__ import annotations
@@ -43,3 +44,10 @@ class TestDurableStreamBus(BusContract):
             items = json.loads(encode_batch([record], anchor))
             items[0]["meta"] = "not a list of pairs"
             client.append(path, json.dumps(items), content_type="application/json", seq=anchor)
+
+    def write_nameless_record(self, store: EventStore, directory: Path) -> None:
+        # Another writer's message, carrying the store's anchor field pointing far ahead.
+        path = (directory / "stream").read_text()
+        far = "9999999999999999_9999999999999999"
+        with DurableStreamClient(self.server_url) as client:
+            client.append(path, json.dumps([{"s": far, "hi": 1}]), content_type="application/json")

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import socket
+import traceback
 from typing import Any
 
 import httpx
 import pytest
 
-from eventbus.core import StoreError, StoreTimeoutError, StoreUnavailableError
+from eventbus.core import StoreError, StoreTimeoutError, StoreUnavailableError, open_store
 from eventbus.durablestream import (
     BadRequestError,
+    DurableStreamClient,
     DurableStreamConnectionError,
     DurableStreamError,
+    DurableStreamStore,
     DurableStreamTimeoutError,
     MalformedResponseError,
     ProducerSequenceGapError,
+    RetryPolicy,
     SequenceConflictError,
     StaleEpochError,
     StreamClosedError,
+    StreamNotFoundError,
     UnexpectedStatusError,
 )
-from eventbus.durablestream._errors import _map_httpx_errors
+from eventbus.durablestream._discovery import open_durablestream_store
+from eventbus.durablestream._errors import _map_httpx_errors, redact
 
 URL = "http://127.0.0.1:1/s"
 REQUEST = httpx.Request("GET", URL)
@@ -109,3 +116,69 @@ def test_errors_carry_their_details() -> None:
     closed = StreamClosedError("closed", final_offset="0_9")
     assert closed.final_offset == "0_9"
     assert closed.status is None
+
+
+# -- errors name the server, and never a password -----------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _everything_said(error: BaseException | None) -> str:
+    """What the error and its causes say (as a traceback prints them), and their attributes."""
+    said = []
+    while error is not None:
+        said += [*traceback.format_exception_only(error), repr(error), repr(vars(error))]
+        error = error.__cause__ or error.__context__
+    return "".join(said)
+
+
+def test_a_connection_error_names_the_server_and_the_stream() -> None:
+    base = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(DurableStreamConnectionError) as caught:
+        DurableStreamStore(base, "/v1/stream/orders", retry=RetryPolicy(max_retries=0))
+    assert f"'{base}/v1/stream/orders'" in str(caught.value)
+    assert caught.value.url == f"{base}/v1/stream/orders"
+    with DurableStreamClient(base) as client, pytest.raises(DurableStreamConnectionError) as again:
+        client.head("/v1/stream/orders")
+    assert f"'{base}/v1/stream/orders'" in str(again.value)
+
+
+def test_urls_in_errors_hide_their_password(ds_url: str) -> None:
+    port = _closed_port()
+    with pytest.raises(StoreUnavailableError) as caught:
+        open_store(f"durablestream+http://user:s3cret@127.0.0.1:{port}/v1/stream/orders")
+    said = _everything_said(caught.value)
+    assert "s3cret" not in said
+    assert f"http://user:***@127.0.0.1:{port}/v1/stream/orders" in said
+    for bad in (
+        "durablestream+ftp://user:s3cret@host/v1/stream/orders",
+        "durablestream+http://user:s3cret@host/v1/stream/orders?x=1",
+    ):
+        with pytest.raises(ValueError, match=r"user:\*\*\*@host") as refused:
+            open_durablestream_store(bad)  # (core's open_store names an unknown scheme's URL)
+        assert "s3cret" not in _everything_said(refused.value)
+    secret_url = ds_url.replace("http://", "http://user:s3cret@")
+    with DurableStreamClient(secret_url) as client, pytest.raises(StreamNotFoundError) as missing:
+        client.head("/v1/stream/none-here")
+    assert "s3cret" not in _everything_said(missing.value)
+    assert "user:***@" in str(missing.value)
+    with DurableStreamStore(secret_url, "/v1/stream/secret-test") as store:
+        assert "s3cret" not in repr(store)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://h/s", "http://h/s"),
+        ("http://u@h/s", "http://u@h/s"),
+        ("http://u:p@h:1/s", "http://u:***@h:1/s"),
+        ("http://:p@h/s", "http://:***@h/s"),
+        ("/relative", "/relative"),
+    ],
+)
+def test_redact(url: str, shown: str) -> None:
+    assert redact(url) == shown

@@ -10,35 +10,19 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
-from eventbus.core import StoreClosedError, StoredEvent
+from eventbus.core import NEWEST, StoreClosedError, StoredEvent
 from eventbus.core.testing import make_record
 from eventbus.durablestream import DurableStreamClient, DurableStreamStore
 
+if TYPE_CHECKING:
+    from conftest import RecordingTransport
+
 PERIOD = 1.5  # the server's long-poll period, in seconds (conftest's SLOW_LONG_POLL_MS)
 POLL_THREAD = "eventbus-ds-long-poll"
-
-
-class CountingTransport(httpx.BaseTransport):
-    """The real transport, recording every request sent through it."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.requests: list[httpx.Request] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def long_polls(self) -> int:
-        return sum(r.url.params.get("live") == "long-poll" for r in self.requests)
 
 
 @pytest.fixture
@@ -49,11 +33,6 @@ def url(ds_slow_server: Any) -> str:
 @pytest.fixture
 def path() -> str:
     return f"/v1/stream/eventbus-tail-{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def counting() -> CountingTransport:
-    return CountingTransport()
 
 
 @pytest.fixture
@@ -76,14 +55,14 @@ def ids(events: Any) -> list[str]:
 
 
 def test_an_idle_tail_holds_one_long_poll_and_still_sees_a_publish_at_once(
-    url: str, path: str, counting: CountingTransport, thread_starts: list[threading.Thread]
+    url: str, path: str, recording: RecordingTransport, thread_starts: list[threading.Thread]
 ) -> None:
     with (
-        DurableStreamStore(url, path, transport=counting) as store,
+        DurableStreamStore(url, path, transport=recording) as store,
         DurableStreamStore(url, path) as publisher,
     ):
         cursor = store.append(make_record())
-        before = len(counting.requests)
+        before = len(recording.requests)
         calls = 0
         began = time.monotonic()
         while time.monotonic() - began < 3 * PERIOD:
@@ -92,13 +71,13 @@ def test_an_idle_tail_holds_one_long_poll_and_still_sees_a_publish_at_once(
             assert page.next == cursor
             calls += 1
         idle = time.monotonic() - began
-        requests = counting.requests[before:]
+        requests = recording.requests[before:]
         # One catch-up read, then one long-poll per server period (the first and last
         # periods may be partial), each on its own helper thread.
         assert calls >= 10
-        assert counting.long_polls() <= idle / PERIOD + 2
-        assert len(requests) <= counting.long_polls() + 1
-        assert len(thread_starts) == counting.long_polls()
+        assert recording.long_polls() <= idle / PERIOD + 2
+        assert len(requests) <= recording.long_polls() + 1
+        assert len(thread_starts) == recording.long_polls()
 
         record = make_record()
         timer = threading.Timer(0.3, publisher.append, args=(record,))
@@ -112,22 +91,22 @@ def test_an_idle_tail_holds_one_long_poll_and_still_sees_a_publish_at_once(
 
 
 def test_a_long_poll_that_ended_with_data_serves_the_next_call(
-    url: str, path: str, counting: CountingTransport, thread_starts: list[threading.Thread]
+    url: str, path: str, recording: RecordingTransport, thread_starts: list[threading.Thread]
 ) -> None:
     with (
-        DurableStreamStore(url, path, transport=counting) as store,
+        DurableStreamStore(url, path, transport=recording) as store,
         DurableStreamStore(url, path) as publisher,
     ):
         cursor = store.append(make_record())
         assert store.tail(cursor, timeout=0.1).events == []  # a long-poll is left pending
-        sent = len(counting.requests)
+        sent = len(recording.requests)
         record = make_record()
         publisher.append(record)
         time.sleep(0.3)  # the pending long-poll brings the event while nobody waits
         page = store.tail(cursor, timeout=0.05)
         assert ids(page.events) == [record.event_id]
-        assert len(counting.requests) == sent  # no request: it was already there
-        assert len(thread_starts) == counting.long_polls() == 1
+        assert len(recording.requests) == sent  # no request: it was already there
+        assert len(thread_starts) == recording.long_polls() == 1
 
 
 def test_a_tail_without_time_to_wait_reads_what_is_there(url: str, path: str) -> None:
@@ -143,10 +122,10 @@ def test_a_tail_without_time_to_wait_reads_what_is_there(url: str, path: str) ->
 
 
 def test_callers_waiting_at_one_offset_share_one_long_poll(
-    url: str, path: str, counting: CountingTransport
+    url: str, path: str, recording: RecordingTransport
 ) -> None:
     with (
-        DurableStreamStore(url, path, transport=counting) as store,
+        DurableStreamStore(url, path, transport=recording) as store,
         DurableStreamStore(url, path) as publisher,
     ):
         cursor = store.append(make_record())
@@ -165,21 +144,21 @@ def test_callers_waiting_at_one_offset_share_one_long_poll(
         for waiter in waiters:
             waiter.join(10)
         assert [ids(page) for page in pages] == [[record.event_id]] * 3
-        assert counting.long_polls() == 1
+        assert recording.long_polls() == 1
 
 
 def test_a_long_poll_cut_by_the_store_timeout_is_renewed(
-    url: str, path: str, counting: CountingTransport
+    url: str, path: str, recording: RecordingTransport
 ) -> None:
     # The store's timeout (0.4 s) is shorter than the server's long-poll period: each
     # request ends quietly at the timeout and the next call asks again.
     with (
-        DurableStreamStore(url, path, timeout=0.4, transport=counting) as store,
+        DurableStreamStore(url, path, timeout=0.4, transport=recording) as store,
         DurableStreamStore(url, path) as publisher,
     ):
         cursor = store.append(make_record())
         assert store.tail(cursor, timeout=1.0).events == []
-        assert counting.long_polls() >= 2
+        assert recording.long_polls() >= 2
         record = make_record()
         timer = threading.Timer(0.1, publisher.append, args=(record,))
         timer.start()
@@ -201,7 +180,8 @@ def test_a_new_position_forgets_long_polls_of_old_ones(url: str, path: str) -> N
         time.sleep(0.3)  # it ends with the event, which nobody takes
         assert ids(store.read(cursor).events) == [record.event_id]
         assert store.tail(offset, timeout=0.05).events == []  # a long-poll at the new tail
-        assert list(store._poller._polls) == [offset]
+        # (the server's tail: an event's offset names it by its POST's anchor)
+        assert list(store._poller._polls) == [publisher.read(NEWEST).next]
 
 
 def test_close_wakes_a_waiting_tail_at_once(url: str, path: str) -> None:

@@ -27,16 +27,22 @@ import pytest
 from eventbus.core import (
     NEWEST,
     OLDEST,
+    EventRecord,
+    Lease,
     OffsetError,
+    Owner,
     StoreClosedError,
     StoreCorruptError,
     StoredEvent,
+    StoreReadOnlyError,
     StoreTimeoutError,
     StoreUnavailableError,
     open_store,
 )
 from eventbus.core.testing import make_record
 from eventbus.durablestream import (
+    AppendOutcomeUnknownError,
+    AppendTimeoutError,
     DurableStreamClient,
     DurableStreamStore,
     MalformedResponseError,
@@ -52,8 +58,6 @@ from eventbus.durablestream._envelope_codec import (
 )
 from eventbus.durablestream._offsets import (
     COMMON_SUFFIXES,
-    anchored,
-    anchored_tokens,
     compare_tokens,
     parse_token,
 )
@@ -99,6 +103,10 @@ def is_post(request: httpx.Request) -> bool:
 
 def is_head(request: httpx.Request) -> bool:
     return request.method == "HEAD"
+
+
+def is_get(request: httpx.Request) -> bool:
+    return request.method == "GET"
 
 
 def reset(request: httpx.Request, forward: Callable[[httpx.Request], httpx.Response]) -> Any:
@@ -251,7 +259,18 @@ def test_a_stream_of_another_content_type_is_refused(url: str) -> None:
     path = stream_path()
     with DurableStreamClient(url) as client:
         client.create(path, content_type="text/plain")
-    with pytest.raises(StreamExistsError):
+    with pytest.raises(StreamExistsError) as caught:
+        DurableStreamStore(url, path)
+    assert "its content type is 'text/plain'" in str(caught.value)
+    assert "needs 'application/json'" in str(caught.value)
+    assert caught.value.url == url + path
+
+
+def test_a_json_stream_of_another_configuration_is_named_as_such(url: str) -> None:
+    path = stream_path()
+    with DurableStreamClient(url) as client:
+        client.create(path, content_type="application/json", ttl_seconds=3600)
+    with pytest.raises(StreamExistsError, match="'application/json' stream of another config"):
         DurableStreamStore(url, path)
 
 
@@ -259,12 +278,24 @@ def test_a_stream_of_another_content_type_is_refused(url: str) -> None:
 
 
 def test_offset_tokens_parse_and_compare() -> None:
-    assert parse_token("0_1") == ("0_1", -1)
-    assert parse_token("0_1,00000002") == ("0_1", 2)
+    assert parse_token("0_1") == ("0_1", 0, -1)
+    assert parse_token("0_1,00000002") == ("0_1", 2, 2)
+    assert parse_token("0_1&00000002") == ("0_1", 1, 2)
     assert compare_tokens("0_1", "0_1,00000000") < 0
+    assert compare_tokens("0_1", "0_1&00000000") < 0
+    assert compare_tokens("0_1&00000009", "0_1,00000000") < 0
     assert compare_tokens("0_1,00000003", "0_2") < 0
     assert compare_tokens("0_2", "0_2") == 0
-    for bad in ["0_1,2", "0_1,0000000x", "0_1,\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661"]:
+    assert parse_token("-1&00000000") == ("-1", 1, 0)  # the beginning: a read's start only
+    for sentinel in ["-1", "now", "now,00000000", "-1,00000000", "now&00000000"]:
+        with pytest.raises(OffsetError, match="expected a server offset"):
+            parse_token(sentinel)
+    for bad in [
+        "0_1,2",
+        "0_1&2",
+        "0_1,0000000x",
+        "0_1,\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661",
+    ]:
         with pytest.raises(OffsetError, match="8 digits"):
             parse_token(bad)
     with pytest.raises(OffsetError, match="string"):
@@ -301,7 +332,7 @@ def test_lone_surrogates_round_trip_in_every_text_field(url: str) -> None:
     assert events[0].event_id == plain.event_id
 
 
-def test_undecodable_messages_are_reported_and_skipped(url: str) -> None:
+def test_undecodable_messages_are_reported_and_raised_in_place(url: str) -> None:
     path = stream_path()
     skipped: list[tuple[Any, Exception]] = []
     with DurableStreamStore(url, path, on_undecodable=lambda i, e: skipped.append((i, e))) as store:
@@ -310,7 +341,15 @@ def test_undecodable_messages_are_reported_and_skipped(url: str) -> None:
             client.append(path, json.dumps([{"foreign": True}, 7]), content_type="application/json")
         last = make_record()
         offset = store.append(last)
-        assert [e.offset for e in store.read(first).events] == [offset]
+        with pytest.raises(StoreCorruptError) as one:
+            store.read(first)
+        assert one.value.offset == f"{first}&00000000"  # counted from the read's start
+        with pytest.raises(StoreCorruptError) as two:
+            store.read(one.value.offset)
+        assert two.value.offset is not None
+        assert two.value.record is not None
+        assert two.value.record.data == "7"
+        assert [e.offset for e in store.read(two.value.offset).events] == [offset]
     assert [item for item, _ in skipped] == [{"foreign": True}, 7]
 
 
@@ -321,15 +360,18 @@ def test_undecodable_messages_are_logged_by_default(
     with DurableStreamStore(url, path) as store:
         with DurableStreamClient(url) as client:
             client.append(path, json.dumps({"foreign": 1}), content_type="application/json")
-        with caplog.at_level(logging.ERROR, logger="eventbus.durablestream"):
-            assert store.read().events == []
+        with (
+            caplog.at_level(logging.ERROR, logger="eventbus.durablestream"),
+            pytest.raises(StoreCorruptError, match="no event"),
+        ):
+            store.read()
     assert "not an eventbus event" in caplog.text
 
 
 def test_timestamps_in_other_zones_are_read_as_utc() -> None:
     good = json.loads(encode_batch([make_record()], "0_0"))[0]
     good["ts"] = "2024-01-01T01:00:00.5+01:00"
-    chunk = decode_chunk(body_of([good]), "0_9", lambda _, e: None)
+    chunk = decode_chunk(body_of([good]), "0_1", "0_9", lambda _, e: None)
     assert chunk.events[0].timestamp == datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
     assert chunk.events[0].timestamp.tzinfo is UTC
 
@@ -363,40 +405,44 @@ def body_of(items: list[Any]) -> bytes:
         ({"v": True}, "format version True is not 1"),
     ],
 )
-def test_decoding_skips_envelopes_of_other_versions(change: dict[str, Any], why: str) -> None:
+def test_envelopes_of_other_versions_keep_their_place(change: dict[str, Any], why: str) -> None:
     good = json.loads(encode_batch([make_record()], "0_0"))[0]
     errors: list[tuple[Any, Exception]] = []
     other = {**good, **change}
-    chunk = decode_chunk(body_of([other, good]), "0_9", lambda i, e: errors.append((i, e)))
-    assert [e.offset for e in chunk.events] == ["0_9"]
+    chunk = decode_chunk(body_of([other, good]), "0_1", "0_9", lambda i, e: errors.append((i, e)))
+    # counted from the read's start: the next envelope's anchor is before it
+    assert [e.offset for e in chunk.events] == ["0_1&00000000", "0_9"]
     assert [item for item, _ in errors] == [other]
     assert re.search(why, str(errors[0][1])), errors[0][1]
-    assert chunk.corrupt == {}
+    assert list(chunk.corrupt) == ["0_1&00000000"]
+    assert json.loads(chunk.events[0].data) == other
 
 
 def test_foreign_messages_are_named_as_such() -> None:
     errors: list[tuple[Any, Exception]] = []
     good = json.loads(encode_batch([make_record()], "0_0"))[0]
-    missing = {k: v for k, v in good.items() if k != "s"}
+    no_s = {k: v for k, v in good.items() if k != "s"}
     chunk = decode_chunk(
-        body_of(["text", {"x": 1}, missing, {**good, "extra": [1]}]),
+        body_of(["text", {"x": 1}, no_s, {**good, "extra": [1]}]),
+        "-1",
         "0_9",
         lambda i, e: errors.append((i, e)),
     )
-    assert [e.event_id for e in chunk.events] == [good["id"]]  # unknown fields are ignored
-    assert [item for item, _ in errors] == ["text", {"x": 1}, missing]
+    # unknown fields are ignored, and `s` is not needed
+    assert [e.event_id for e in chunk.events] == ["", "", good["id"], good["id"]]
+    assert [e.offset for e in chunk.events] == ["-1&00000000", "-1&00000001", "-1&00000002", "0_9"]
+    assert [item for item, _ in errors] == ["text", {"x": 1}]
     assert [str(e).split(" (")[0] for _, e in errors] == [
         "it is not an eventbus envelope",
         "it is not an eventbus envelope",
-        "a field is missing or wrong",
     ]
-    assert "missing required field `s`" in str(errors[2][1])
+    assert list(chunk.corrupt) == ["-1&00000000", "-1&00000001"]
 
 
 @pytest.mark.parametrize("body", [b"[1,", b'{"a": 1}', b"nonsense"])
 def test_a_body_that_is_not_a_json_array_is_malformed(body: bytes) -> None:
     with pytest.raises(MalformedResponseError, match="stream data is not"):
-        decode_chunk(body, "0_9", lambda _, e: None)
+        decode_chunk(body, "0_1", "0_9", lambda _, e: None)
 
 
 def test_stored_event_fields_match_the_fast_decoder() -> None:
@@ -408,7 +454,7 @@ def test_decoded_events_equal_the_events_built_by_hand() -> None:
     first = [make_record(), make_record(metadata={"k": "v", "z": "a"}), make_record()]
     second = [make_record(), make_record(metadata={"only": "one"})]
     items = json.loads(encode_batch(first, "0_1")) + json.loads(encode_batch(second, "0_5"))
-    chunk = decode_chunk(body_of([*items[:1], "foreign", *items[1:]]), "0_9", lambda _, e: None)
+    chunk = decode_chunk(body_of(items), "0_1", "0_9", lambda _, e: None)
     offsets = ["0_1,00000000", "0_1,00000001", "0_5", "0_5,00000000", "0_9"]
     assert chunk.events == [
         StoredEvent(
@@ -416,7 +462,6 @@ def test_decoded_events_equal_the_events_built_by_hand() -> None:
         )
         for offset, r in zip(offsets, first + second, strict=True)
     ]
-    assert chunk.anchors == ["0_1", "0_1", "0_1", "0_5", "0_5"]
     assert list(chunk.events[1].metadata.items()) == [("k", "v"), ("z", "a")]
     with pytest.raises(TypeError):
         chunk.events[0].metadata["new"] = "x"  # type: ignore[index]
@@ -429,7 +474,7 @@ def test_decoded_events_are_frozen_stored_events_with_tokens_for_long_posts() ->
     items = json.loads(encode_batch(records[:2], "0_1")) + json.loads(
         encode_batch(records[2:], "0_5")
     )
-    chunk = decode_chunk(body_of(items), "0_9", lambda _, e: None)
+    chunk = decode_chunk(body_of(items), "0_1", "0_9", lambda _, e: None)
     assert all(type(e) is StoredEvent for e in chunk.events)
     assert [e.offset for e in chunk.events] == [
         "0_1,00000000",
@@ -442,18 +487,13 @@ def test_decoded_events_are_frozen_stored_events_with_tokens_for_long_posts() ->
         chunk.events[-1].data = "{}"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("count", [0, 1, len(COMMON_SUFFIXES), len(COMMON_SUFFIXES) + 3])
-def test_anchored_tokens_are_the_tokens_of_each_index(count: int) -> None:
-    assert anchored_tokens("0_5", count) == [anchored("0_5", i) for i in range(count)]
-
-
 def test_a_post_longer_than_the_preformatted_suffixes_names_every_event(url: str) -> None:
     records = [make_record() for _ in range(len(COMMON_SUFFIXES) + 3)]
     path = stream_path()
     with DurableStreamStore(url, path) as store:
         offsets = store.append_batch(records)
         anchor = parse_token(offsets[0])[0]
-        assert offsets[:-1] == [anchored(anchor, i) for i in range(len(records) - 1)]
+        assert offsets[:-1] == [f"{anchor},{i:08d}" for i in range(len(records) - 1)]
         assert [e.offset for e in store.iter_events()] == offsets
     with DurableStreamStore(url, path) as fresh:  # no cached window
         after = fresh.read(offsets[-3], 10).events
@@ -473,7 +513,7 @@ def test_anchored_offsets_that_name_no_event_are_offset_errors(
     store: DurableStreamStore, url: str
 ) -> None:
     offsets = store.append_batch([make_record(), make_record(), make_record()])
-    anchor, _ = parse_token(offsets[0])
+    anchor, _, _ = parse_token(offsets[0])
     with pytest.raises(OffsetError, match="no such event"):
         store.read(f"{anchor},00000003")
     with (
@@ -858,3 +898,248 @@ def test_a_base_url_without_scheme_is_refused_before_any_request() -> None:
         )
     assert time.monotonic() - started < 1.0
     assert requests == []
+
+
+def test_a_read_only_store_reads_and_tails_but_never_writes(ds_server: Any) -> None:
+    address = str(ds_server.url).removeprefix("http://")
+    path = stream_path()
+    with open_store(f"durablestream+http://{address}{path}") as writer:  # type: ignore[attr-defined]
+        offsets = writer.append_batch([make_record(), make_record()])
+        writer.save_checkpoint("mailer", offsets[0])
+    with open_durablestream_store(f"durablestream+http://{address}{path}?mode=ro") as store:
+        assert store.read_only
+        assert [e.offset for e in store.read().events] == offsets
+        assert store.tail(offsets[-1], timeout=0.05).events == []
+        assert store.load_checkpoint("mailer") == offsets[0]
+        owner = Owner("host", 1, "reader")
+        for call, what in (
+            (lambda: store.append(make_record()), "append events"),
+            (lambda: store.append_batch([]), "append events"),
+            (lambda: store.save_checkpoint("mailer", OLDEST), "save checkpoints"),
+            (lambda: asyncio.run(store.append_async(make_record())), "append events"),
+            (lambda: store.claim_lease("mailer", owner, None), "claim leases"),
+            (lambda: store.renew_lease(Lease("mailer", owner, 1)), "renew leases"),
+            (lambda: store.release_lease(Lease("mailer", owner, 1)), "release leases"),
+            (
+                lambda: store.save_checkpoint_fenced(Lease("mailer", owner, 1), OLDEST),
+                "save checkpoints",
+            ),
+        ):
+            with pytest.raises(StoreReadOnlyError, match=f"opened read-only; it cannot {what}"):
+                call()
+        assert store.load_checkpoint("mailer") == offsets[0]
+        assert store.read(NEWEST).next == offsets[-1]
+    with pytest.raises(StoreClosedError):
+        store.append(make_record())
+    with open_durablestream_store(f"durablestream+http://{address}{path}?mode=rw") as again:
+        assert not again.read_only
+        assert again.read(NEWEST).next == offsets[-1]
+
+
+def test_a_read_only_store_does_not_create_a_missing_stream(ds_server: Any) -> None:
+    path = stream_path()
+    with pytest.raises(StreamNotFoundError):
+        DurableStreamStore(ds_server.url, path, read_only=True)
+    with DurableStreamClient(ds_server.url) as client, pytest.raises(StreamNotFoundError):
+        client.head(path)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("mode=rwc", "use mode=ro"), ("mode=ro&mode=rw", "only that option"), ("x=1", "only")],
+)
+def test_bad_mode_options_are_refused(query: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        open_durablestream_store(f"durablestream+http://127.0.0.1:1/s?{query}")
+
+
+def test_a_tail_after_an_offset_not_named_by_its_end_waits_for_what_follows(
+    url: str,
+) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path) as writer:
+        first = writer.append_batch([make_record(), make_record()])
+    last_of_batch = first[0].replace(",00000000", ",00000001")  # as first[1], differently
+    with DurableStreamStore(url, path) as reader:
+        later = make_record()
+        timer = threading.Timer(0.3, lambda: writer_append(url, path, later))
+        timer.start()
+        try:
+            page = reader.tail(last_of_batch, timeout=10)
+        finally:
+            timer.join()
+    assert [e.event_id for e in page.events] == [later.event_id]
+
+
+def writer_append(url: str, path: str, record: EventRecord) -> None:
+    with DurableStreamStore(url, path) as writer:
+        writer.append(record)
+
+
+# -- an append that gives up when its POST may have landed ------------------------------
+
+
+def fail_unsure(store: DurableStreamStore, faulty: FaultyTransport, record: EventRecord) -> None:
+    """Append ``record`` while every POST is reset: it fails, unsure whether it landed."""
+    faulty.add(is_post, reset, times=4)
+    with pytest.raises(AppendOutcomeUnknownError):
+        store.append(record)
+
+
+def land_unseen(faulty: FaultyTransport) -> None:
+    """The next POST lands but its answer is lost, and every look for it fails (until the
+    caller clears the plan)."""
+    faulty.add(is_post, lose_response)
+    faulty.add(is_get, reset, times=100)
+
+
+def test_an_append_that_gave_up_after_its_post_landed_is_retried_at_most_once(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    record = make_record()
+    land_unseen(faulty)
+    with pytest.raises(AppendOutcomeUnknownError) as caught:
+        store.append(record)
+    faulty.plan.clear()
+    error = caught.value
+    assert "may have reached the server" in str(error)
+    assert "store.append_batch(error.records)" in str(error)
+    assert error.records == (record,)
+    assert error.url == store._url
+    offset = store.append(record)  # the same event id: the server says duplicate
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [(offset, record.event_id)]
+    again = store.append(record)  # retried and settled: now a new append of its own
+    assert [e.event_id for e in store.iter_events()] == [record.event_id] * 2
+    assert again != offset
+
+
+def test_an_append_that_gave_up_before_its_post_landed_is_stored_once(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    faulty.add(is_post, reset, times=4)
+    batch = [make_record(), make_record()]
+    with pytest.raises(AppendOutcomeUnknownError) as caught:
+        store.append_batch(batch)
+    faulty.add(is_post, reset)  # the retry fails too: still unknown, still retryable
+    with pytest.raises(AppendOutcomeUnknownError):
+        store.append_batch(list(caught.value.records))
+    offsets = store.append_batch(list(caught.value.records))
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [
+        (o, r.event_id) for o, r in zip(offsets, batch, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_retry_after_the_store_moved_on_looks_for_the_first_copy(
+    store: DurableStreamStore, faulty: FaultyTransport, landed: bool
+) -> None:
+    record = make_record()
+    if landed:
+        land_unseen(faulty)
+        with pytest.raises(AppendOutcomeUnknownError):
+            store.append(record)
+        faulty.plan.clear()
+    else:
+        fail_unsure(store, faulty, record)
+    other = make_record()
+    store.append(other)  # a new producer epoch: the first copy's is fenced
+    offset = store.append(record)
+    events = [(e.offset, e.event_id) for e in store.iter_events()]
+    assert events.count((offset, record.event_id)) == 1
+    assert [e for _, e in events] == (
+        [record.event_id, other.event_id] if landed else [other.event_id, record.event_id]
+    )
+
+
+def test_a_retry_after_another_writer_appended_takes_a_new_anchor(
+    store: DurableStreamStore, faulty: FaultyTransport, url: str
+) -> None:
+    record = make_record()
+    fail_unsure(store, faulty, record)
+
+    def meanwhile(request: httpx.Request, forward: Forward) -> httpx.Response:
+        response = forward(request)
+        with DurableStreamStore(url, store._stream) as other:
+            other.append(make_record())
+        return response
+
+    faulty.add(is_head, meanwhile)
+    offset = store.append(record)
+    with DurableStreamStore(url, store._stream) as fresh:
+        events = list(fresh.iter_events())
+    assert [e.offset for e in events][-1] == offset
+    assert [e.event_id for e in events].count(record.event_id) == 1
+
+
+def test_a_retry_the_server_calls_a_duplicate_of_nothing_there_is_corruption(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    record = make_record()
+    fail_unsure(store, faulty, record)
+
+    def duplicate(request: httpx.Request, forward: Forward) -> httpx.Response:
+        return httpx.Response(204, request=request)
+
+    faulty.add(is_post, duplicate)
+    with pytest.raises(StoreCorruptError, match="took a retried POST"):
+        store.append(record)
+
+
+def test_each_caller_of_a_shared_post_retries_its_own_event(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    batch = [make_record(), make_record()]
+    land_unseen(faulty)
+    with pytest.raises(AppendOutcomeUnknownError) as caught:
+        store.append_batch(batch)
+    faulty.plan.clear()
+    assert caught.value.records == tuple(batch)
+    first = store.append(batch[0])  # settles the whole POST
+    seen = len(faulty.seen)
+    second = store.append(batch[1])  # known by now: no request
+    assert len(faulty.seen) == seen
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [
+        (first, batch[0].event_id),
+        (second, batch[1].event_id),
+    ]
+
+
+def test_records_of_a_failed_append_are_retried_by_themselves(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    faulty.add(is_post, reset, times=4)
+    with pytest.raises(AppendOutcomeUnknownError) as caught:
+        store.append(make_record())
+    with pytest.raises(ValueError, match="retried together with others"):
+        store.append_batch([*caught.value.records, make_record()])
+    store.append_batch(list(caught.value.records))
+
+
+def test_an_async_append_that_gave_up_is_retried_at_most_once(
+    store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    record = make_record()
+    land_unseen(faulty)
+
+    async def main() -> str:
+        with pytest.raises(AppendOutcomeUnknownError):
+            await store.append_async(record)
+        faulty.plan.clear()
+        return await store.append_async(record)
+
+    offset = asyncio.run(main())
+    assert [(e.offset, e.event_id) for e in store.iter_events()] == [(offset, record.event_id)]
+
+
+def test_an_append_out_of_time_after_its_post_is_both_kinds_of_error(
+    url: str, faulty: FaultyTransport
+) -> None:
+    def slow(request: httpx.Request, forward: Forward) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer (injected)", request=request)
+
+    with DurableStreamStore(url, stream_path(), retry=FAST, transport=faulty) as store:
+        faulty.add(is_post, slow, times=4)
+        with pytest.raises(AppendTimeoutError) as caught:
+            store.append(make_record())
+        assert isinstance(caught.value, StoreTimeoutError)
+        assert isinstance(caught.value, AppendOutcomeUnknownError)

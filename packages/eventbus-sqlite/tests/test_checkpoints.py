@@ -44,3 +44,21 @@ def test_checkpoint_of_oldest_is_stored_distinguishably(db: Path, store: SQLiteS
     with contextlib.closing(raw(db)) as conn:
         rows = dict(conn.execute("SELECT subscription_id, checkpoint FROM checkpoints"))
     assert rows == {"a": "oldest", "b": offset}
+
+
+def test_a_corrupt_checkpoint_fails_the_listing(db: Path, store: SQLiteStore) -> None:
+    store.save_checkpoint("fine", OLDEST)
+    conn = raw(db)
+    conn.execute("INSERT INTO checkpoints (subscription_id, checkpoint) VALUES ('s', 'garbage')")
+    conn.close()
+    with pytest.raises(StoreCorruptError, match="checkpoint of 's'"):
+        store.list_checkpoints()
+
+
+def test_delete_checkpoint_is_durable(db: Path, store: SQLiteStore) -> None:
+    offset = store.append(make_record())
+    store.save_checkpoint("s", offset)
+    assert store.delete_checkpoint("s") is True
+    with SQLiteStore(db) as other:
+        assert other.load_checkpoint("s") is None
+        assert other.list_checkpoints() == {}

@@ -95,6 +95,8 @@ def test_memory_urls(url: str) -> None:
         ("sqlite:///events.db?durability=full&durability=normal", "repeated option"),
         ("sqlite:///events.db?busy_timeout=soon", "not a number"),
         ("sqlite:///events.db?read_batch_size=1.5", "not a number"),
+        ("sqlite:///events.db?mode=rwc", "use mode=ro"),
+        ("sqlite:///events.db?mode=ro&mode=rw", "repeated option 'mode'"),
     ],
 )
 def test_bad_urls_are_refused(url: str, message: str, tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from ._bus import EventBus as EventBus
+from ._copy import DEFAULT_COPY_CHECKPOINT as DEFAULT_COPY_CHECKPOINT
+from ._copy import CopyProgress as CopyProgress
+from ._copy import copy_events as copy_events
 from ._discovery import open_store as open_store
 from ._durable import DurableSubscription as DurableSubscription
 from ._envelope import Envelope as Envelope
@@ -22,6 +25,7 @@ from ._exceptions import RegistrationError as RegistrationError
 from ._exceptions import StoreClosedError as StoreClosedError
 from ._exceptions import StoreCorruptError as StoreCorruptError
 from ._exceptions import StoreError as StoreError
+from ._exceptions import StoreReadOnlyError as StoreReadOnlyError
 from ._exceptions import StoreTimeoutError as StoreTimeoutError
 from ._exceptions import StoreUnavailableError as StoreUnavailableError
 from ._exceptions import SubscriptionError as SubscriptionError
@@ -53,6 +57,7 @@ from ._store import OLDEST as OLDEST
 from ._store import AsyncAppendingStore as AsyncAppendingStore
 from ._store import Boundary as Boundary
 from ._store import Checkpoint as Checkpoint
+from ._store import CheckpointListing as CheckpointListing
 from ._store import CheckpointStore as CheckpointStore
 from ._store import ClosableStore as ClosableStore
 from ._store import EventRecord as EventRecord
@@ -70,6 +75,7 @@ from ._store import TailingStore as TailingStore
 
 # __all__ is kept sorted; tests/test_exports.py checks it against the names above.
 __all__ = [
+    "DEFAULT_COPY_CHECKPOINT",
     "NEWEST",
     "OLDEST",
     "AsyncAppendingStore",
@@ -77,9 +83,11 @@ __all__ = [
     "BusClosedError",
     "BusUsageError",
     "Checkpoint",
+    "CheckpointListing",
     "CheckpointStore",
     "ClosableStore",
     "CodecError",
+    "CopyProgress",
     "DeadLetterHandler",
     "DecodeError",
     "Delivery",
@@ -112,6 +120,7 @@ __all__ = [
     "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
+    "StoreReadOnlyError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
@@ -128,6 +137,7 @@ __all__ = [
     "UpcastFailedError",
     "UpcastRegistrationError",
     "WireNameConflictError",
+    "copy_events",
     "current_metadata",
     "event_name",
     "log_failure",

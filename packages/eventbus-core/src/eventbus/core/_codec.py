@@ -121,6 +121,27 @@ _loads = json.loads
 _scan: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
 
 
+def _fast_parser() -> Callable[[str], Any] | None:
+    """msgspec's untyped JSON decoder, when the ``eventbus-core[fast]`` extra is installed.
+
+    It parses stored event text about five times faster than the json module and yields
+    the same values (dicts, lists, str, int of any size, float, bool, None). What it
+    refuses and json accepts (NaN and Infinity literals, escaped lone surrogates) falls
+    back to the json path, which also names what is wrong with malformed text. Only
+    parsing changes: the checks and the rebuilding of events are the same code.
+    """
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    return msgspec.json.Decoder().decode
+
+
+FAST_PARSE: Callable[[str], Any] | None = _fast_parser()
+"""The parser codecs built from now on try first; None: the json module alone.
+Tests set it to None to run the stdlib path with msgspec installed."""
+
+
 class EventCodec(Generic[E]):
     """The compiled JSON codec of one event class under one wire name.
 
@@ -265,13 +286,23 @@ def _field_codec(cls: type[E], name: str, conv: Conv, plan: Plan | None) -> Even
         except (ValueError, TypeError, RecursionError) as exc:
             raise decode_error(cls, name, "$", f"not valid JSON text ({exc!r})") from exc
 
-    def load(data: str) -> Any:
+    def scan(data: str) -> Any:
         # The scanner alone (no json.loads wrapper); json.loads names what is wrong.
         try:
             obj, end = _scan(data, 0)
         except (StopIteration, ValueError, TypeError, RecursionError):
             return parse(data)
         return obj if end == len(data) else parse(data)
+
+    load = scan
+    fast = FAST_PARSE
+    if fast is not None:
+
+        def load(data: str) -> Any:
+            try:
+                return fast(data)
+            except Exception:  # msgspec.DecodeError, or bytes it cannot take: json decides
+                return scan(data)
 
     def convert(obj: Any) -> E:
         try:

@@ -580,7 +580,9 @@ class DurableSubscription:
         if offset is None:
             self._fail(exc)
             return None
-        if record is not None:
+        # A record without a readable name (a foreign message, say) cannot be routed by
+        # its name: the poison policy decides about it.
+        if record is not None and record.type_name:
             wanted = self._selection.decoder(record.type_name)
             if wanted is None:
                 self._checkpointer.advance(offset)  # another class's record: not ours

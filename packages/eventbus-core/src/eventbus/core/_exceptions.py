@@ -24,6 +24,7 @@
     │   ├── StoreUnavailableError         the backend could not be reached or failed
     │   │   └── StoreTimeoutError (TimeoutError)
     │   ├── StoreCorruptError             stored data is unreadable
+    │   ├── StoreReadOnlyError            a write through a store opened read-only
     │   └── OffsetError (ValueError)      an offset is malformed or not from this store
     └── UnknownStoreError (LookupError)   no installed backend handles a URL scheme
 """
@@ -50,6 +51,7 @@ __all__ = [
     "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
+    "StoreReadOnlyError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "SubscriptionError",
@@ -196,6 +198,10 @@ class StoreCorruptError(StoreError):
         self.offset = offset
         self.field = field
         self.record = record
+
+
+class StoreReadOnlyError(StoreError):
+    """A write (append, checkpoint) through a store that was opened read-only."""
 
 
 class OffsetError(StoreError, ValueError):

@@ -59,7 +59,8 @@ class MemoryStore:
     """An event store that keeps everything in this process's memory.
 
     It implements :class:`~eventbus.core.EventStore` and every optional capability:
-    checkpoints, streaming reads, live tailing, offset ordering and ``close``. It is
+    checkpoints (and listing them), streaming reads, live tailing, offset ordering and
+    ``close``. It is
     thread-safe; :meth:`tail` waits on a condition that every append notifies, so a
     waiting reader wakes as soon as an event is stored. History is immutable: records
     are copied on append (metadata becomes a read-only mapping) and reads return new
@@ -456,6 +457,36 @@ class MemoryStore:
         self._leases[lease.subscription_id] = lease
         if self._waiting:
             self._condition.notify_all()
+
+    # -- CheckpointListing -----------------------------------------------------------
+
+    def list_checkpoints(self) -> dict[str, Checkpoint]:
+        """Return every saved checkpoint by subscription id, sorted by id.
+
+        Raises:
+            StoreClosedError: The store was closed.
+        """
+        with self._condition:
+            self._check_open()
+            return dict(sorted(self._checkpoints.items()))
+
+    def delete_checkpoint(self, subscription_id: str) -> bool:
+        """Forget the checkpoint of ``subscription_id``: it then loads as ``None``.
+
+        Args:
+            subscription_id: A non-empty name for the durable subscription.
+
+        Returns:
+            True if a checkpoint was saved, False if there was none.
+
+        Raises:
+            ValueError: ``subscription_id`` is empty.
+            StoreClosedError: The store was closed.
+        """
+        _check_subscription_id(subscription_id)
+        with self._condition:
+            self._check_open()
+            return self._checkpoints.pop(subscription_id, None) is not None
 
     # -- ClosableStore ----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ __all__ = [
     "AsyncAppendingStore",
     "Boundary",
     "Checkpoint",
+    "CheckpointListing",
     "CheckpointStore",
     "ClosableStore",
     "EventRecord",
@@ -154,6 +155,22 @@ class CheckpointStore(Protocol):
 
     def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
         """Return the saved checkpoint, or ``None`` when none was ever saved."""
+        ...
+
+
+@runtime_checkable
+class CheckpointListing(Protocol):
+    """A checkpoint store that can name and forget its checkpoints (for operators' tools).
+
+    The bus never needs it; the ``eventbus`` command uses it to list subscriptions.
+    """
+
+    def list_checkpoints(self) -> dict[str, Checkpoint]:
+        """Return every saved checkpoint by subscription id, sorted by id."""
+        ...
+
+    def delete_checkpoint(self, subscription_id: str) -> bool:
+        """Forget the checkpoint of ``subscription_id``; True if there was one."""
         ...
 
 

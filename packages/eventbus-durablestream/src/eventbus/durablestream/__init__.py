@@ -6,6 +6,8 @@ from ._async_client import AsyncDurableStreamClient as AsyncDurableStreamClient
 from ._async_producer import AsyncIdempotentProducer as AsyncIdempotentProducer
 from ._client import DurableStreamClient as DurableStreamClient
 from ._discovery import open_durablestream_store as open_durablestream_store
+from ._errors import AppendOutcomeUnknownError as AppendOutcomeUnknownError
+from ._errors import AppendTimeoutError as AppendTimeoutError
 from ._errors import BadRequestError as BadRequestError
 from ._errors import ClientClosedError as ClientClosedError
 from ._errors import ContentTypeMismatchError as ContentTypeMismatchError
@@ -31,7 +33,9 @@ from ._retry import RetryPolicy as RetryPolicy
 from ._store import DurableStreamStore as DurableStreamStore
 
 __all__ = [
+    "AppendOutcomeUnknownError",
     "AppendResult",
+    "AppendTimeoutError",
     "AsyncDurableStreamClient",
     "AsyncIdempotentProducer",
     "BadRequestError",

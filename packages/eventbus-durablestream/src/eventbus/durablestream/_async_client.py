@@ -161,7 +161,7 @@ class AsyncDurableStreamClient:
         waiter: Callable[[int], Awaitable[bool]] | None = None,
     ) -> Any:
         value: Any = None
-        with _map_httpx_errors(url):
+        with _map_httpx_errors(self._requests.shown(url)):
             while True:
                 try:
                     action = operation.send(value)
@@ -177,7 +177,7 @@ class AsyncDurableStreamClient:
         opened: list[httpx.Response] = []
         value: Any = None
         try:
-            with _map_httpx_errors(url):
+            with _map_httpx_errors(self._requests.shown(url)):
                 while True:
                     try:
                         action = operation.send(value)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._actions import Emit, NextBytes, Send, Sleep
-from ._errors import ClientClosedError, _map_httpx_errors
+from ._errors import ClientClosedError, DurableStreamTimeoutError, _map_httpx_errors
 from ._operations import (
     append_request,
     close_request,
@@ -40,7 +41,15 @@ if TYPE_CHECKING:
     import datetime
     from collections.abc import Generator, Iterator, Mapping, Sequence
 
-__all__ = ["DurableStreamClient"]
+__all__ = ["CALL_DEADLINE", "DurableStreamClient"]
+
+CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "eventbus_durablestream_call_deadline", default=None
+)
+"""The ``time.monotonic()`` instant the current store call must end by, or ``None``.
+
+Set by :class:`DurableStreamStore` around each call: every request and retry of the
+client's single-result operations in that context stop there (see ``_run``)."""
 
 
 class _DeadlineReachedError(Exception):
@@ -153,23 +162,40 @@ class DurableStreamClient:
 
     def _run(self, operation: Generator[Any, Any, Any], url: str) -> Any:
         value: Any = None
-        with _map_httpx_errors(url):
-            while True:
-                try:
-                    action = operation.send(value)
-                except StopIteration as stop:
-                    return stop.value
-                value = self._perform(action, {}, None)
+        deadline = CALL_DEADLINE.get()
+        shown = self._requests.shown(url)
+        with _map_httpx_errors(shown):
+            try:
+                while True:
+                    try:
+                        action = operation.send(value)
+                    except StopIteration as stop:
+                        return stop.value
+                    value = self._perform(action, {}, deadline)
+            except _DeadlineReachedError as exc:
+                raise DurableStreamTimeoutError(
+                    f"The request to {shown!r} did not finish before the call's deadline.",
+                    url=shown,
+                ) from exc
+            finally:
+                operation.close()
 
     def _iterate(
         self, operation: Generator[Any, Any, None], url: str, stop_after: float | None
     ) -> Iterator[ReadChunk]:
         deadline = None if stop_after is None else time.monotonic() + stop_after
+        # A store call's deadline (CALL_DEADLINE) ends the read with an error; stop_after
+        # ends it quietly. Whichever comes first counts.
+        call_deadline = CALL_DEADLINE.get()
+        quiet = deadline is not None and (call_deadline is None or deadline <= call_deadline)
+        if not quiet:
+            deadline = call_deadline
+        shown = self._requests.shown(url)
         pieces: dict[int, Iterator[bytes]] = {}
         opened: list[httpx.Response] = []
         value: Any = None
         try:
-            with _map_httpx_errors(url):
+            with _map_httpx_errors(shown):
                 while True:
                     try:
                         action = operation.send(value)
@@ -182,8 +208,12 @@ class DurableStreamClient:
                     value = self._perform(action, pieces, deadline)
                     if isinstance(action, Send) and id(value) in pieces:
                         opened.append(value)
-        except _DeadlineReachedError:
-            return
+        except _DeadlineReachedError as exc:
+            if quiet:
+                return
+            raise DurableStreamTimeoutError(
+                f"The read of {shown!r} did not finish before the call's deadline.", url=shown
+            ) from exc
         finally:
             operation.close()
             for response in opened:

@@ -8,15 +8,18 @@ One event is one JSON object (``v`` is the format version)::
 ``data`` travels as a JSON *string*: the server re-serialises JSON with JavaScript
 semantics (``1.0`` becomes ``1``, integers beyond 2**53 lose digits), and a string is
 the one JSON value it keeps exactly. Metadata is a list of pairs so that its order
-survives too. ``s`` is the anchor of the POST (see :mod:`._offsets`).
+survives too. ``s`` is the anchor of the POST, its ``Stream-Seq`` (see :mod:`._offsets`):
+a reader uses it to name events only where the server's offsets bear it out.
 
 Reading parses a response straight into typed envelopes with msgspec: about half the
 time of ``json.loads``, and no work for the garbage collector (see ``_Envelope``). Only a
-response msgspec refuses is parsed again message by message. There a message that is no
-envelope of this format (written by something else) is reported and skipped, and an
-envelope with an unreadable field (written by another tool) is kept as a *corrupt* event:
-named like any other, its unreadable fields stood in for (metadata ``{}``, timestamp the Unix
-epoch, text ``""``), so the store can raise ``StoreCorruptError`` for exactly that event.
+response msgspec refuses is parsed again message by message. There an envelope with an
+unreadable field (written by another tool) is kept as a *corrupt* event: named like any
+other, its unreadable fields stood in for (metadata ``{}``, timestamp the Unix epoch, text
+``""``), so the store can raise ``StoreCorruptError`` for exactly that event. A message
+that is no envelope of this format (written by something else) is reported to
+``on_undecodable`` and kept the same way, its JSON text as ``data``: it is a position in
+the stream like any event, and a durable subscription's poison policy decides about it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ import msgspec
 from eventbus.core import EventRecord, StoredEvent
 
 from ._errors import MalformedResponseError
-from ._offsets import COMMON_SUFFIXES, INDEX_WIDTH, SEPARATOR
+from ._offsets import (
+    BEGINNING,
+    COMMON_SUFFIXES,
+    INDEX_WIDTH,
+    POSITIONAL,
+    SEPARATOR,
+    is_server_offset,
+)
 
 __all__ = [
     "EPOCH",
@@ -92,20 +102,23 @@ def encode_batch(records: Sequence[EventRecord], anchor: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DecodedChunk:
-    """The events of one server response, named.
+    """The messages of one server response, named.
 
     Attributes:
-        events: The events in log order, each with its token as ``offset``.
-        anchors: The anchor of each event's POST, parallel to ``events``.
+        events: One event per message, in log order, each with its token as ``offset``
+            (a message that is no event stands in as a corrupt one).
         next_offset: The server offset after the response.
         corrupt: The offsets of the corrupt events among ``events``, each with its
-            unreadable fields (``StoredEvent`` field name to reason), in field order.
+            unreadable fields (``StoredEvent`` field name to reason), in field order;
+            a message that is no event has the field ``"envelope"``.
+        anchors: Each anchor a POST was named by, with the index of its first event
+            in ``events``: where a token ``"<a>,<i>"`` counts from.
     """
 
     events: list[StoredEvent]
-    anchors: list[str]
     next_offset: str
     corrupt: Mapping[str, Mapping[str, str]]
+    anchors: Mapping[str, int]
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -122,7 +135,7 @@ class _Envelope(msgspec.Struct, gc=False):
     ts: Annotated[datetime, msgspec.Meta(tz=True)]
     meta: list[tuple[str, str]]
     origin: str
-    s: str
+    s: str = ""  # the POST's anchor: a claim, used only where borne out (see decode_chunk)
 
 
 _ENVELOPES: Final = msgspec.json.Decoder(list[_Envelope])
@@ -165,15 +178,18 @@ _new_event = object.__new__
 # Read-only: a read result shares its events with the store's read cache.
 _NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
 _SUFFIX: Final = f"{SEPARATOR}%0{INDEX_WIDTH}d"  # anchor + suffix: as _offsets.anchored
+_POSITIONAL_SUFFIX: Final = f"{POSITIONAL}%0{INDEX_WIDTH}d"  # as _offsets.positional
 
 
 def _parse(
     body: bytes, on_undecodable: UndecodableHandler
 ) -> tuple[list[_Envelope], dict[int, dict[str, str]]]:
-    """The envelopes of a response body, and the unreadable fields of the corrupt ones.
+    """One envelope per message of a response body, and the unreadable fields of the
+    corrupt ones, by index.
 
-    Each message that is no envelope is reported and left out; a corrupt envelope is kept
-    (its unreadable fields stood in for) and listed by its index among the envelopes.
+    A corrupt envelope is kept with its unreadable fields stood in for; a message that is
+    no envelope is reported and stands in as an envelope holding its JSON text as ``data``.
+    Either way every message keeps its place: positions are counted in messages.
     """
     try:
         return _ENVELOPES.decode(body), {}
@@ -201,17 +217,29 @@ def _parse(
                 corrupt[len(envelopes)] = unreadable or {"envelope": str(exc)}
                 envelopes.append(envelope)
             else:
-                on_undecodable(item, ValueError(_why_not(item, exc)))
+                why = _why_not(item, exc)
+                on_undecodable(item, ValueError(why))
+                corrupt[len(envelopes)] = {"envelope": f"the message is no event: {why}"}
+                envelopes.append(_foreign(item))
     return envelopes, corrupt
 
 
 def _nameable(item: Any) -> bool:
-    """Whether a message is an envelope of this format that can be named (version and anchor)."""
-    return (
-        isinstance(item, dict)
-        and type(item.get("v")) is int
-        and item["v"] == FORMAT_VERSION
-        and isinstance(item.get("s"), str)
+    """Whether a message is an envelope of this format (a dict of format version 1)."""
+    return isinstance(item, dict) and type(item.get("v")) is int and item["v"] == FORMAT_VERSION
+
+
+def _foreign(item: Any) -> _Envelope:
+    """Stand in for a message that is no event: its JSON text as ``data``, nothing else."""
+    return _Envelope(
+        v=FORMAT_VERSION,
+        id="",
+        type="",
+        data=json.dumps(item, ensure_ascii=False),
+        ts=EPOCH,
+        meta=[],
+        origin="",
+        s="",
     )
 
 
@@ -228,29 +256,45 @@ def _salvage(item: dict[str, Any]) -> tuple[_Envelope, dict[str, str]]:
         except msgspec.ValidationError as exc:
             values[key] = stand_in
             unreadable[name] = f"`{key}` holds {item[key]!r}: {exc}"
-    return _Envelope(v=FORMAT_VERSION, s=item["s"], **values), unreadable
+    # A corrupt envelope's anchor names nothing (see decode_chunk): no need to check it.
+    return _Envelope(v=FORMAT_VERSION, **values), unreadable
 
 
 def _why_not(item: Any, error: msgspec.ValidationError) -> str:
+    """Why a message that is no envelope of this format (see _nameable) is none."""
     if not isinstance(item, dict) or "v" not in item:
         return f"it is not an eventbus envelope ({error})"
-    if item["v"] != FORMAT_VERSION or type(item["v"]) is not int:
-        return f"its format version {item['v']!r} is not {FORMAT_VERSION}"
-    return f"a field is missing or wrong ({error})"
+    return f"its format version {item['v']!r} is not {FORMAT_VERSION}"
 
 
-def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandler) -> DecodedChunk:
-    """Decode the messages of one response and give each event its token.
+def decode_chunk(
+    body: bytes, start: str, next_offset: str, on_undecodable: UndecodableHandler
+) -> DecodedChunk:
+    """Decode the messages of one response and give each its token (see :mod:`._offsets`).
 
-    A message that is not an envelope is reported to ``on_undecodable`` and skipped;
-    the events around it keep their names. An envelope with an unreadable field is named
-    like any other event and listed in ``corrupt``.
+    The server says where the read starts (``start``) and ends (``next_offset``), not
+    where its POSTs begin; a POST lands at or after its anchor, and the server takes each
+    ``Stream-Seq`` once, in rising order. So:
+
+    * A POST is named by its anchor (``"<a>,<i>"``, as its writer named it) when the
+      anchor is borne out: a readable envelope whose anchor is a server offset from
+      ``start`` (included) to ``next_offset`` (excluded), above the anchors named before
+      it in the read. Every other message, whatever it holds, is counted on from the last
+      name; those before the first named POST from the read's start (``"<start>&<i>"``).
+    * Where a POST is known to start (at ``start``, or at the stream's beginning, or right
+      after such a POST) and its anchor says so, the next POST's anchor is its end: its
+      last event is named by that server offset, as its writer named it. A message that
+      is no readable envelope breaks this chain until the next read.
+    * The last message of the response is named ``next_offset``.
+
+    A message that is not an envelope is reported to ``on_undecodable`` and kept as a
+    corrupt event, as an envelope with an unreadable field is.
 
     Args:
-        body: The response's data: a JSON array of messages (whole POSTs, as servers
-            return them), or nothing.
+        body: The response's data: a JSON array of messages, or nothing.
+        start: The server offset the read started at (``"-1"``: the beginning).
         next_offset: The response's ``Stream-Next-Offset``.
-        on_undecodable: Told about each skipped message.
+        on_undecodable: Told about each message that is no event.
 
     Returns:
         The named events, with the corrupt ones listed.
@@ -260,18 +304,52 @@ def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandl
     """
     envelopes, corrupt_at = _parse(body, on_undecodable) if body else ([], {})
     events: list[StoredEvent] = []
-    anchors: list[str] = []
     add_event = events.append
-    add_anchor = anchors.append
-    # An event is named once the next one shows whether its POST goes on.
-    waiting: StoredEvent | None = None
-    waiting_anchor = ""
+    anchors: dict[str, int] = {}
+    # The name being counted on: the read's start until a POST is named by its anchor.
+    base = start
+    anchor = ""
+    anchored = False
+    # Whether the current message's POST is known to start at its anchor: then the next
+    # POST's anchor is where it ends.
+    chained = False
+    previous: StoredEvent | None = None
     index = 0
     common = len(COMMON_SUFFIXES)
-    for envelope in envelopes:
-        anchor = envelope.s
+    for position, envelope in enumerate(envelopes):
+        claim = envelope.s
+        sound = position not in corrupt_at
+        if claim != anchor:
+            if (
+                sound
+                and claim >= start
+                and claim < next_offset
+                and claim > anchor
+                and is_server_offset(claim)
+                # The read's first message starts where the read does.
+                and (position or claim == start or start == BEGINNING)
+            ):
+                if not position:
+                    chained = True
+                elif chained:
+                    _set_offset(previous, claim)  # its POST ends where this one starts
+                base = anchor = claim
+                anchors[claim] = position
+                anchored = True
+                index = 0
+            else:
+                chained = False
+        elif not sound:
+            chained = False
         timestamp = envelope.ts
         event = _new_event(StoredEvent)
+        if anchored:
+            _set_offset(
+                event, base + (COMMON_SUFFIXES[index] if index < common else _SUFFIX % index)
+            )
+        else:
+            _set_offset(event, base + _POSITIONAL_SUFFIX % index)
+        index += 1
         _set_event_id(event, envelope.id)
         _set_type_name(event, envelope.type)
         _set_data(event, envelope.data)
@@ -280,23 +358,11 @@ def decode_chunk(body: bytes, next_offset: str, on_undecodable: UndecodableHandl
             event, MappingProxyType(dict(envelope.meta)) if envelope.meta else _NO_METADATA
         )
         _set_origin(event, envelope.origin)
-        if waiting is not None:
-            if anchor == waiting_anchor:
-                suffix = COMMON_SUFFIXES[index] if index < common else _SUFFIX % index
-                _set_offset(waiting, waiting_anchor + suffix)
-                index += 1
-            else:
-                # The last event of its POST: the server offset after the POST, which
-                # is the next POST's anchor.
-                _set_offset(waiting, anchor)
-                index = 0
         add_event(event)
-        add_anchor(anchor)
-        waiting = event
-        waiting_anchor = anchor
-    if waiting is not None:  # the last POST of the response ends at its end
-        _set_offset(waiting, next_offset)
+        previous = event
+    if previous is not None:  # the response ends where its last message does
+        _set_offset(previous, next_offset)
     if not corrupt_at:
-        return DecodedChunk(events, anchors, next_offset, _NO_CORRUPT)
+        return DecodedChunk(events, next_offset, _NO_CORRUPT, anchors)
     corrupt = {events[index].offset: fields for index, fields in corrupt_at.items()}
-    return DecodedChunk(events, anchors, next_offset, corrupt)
+    return DecodedChunk(events, next_offset, corrupt, anchors)

@@ -17,6 +17,9 @@
         ├── MalformedResponseError          a response body or event the client cannot parse
         ├── DurableStreamConnectionError    the server could not be reached (StoreUnavailableError)
         ├── DurableStreamTimeoutError       no answer in time (StoreTimeoutError)
+        │   └── AppendTimeoutError          ... for an append whose POST may have landed
+        ├── AppendOutcomeUnknownError       an append gave up after its POST may have landed
+        │   └── AppendTimeoutError          (StoreUnavailableError)
         └── ClientClosedError               the client was closed by its owner (StoreClosedError)
 """
 
@@ -27,12 +30,21 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from eventbus.core import StoreClosedError, StoreError, StoreTimeoutError, StoreUnavailableError
+from eventbus.core import (
+    StoreClosedError,
+    StoreError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
+
+    from eventbus.core import EventRecord
 
 __all__ = [
+    "AppendOutcomeUnknownError",
+    "AppendTimeoutError",
     "BadRequestError",
     "ClientClosedError",
     "ContentTypeMismatchError",
@@ -186,6 +198,52 @@ class DurableStreamConnectionError(DurableStreamError, StoreUnavailableError):
 
 class DurableStreamTimeoutError(DurableStreamError, StoreTimeoutError):
     """The server did not answer within the configured timeout."""
+
+
+class AppendOutcomeUnknownError(DurableStreamError, StoreUnavailableError):
+    """An append gave up after its POST may have reached the server: its events may be stored.
+
+    ``store.append_batch(error.records)`` (or ``append`` of the one record) retries it and
+    stores the events at most once: it resends them as the same producer sequence, which
+    the server deduplicates, and looks for them if that sequence can no longer be sent.
+
+    Attributes:
+        records: The events of the append (of the whole POST it went in), in order.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        records: Sequence[EventRecord],
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.records = tuple(records)
+
+
+class AppendTimeoutError(AppendOutcomeUnknownError, DurableStreamTimeoutError):
+    """An append ran out of its time budget after its POST may have reached the server."""
+
+
+def redact(url: str) -> str:
+    """Return ``url`` with its password, if any, replaced by ``***``: safe to print or log.
+
+    Args:
+        url: An absolute or relative URL.
+
+    Returns:
+        The URL, otherwise unchanged.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}{slash}{path}"
 
 
 @contextlib.contextmanager

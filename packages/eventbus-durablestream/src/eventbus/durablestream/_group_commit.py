@@ -2,7 +2,7 @@
 
 Concurrent appends are batched: while one POST is in flight, the appends that arrive wait
 and go together in the next POST (up to ``max_batch_bytes``), and each caller gets its own
-event's offset. Every POST carries ``Stream-Seq`` set to the tail it is appended at (its
+event's offset. Every POST carries ``Stream-Seq`` set to the tail the store last saw (its
 anchor, see :mod:`._offsets`) and idempotent-producer headers, so a retry after a lost
 response is deduplicated by the server, and an ambiguous failure is resolved by reading
 from the anchor before resending.
@@ -20,14 +20,23 @@ from eventbus.core import (
     Offset,
     StoreClosedError,
     StoreCorruptError,
+    StoreTimeoutError,
     StoreUnavailableError,
 )
 
-from ._client import DurableStreamClient
+from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import encode_batch
-from ._errors import ProducerSequenceGapError, SequenceConflictError
+from ._errors import (
+    AppendOutcomeUnknownError,
+    AppendTimeoutError,
+    DurableStreamTimeoutError,
+    ProducerSequenceGapError,
+    SequenceConflictError,
+    StaleEpochError,
+)
 from ._lifecycle import Lifecycle
 from ._offsets import anchored_tokens
+from ._results import AppendResult
 from ._retry import RetryPolicy
 from ._store_reads import EventReader
 
@@ -56,6 +65,19 @@ class _Pending:
         self.waiter = waiter
         self.offsets: list[Offset] = []
         self.error: BaseException | None = None
+
+
+class _Uncertain:
+    """A POST that may or may not have landed: what a retry sends again, and its outcome."""
+
+    __slots__ = ("anchor", "epoch", "offsets", "records", "seq")
+
+    def __init__(self, records: list[EventRecord], anchor: str, epoch: int, seq: int) -> None:
+        self.records = records
+        self.anchor = anchor
+        self.epoch = epoch
+        self.seq = seq
+        self.offsets: list[Offset] | None = None
 
 
 def _wake(futures: list[asyncio.Future[None]]) -> None:
@@ -103,6 +125,7 @@ class GroupCommit:
         lifecycle: Lifecycle,
         reader: EventReader,
         tail: str | None,
+        timeout: float,
     ) -> None:
         self._client = client
         self._stream = stream
@@ -113,6 +136,7 @@ class GroupCommit:
         self._lock = lifecycle.lock
         self._reader = reader
         self._tail = tail
+        self._timeout = timeout
         self._queue: list[_Pending] = []
         self._committing = False
         # Drains started by commit_async, kept so they are not garbage-collected early.
@@ -121,12 +145,28 @@ class GroupCommit:
         self._loop_batches: dict[
             asyncio.AbstractEventLoop, tuple[_Pending, list[asyncio.Future[None]]]
         ] = {}
+        # POSTs given up on that may have landed, by event id, until their events are retried.
+        self._uncertain: dict[str, _Uncertain] = {}
+        self._resending = threading.Lock()
         self._producer_id = f"eventbus-{uuid.uuid4().hex}"
         self._epoch = 0
         self._producer_seq = 0
 
     def commit(self, records: list[EventRecord]) -> list[Offset]:
-        """Store ``records`` as one POST (with whatever else is queued); return their offsets."""
+        """Store ``records`` as one POST (with whatever else is queued); return their offsets.
+
+        Records of an append that failed with ``AppendOutcomeUnknownError`` are stored at
+        most once (see :meth:`_retry_uncertain`).
+
+        Raises:
+            ValueError: Some records of such an append are retried with other records.
+        """
+        uncertain = self._uncertain_batch(records)
+        if uncertain is not None:
+            return self._retry_uncertain(uncertain, records)
+        return self._commit_new(records)
+
+    def _commit_new(self, records: list[EventRecord]) -> list[Offset]:
         done = threading.Event()
         pending = _Pending(records, sum(len(r.data) for r in records), done)
         if self._enqueue(pending):
@@ -140,6 +180,9 @@ class GroupCommit:
         The appends of one loop iteration join one batch; the POSTs run on one worker
         thread at a time.
         """
+        uncertain = self._uncertain_batch([record])
+        if uncertain is not None:
+            return (await asyncio.to_thread(self._retry_uncertain, uncertain, [record]))[0]
         loop = asyncio.get_running_loop()
         size = len(record.data)
         current = self._loop_batches.get(loop)
@@ -208,6 +251,10 @@ class GroupCommit:
                     size += self._queue[0].size
                     group.append(self._queue.pop(0))
             records = [record for pending in group for record in pending.records]
+            # A POST for appends made elsewhere (append_async: on a worker thread) gets a
+            # budget of its own; a caller's own call keeps the caller's.
+            own = CALL_DEADLINE.get() is None
+            token = CALL_DEADLINE.set(time.monotonic() + self._timeout) if own else None
             try:
                 with self._lifecycle.open():
                     offsets = self._post(records)
@@ -216,6 +263,9 @@ class GroupCommit:
                     pending.error = exc
                 _settle(group)
                 continue
+            finally:
+                if token is not None:
+                    CALL_DEADLINE.reset(token)
             for pending in group:
                 pending.offsets = offsets[: len(pending.records)]
                 offsets = offsets[len(pending.records) :]
@@ -225,7 +275,7 @@ class GroupCommit:
         """Append ``records`` as one POST exactly once; return their offsets."""
         anchor = self._tail if self._tail is not None else self._reader.head_tail()
         attempt = 0
-        ambiguous = False
+        ambiguous = posted = False
         try:
             while True:
                 headers = {
@@ -240,13 +290,8 @@ class GroupCommit:
                     if landed is not None:
                         self._tail = None
                         break
-                    result = self._client.append(
-                        self._stream,
-                        encode_batch(records, anchor),
-                        content_type=_JSON,
-                        seq=anchor,
-                        headers=headers,
-                    )
+                    posted = True
+                    result = self._send(records, anchor, headers)
                 except ProducerSequenceGapError:
                     # The server lost track of this producer (e.g. its state expired):
                     # nothing was stored; start a new session and send the batch again.
@@ -258,10 +303,16 @@ class GroupCommit:
                     # producer sequence, new anchor.
                     anchor = self._reader.head_tail()
                     continue
-                except StoreUnavailableError:
+                except StoreUnavailableError as exc:
                     delay = self._retry.delay(attempt)
                     if delay is None or self._lifecycle.closed:
                         raise
+                    deadline = CALL_DEADLINE.get()
+                    if deadline is not None and time.monotonic() + delay >= deadline:
+                        raise DurableStreamTimeoutError(
+                            f"Appending to {self._url!r} ran out of time between retries.",
+                            url=self._url,
+                        ) from exc
                     attempt += 1
                     ambiguous = True
                     time.sleep(delay)
@@ -276,25 +327,125 @@ class GroupCommit:
                         )
                     self._tail = None
                     break
+                # Named from the anchor and the count sent, the last by the offset after
+                # the POST: exact wherever it landed (see _offsets), with no request to
+                # find out.
                 landed = anchored_tokens(anchor, len(records) - 1)
                 landed.append(result.next_offset)
                 self._tail = result.next_offset
                 break
-        except BaseException:
+        except BaseException as exc:
             # Whatever became of the batch, a later one must not be taken for its retry:
             # start a new producer epoch (it also fences any late copy of this POST).
+            epoch, seq = self._epoch, self._producer_seq
             self._epoch += 1
             self._producer_seq = 0
             self._tail = None
+            if posted and isinstance(exc, StoreUnavailableError):
+                # It may have landed: a retry of these records resends this very sequence.
+                uncertain = _Uncertain(records, anchor, epoch, seq)
+                with self._lock:
+                    self._uncertain.update((r.event_id, uncertain) for r in records)
+                raise self._outcome_unknown(records, exc) from exc
             raise
         self._producer_seq += 1
         self._reader.nonempty = True
         return landed
 
+    def _send(
+        self, records: list[EventRecord], anchor: str, headers: dict[str, str]
+    ) -> AppendResult:
+        """POST ``records`` anchored at ``anchor``, with these producer headers (one try)."""
+        return self._client.append(
+            self._stream,
+            encode_batch(records, anchor),
+            content_type=_JSON,
+            seq=anchor,
+            headers=headers,
+        )
+
+    def _outcome_unknown(
+        self, records: list[EventRecord], exc: StoreUnavailableError
+    ) -> AppendOutcomeUnknownError:
+        timed_out = isinstance(exc, StoreTimeoutError)
+        within = f" within its budget of {self._timeout:g} s" if timed_out else ""
+        kind = AppendTimeoutError if timed_out else AppendOutcomeUnknownError
+        return kind(
+            f"An append of {len(records)} event(s) to {self._url!r} did not finish{within}, "
+            f"and its POST may have reached the server ({exc}): they may or may not be "
+            "stored. store.append_batch(error.records) retries it and stores them at most "
+            "once.",
+            records=records,
+            url=self._url,
+        )
+
+    def _uncertain_batch(self, records: list[EventRecord]) -> _Uncertain | None:
+        """The uncertain POST ``records`` belong to, or None for new records."""
+        if not self._uncertain:
+            return None
+        with self._lock:
+            batches = {id(self._uncertain.get(r.event_id)): r for r in records}
+            uncertain = self._uncertain.get(records[0].event_id)
+        if len(batches) > 1:
+            raise ValueError(
+                f"Records of an append that may have landed on {self._url!r} are retried "
+                "together with others; retry exactly those: store.append_batch(error.records)."
+            )
+        return uncertain
+
+    def _retry_uncertain(self, uncertain: _Uncertain, records: list[EventRecord]) -> list[Offset]:
+        """Store an uncertain POST at most once; return the offsets of ``records`` in it."""
+        with self._lifecycle.open(), self._resending:
+            if uncertain.offsets is None:
+                uncertain.offsets = self._resend(uncertain)
+        offsets = dict(zip((r.event_id for r in uncertain.records), uncertain.offsets, strict=True))
+        with self._lock:
+            for record in records:
+                self._uncertain.pop(record.event_id, None)
+        return [offsets[r.event_id] for r in records]
+
+    def _resend(self, uncertain: _Uncertain) -> list[Offset]:
+        """Send an uncertain POST again as the same producer sequence, which the server
+        stores once (or answers as a duplicate); return the offsets of its events."""
+        records = uncertain.records
+        headers = {
+            "Producer-Id": self._producer_id,
+            "Producer-Epoch": str(uncertain.epoch),
+            "Producer-Seq": str(uncertain.seq),
+        }
+        while True:
+            anchor = self._reader.head_tail()
+            try:
+                result = self._send(records, anchor, headers)
+            except (StaleEpochError, ProducerSequenceGapError):
+                # This store moved on to a newer epoch, or the server forgot this one:
+                # either way the first copy can no longer land. Stored if it is there.
+                landed = self._landed(uncertain.anchor, records)
+                return landed if landed is not None else self._commit_new(records)
+            except SequenceConflictError:
+                continue  # another writer appended since the HEAD: a new anchor
+            except StoreUnavailableError as exc:
+                raise self._outcome_unknown(records, exc) from exc
+            if result.next_offset is None:  # a duplicate: the first copy is stored
+                landed = self._landed(uncertain.anchor, records)
+                if landed is None:
+                    raise StoreCorruptError(
+                        f"The server took a retried POST on {self._url!r} for a duplicate, "
+                        f"but its {len(records)} events are not at {uncertain.anchor!r}.",
+                        store=self._url,
+                    )
+                return landed
+            self._tail = None  # the store's own next POST asks for the tail
+            self._reader.nonempty = True
+            offsets = anchored_tokens(anchor, len(records) - 1)
+            offsets.append(result.next_offset)
+            return offsets
+
     def _landed(self, anchor: str, records: list[EventRecord]) -> list[Offset] | None:
         """The offsets of ``records`` if they are stored at ``anchor``, else None."""
         chunk = self._reader.fetch(anchor)
-        mine = [e for e, a in zip(chunk.events, chunk.anchors, strict=True) if a == anchor]
+        first = chunk.anchors.get(anchor)
+        mine = [] if first is None else chunk.events[first : first + len(records)]
         if [e.event_id for e in mine] != [r.event_id for r in records]:
             return None
         return [e.offset for e in mine]

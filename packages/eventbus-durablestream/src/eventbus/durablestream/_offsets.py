@@ -1,16 +1,27 @@
 """Offset tokens of :class:`DurableStreamStore`: exact per-event resume points.
 
 The protocol gives one offset per stored message, and one POST of a JSON array is one
-message. The store writes every POST with ``Stream-Seq`` set to the stream's tail before
-it (the *anchor*) and records that anchor in each event's envelope, so every reader can
-name every event without asking the server:
+message: there are no offsets inside a POST, nor between the POSTs of one read. Tokens
+are made of server offsets and message counts only, so what a message holds can never
+move a position:
 
-* the last event of a POST is named by the server offset after the POST (a plain offset);
-* any other event is named ``"<anchor>,<index>"``: re-read from the anchor (the first
-  message after it is this POST) and skip ``index + 1`` events.
+* ``"<o>"``, a plain server offset: the position at ``o`` (``NEWEST``'s tail).
+* ``"<a>,<i>"``: message ``i`` (from 0), counted from the first event of the POST that
+  carries ``Stream-Seq: a``. Every POST the store writes carries ``Stream-Seq`` set to
+  the tail it last saw (its *anchor*, also in each envelope as ``s``). The server takes a
+  ``Stream-Seq`` once and in rising order, and the POST lands at ``a`` or after it (after
+  it when a writer without ``Stream-Seq`` got in first). So the writer names its events
+  from ``a`` and the count it sent, with no further request, and a reader resolves the
+  token by reading from ``a`` and counting from the first event of that POST.
+* ``"<o>&<i>"``: message ``i`` of a read from server offset ``o`` (``-1``: the
+  beginning). A reader names so what precedes the first POST it can name by anchor, a
+  message of another writer at the start of a read, say.
 
-Order: a plain offset ``o`` sorts as ``(o, -1)`` and ``"<a>,<i>"`` as ``(a, i)``, anchors
-compared as strings (the protocol's offsets sort lexicographically).
+A reader names a POST by its anchor only where the server's offsets bear it out (the
+anchor lies within the read, after the anchors before it); otherwise messages are
+counted from the last name it could give. Order: ``"<o>"`` < ``"<o>&<i>"`` <
+``"<o>,<i>"`` for one ``o``, indexes in order, server offsets compared as strings (the
+protocol's offsets sort lexicographically); tokens sort as strings too.
 """
 
 from __future__ import annotations
@@ -20,13 +31,16 @@ from typing import Final
 from eventbus.core import OffsetError
 
 __all__ = [
+    "BEGINNING",
     "COMMON_SUFFIXES",
     "INDEX_WIDTH",
+    "POSITIONAL",
     "SEPARATOR",
     "Token",
     "anchored",
     "anchored_tokens",
     "compare_tokens",
+    "is_server_offset",
     "parse_token",
 ]
 
@@ -34,20 +48,27 @@ SEPARATOR: Final = ","
 """Never part of a protocol offset (§8 forbids ``, & = ? /``) and below every URL-safe
 character, so tokens also sort as strings when the server's offsets are URL-safe."""
 
-INDEX_WIDTH: Final = 8
-_FORBIDDEN: Final = frozenset(",&=?/")
-_SENTINELS: Final = frozenset({"-1", "now"})
+POSITIONAL: Final = "&"
+"""Separates a read's start from a message count (below ``SEPARATOR``, so it sorts first)."""
 
-Token = tuple[str, int]
-"""A parsed token: (server offset, index within the POST after it, or -1 for "at it")."""
+INDEX_WIDTH: Final = 8
+BEGINNING: Final = "-1"
+"""The protocol's offset of the stream's beginning: only ever the start of a read."""
+_FORBIDDEN: Final = frozenset(",&=?/")
+_SENTINELS: Final = frozenset({BEGINNING, "now"})
+_RANKS: Final = {"": 0, POSITIONAL: 1, SEPARATOR: 2}
+
+Token = tuple[str, int, int]
+"""A parsed token: (server offset, form, index); the form is 0 for a plain offset (index
+-1), 1 for ``"<o>&<i>"`` and 2 for ``"<a>,<i>"``, so tuples compare in log order."""
 
 
 def anchored(anchor: str, index: int) -> str:
-    """Return the token of event ``index`` (not the last) of the POST after ``anchor``.
+    """Return the token of message ``index`` counted from the POST anchored at ``anchor``.
 
     Args:
-        anchor: The server offset the POST was appended at.
-        index: The event's position in its POST, from 0.
+        anchor: The POST's ``Stream-Seq`` (the tail its writer saw).
+        index: The message's position from the POST's first event, from 0.
 
     Returns:
         The token.
@@ -56,7 +77,7 @@ def anchored(anchor: str, index: int) -> str:
 
 
 COMMON_SUFFIXES: Final = tuple(f"{SEPARATOR}{i:0{INDEX_WIDTH}d}" for i in range(1024))
-"""The token suffixes of the first indexes within a POST, formatted once (58 KB)."""
+"""The token suffixes of the first indexes after an anchor, formatted once (58 KB)."""
 
 
 def anchored_tokens(anchor: str, count: int) -> list[str]:
@@ -70,12 +91,18 @@ def anchored_tokens(anchor: str, count: int) -> list[str]:
     return tokens
 
 
-def _check_server_offset(offset: str, token: str) -> None:
-    if (
-        not offset
-        or offset in _SENTINELS
-        or any(c in _FORBIDDEN or not "!" <= c <= "~" for c in offset)
-    ):
+def is_server_offset(offset: str) -> bool:
+    """Whether ``offset`` can be an offset a server sends: no sentinel, no reserved or
+    non-printable character."""
+    return (
+        bool(offset)
+        and offset not in _SENTINELS
+        and all(c not in _FORBIDDEN and "!" <= c <= "~" for c in offset)
+    )
+
+
+def _check_server_offset(offset: str, token: str, form: str) -> None:
+    if not (is_server_offset(offset) or (form == POSITIONAL and offset == BEGINNING)):
         raise OffsetError(
             f"{token!r} is not an offset of a DurableStreamStore: expected a server offset "
             "or '<offset>,<index>' as returned by append or read."
@@ -89,23 +116,27 @@ def parse_token(token: str) -> Token:
         token: A token as returned by append or read.
 
     Returns:
-        ``(server offset, index)``; the index is -1 for a plain server offset.
+        ``(server offset, form, index)`` (see :data:`Token`).
 
     Raises:
         OffsetError: The token is malformed or a protocol sentinel.
     """
     if not isinstance(token, str):
         raise OffsetError(f"An offset must be a string, got {token!r}.")
-    offset, separator, index = token.partition(SEPARATOR)
-    _check_server_offset(offset, token)
-    if not separator:
-        return offset, -1
+    # The first separator splits: neither can be part of a server offset.
+    cut = min((i for i in (token.find(SEPARATOR), token.find(POSITIONAL)) if i >= 0), default=-1)
+    offset, form, index = (
+        (token, "", "") if cut < 0 else (token[:cut], token[cut], token[cut + 1 :])
+    )
+    _check_server_offset(offset, token, form)
+    if not form:
+        return offset, 0, -1
     if len(index) != INDEX_WIDTH or not index.isdigit() or not index.isascii():
         raise OffsetError(
             f"{token!r} is not an offset of a DurableStreamStore: the part after "
-            f"{SEPARATOR!r} must be {INDEX_WIDTH} digits."
+            f"{form!r} must be {INDEX_WIDTH} digits."
         )
-    return offset, int(index)
+    return offset, _RANKS[form], int(index)
 
 
 def compare_tokens(a: str, b: str) -> int:

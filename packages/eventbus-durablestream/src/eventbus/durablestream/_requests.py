@@ -14,6 +14,8 @@ from typing import Final, Literal, TypeAlias
 
 import httpx
 
+from ._errors import redact
+
 __all__ = [
     "DEFAULT_TIMEOUT",
     "H_CLOSED",
@@ -214,6 +216,10 @@ class RequestFactory:
             self._urls[url] = known
         return known
 
+    def shown(self, url: str) -> str:
+        """The absolute URL of ``url``, its password hidden: what messages name."""
+        return redact(str(self.url(url)))
+
     def build(self, spec: RequestSpec, deadline: float | None) -> httpx.Request:
         """Build one attempt of ``spec``; dynamic values are called now, for every attempt.
 
@@ -236,7 +242,8 @@ class RequestFactory:
             timeout = (spec.timeout or self.timeout).as_dict()
             if deadline is not None:
                 remaining = max(deadline - time.monotonic(), 0.001)
-                timeout["read"] = min(timeout["read"] or remaining, remaining)
+                for phase in ("connect", "read", "write", "pool"):
+                    timeout[phase] = min(timeout[phase] or remaining, remaining)
         return httpx.Request(
             spec.method, url, headers=headers, content=spec.content, extensions={"timeout": timeout}
         )

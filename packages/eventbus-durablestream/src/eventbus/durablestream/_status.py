@@ -18,6 +18,7 @@ from ._errors import (
     StreamGoneError,
     StreamNotFoundError,
     UnexpectedStatusError,
+    redact,
 )
 from ._requests import (
     H_CLOSED,
@@ -47,7 +48,7 @@ def error_for_response(spec: RequestSpec, response: httpx.Response) -> DurableSt
         The exception to raise.
     """
     status = response.status_code
-    url = str(response.request.url.copy_with(query=None))
+    url = redact(str(response.request.url.copy_with(query=None)))
     server_message = response.text.strip()[:500]
     said = f" The server said {server_message!r}." if server_message else ""
     headers = response.headers

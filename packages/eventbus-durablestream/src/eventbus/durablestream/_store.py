@@ -1,8 +1,8 @@
 """DurableStreamStore: the eventbus log kept in a Durable Streams server.
 
 * One JSON message per event (see :mod:`._envelope_codec`).
-* Exact per-event offsets (see :mod:`._offsets`): every POST carries ``Stream-Seq`` set to
-  the tail it is appended at, so each event names its own resume point.
+* Exact per-event offsets (see :mod:`._offsets`), made of server offsets and message
+  counts only: every POST carries ``Stream-Seq`` set to the tail the store last saw.
 * Exactly-once appends with group commit (see :mod:`._group_commit`).
 * Reads through a window of the last events read (see :mod:`._store_reads`), a live tail by
   shared long-polls (see :mod:`._long_poll`), and leases and checkpoints in append-only
@@ -13,10 +13,12 @@ This module is the façade: construction, lifecycle, argument checks and the pub
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import httpx
@@ -32,15 +34,25 @@ from eventbus.core import (
     Position,
     ReadResult,
     StoredEvent,
+    StoreReadOnlyError,
+    StoreTimeoutError,
 )
 
-from ._client import DurableStreamClient
+from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import UndecodableHandler
+from ._errors import (
+    AppendOutcomeUnknownError,
+    DurableStreamTimeoutError,
+    StreamExistsError,
+    redact,
+)
 from ._group_commit import GroupCommit
 from ._lease_log import LeaseLog
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
 from ._offsets import compare_tokens, parse_token
+from ._requests import HeaderValue
+from ._results import CreateResult
 from ._retry import RetryPolicy
 from ._store_reads import EventReader
 
@@ -62,7 +74,7 @@ def on_loopback(base_url: str) -> bool:
 
 
 def _log_undecodable(item: Any, error: Exception) -> None:
-    _LOG.error("Skipped a stream message that is not an eventbus event (%s): %.200r", error, item)
+    _LOG.error("A stream message is not an eventbus event (%s): %.200r", error, item)
 
 
 class DurableStreamStore:
@@ -70,29 +82,42 @@ class DurableStreamStore:
 
     Implements ``EventStore``, ``CheckpointStore``, ``LeaseStore``, ``StreamingReader``,
     ``TailingStore``, ``OffsetOrdering`` and ``ClosableStore``. Thread-safe. The stream is
-    created (as an ``application/json`` stream) unless it exists. The server must enforce
-    ``Stream-Seq`` per stream and idempotent-producer epochs, as the reference server does.
+    created (as an ``application/json`` stream) unless it exists (or the store is
+    ``read_only``). The server must enforce ``Stream-Seq`` per stream and
+    idempotent-producer epochs, as the reference server does.
 
     Args:
         base_url: The server's base URL, e.g. ``"http://127.0.0.1:4437"``.
         stream: The stream's path on that server, e.g. ``"/v1/stream/orders"``.
-        timeout: Seconds any one request may take before it fails with
-            ``StoreTimeoutError``; a long-poll that long ends quietly and is renewed.
+        timeout: Seconds each call (opening included) may take, retries included, before
+            it fails with one ``StoreTimeoutError`` naming the URL and the budget; ``tail``
+            gets its own wait on top. A long-poll that long ends quietly and is renewed.
         retry: How transient failures (network errors, 5xx, 429) are retried.
         max_batch_bytes: A group commit stops adding appends to one POST at this size.
         on_undecodable: Called with each stream message that is not an event (written by
-            something else) and the reason; by default it is logged as an error. The
-            message is skipped either way. (An event envelope with an unreadable field is
-            not skipped: reading it raises ``StoreCorruptError``.)
+            something else) and the reason; by default it is logged as an error. Either
+            way the message keeps its place: the read that reaches it raises
+            ``StoreCorruptError`` at its exact offset (field ``"envelope"``), as for an
+            event envelope with an unreadable field, so a durable subscription's poison
+            policy decides, and reading on after that offset yields exactly the rest.
         compression: Whether the server may compress what it sends (gzip). By default
             it may, unless ``base_url`` is on this machine: over loopback compressing
             saves nothing and costs the server and the reader CPU (a third of the
             server's time for a large catch-up read).
-        transport: An httpx transport, for tests.
+        headers: Headers for every request (e.g. ``Authorization``); a callable value is
+            called for each request, so a rotating token stays fresh. Never put a token in
+            the URL: headers are neither logged nor shown in messages.
+        verify: TLS verification of an ``https`` server: ``True`` (the system's CAs), the
+            path of a CA bundle (PEM) to trust instead, or ``False`` (no verification).
+        transport: An httpx transport, for tests (``verify`` then does not apply).
+        read_only: Open an existing stream without ever writing: the stream is looked
+            up (a HEAD), not created, and appends and checkpoint saves raise
+            ``StoreReadOnlyError``. Reads, ``tail`` and loading checkpoints work.
 
     Raises:
         ValueError: ``base_url`` is not an http(s) URL with a host, ``stream`` is not a
             path starting with ``/``, or a bad limit.
+        StreamNotFoundError: With ``read_only``, there is no stream at the URL.
         StoreError: The stream could not be created or checked (e.g. it exists with
             another content type, or the server is unreachable).
     """
@@ -107,20 +132,31 @@ class DurableStreamStore:
         max_batch_bytes: int = 1024 * 1024,
         on_undecodable: UndecodableHandler | None = None,
         compression: bool | None = None,
+        headers: Mapping[str, HeaderValue] | None = None,
+        verify: bool | str = True,
         transport: httpx.BaseTransport | None = None,
+        read_only: bool = False,
     ) -> None:
         if not isinstance(stream, str) or not stream.startswith("/") or stream == "/":
             raise ValueError(f"stream must be a path such as '/v1/stream/orders', got {stream!r}.")
         if max_batch_bytes < 1:
             raise ValueError(f"max_batch_bytes must be 1 or more, got {max_batch_bytes!r}.")
-        self._url = base_url.rstrip("/") + stream
+        self._url = redact(base_url.rstrip("/") + stream)  # for messages: no password
+        self._timeout = timeout
         self._stream = stream
+        self.read_only: Final = read_only
         self._retry = retry if retry is not None else RetryPolicy()
         if compression is None:
             compression = not on_loopback(base_url)
+        if transport is None and verify is not True:
+            transport = httpx.HTTPTransport(
+                verify=ssl.create_default_context(cafile=verify)
+                if isinstance(verify, str)
+                else False
+            )
         self._client = DurableStreamClient(
             base_url,
-            headers=None if compression else {"Accept-Encoding": "identity"},
+            headers={**(headers or {}), **({} if compression else {"Accept-Encoding": "identity"})},
             timeout=httpx.Timeout(timeout),
             retry=self._retry,
             transport=transport,
@@ -130,7 +166,12 @@ class DurableStreamStore:
             self._client, stream, lifecycle=self._lifecycle, request_timeout=timeout
         )
         try:
-            created = self._client.create(stream, content_type=_JSON)
+            with self._budget():
+                if read_only:  # look, never create: a HEAD, 404 if the stream is missing
+                    tail, new = self._client.head(stream).next_offset, False
+                else:
+                    created = self._create()
+                    tail, new = created.next_offset, created.created
         except BaseException:
             self._client.close()
             raise
@@ -139,7 +180,7 @@ class DurableStreamStore:
             stream,
             self._url,
             on_undecodable or _log_undecodable,
-            created.next_offset if created.created else None,
+            tail if new else None,
         )
         self._appends = GroupCommit(
             self._client,
@@ -149,14 +190,63 @@ class DurableStreamStore:
             max_batch_bytes=max_batch_bytes,
             lifecycle=self._lifecycle,
             reader=self._reader,
-            tail=created.next_offset,
+            tail=tail,
+            timeout=timeout,
         )
         self._poller = LongPoller(
             self._client, stream, request_timeout=timeout, lifecycle=self._lifecycle
         )
 
+    def _create(self) -> CreateResult:
+        """Create the stream unless it exists; one of another content type is named."""
+        try:
+            return self._client.create(self._stream, content_type=_JSON)
+        except StreamExistsError as exc:
+            found = self._client.head(self._stream).content_type
+            if found is not None and found.partition(";")[0].strip().lower() != _JSON:
+                why = f"its content type is {found!r}, and a DurableStreamStore needs {_JSON!r}"
+            else:  # the same type: closed, or with a TTL or an expiry (the server said 409)
+                why = f"it is an {_JSON!r} stream of another configuration (closed, or expiring)"
+            raise StreamExistsError(
+                f"The stream {self._url!r} exists, but {why}. Use another stream path, or "
+                "delete that stream first if nothing else needs it.",
+                status=exc.status,
+                url=self._url,
+                server_message=exc.server_message,
+            ) from exc
+
     def __repr__(self) -> str:
         return f"DurableStreamStore({self._url!r})"
+
+    def _refuse_write(self, what: str) -> None:
+        if self.read_only:
+            with self._lifecycle.open():  # a closed store says so first
+                raise StoreReadOnlyError(
+                    f"The DurableStreamStore {self._url!r} was opened read-only; it cannot "
+                    f"{what}. Open it without read_only (or mode=ro) to write."
+                )
+
+    @contextlib.contextmanager
+    def _budget(self, extra: float = 0.0) -> Iterator[None]:
+        """Bound the I/O of one call by ``timeout`` (plus ``extra``), retries included."""
+        token = CALL_DEADLINE.set(time.monotonic() + self._timeout + extra)
+        try:
+            yield
+        except AppendOutcomeUnknownError:
+            raise  # it says what became of the append, and how to retry it
+        except StoreTimeoutError as exc:
+            raise self._timed_out(extra) from exc
+        finally:
+            CALL_DEADLINE.reset(token)
+
+    def _timed_out(self, extra: float = 0.0) -> DurableStreamTimeoutError:
+        budget = f"{self._timeout + extra:g} s"
+        return DurableStreamTimeoutError(
+            f"The call to {self!r} did not finish within its budget of {budget} "
+            f"(timeout={self._timeout:g}{f' plus the wait of {extra:g} s' if extra else ''}, "
+            "retries included): the server did not answer in time.",
+            url=self._url,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -190,11 +280,17 @@ class DurableStreamStore:
 
         Raises:
             StoreClosedError: The store was closed.
-            StoreUnavailableError: The server could not be reached; the event may or may
-                not be stored, but never twice.
+            AppendOutcomeUnknownError: The append gave up after its POST may have reached
+                the server (``AppendTimeoutError`` when its time budget ran out): the event
+                may or may not be stored. Appending the same record again
+                (``error.records``) stores it at most once.
+            StoreUnavailableError: The server could not be reached; nothing was stored.
+            ValueError: Records of such a failed append are retried mixed with others.
             StoreError: The server refused the append.
         """
-        return self._appends.commit([record])[0]
+        self._refuse_write("append events")
+        with self._budget():
+            return self._appends.commit([record])[0]
 
     def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
         """Store events atomically (one POST), in order, exactly once.
@@ -209,11 +305,14 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreUnavailableError: As for :meth:`append`.
             StoreError: The server refused the append.
+            StoreReadOnlyError: The store was opened read-only.
         """
+        self._refuse_write("append events")
         if not records:
             with self._lifecycle.open():
                 return []
-        return self._appends.commit(list(records))
+        with self._budget():
+            return self._appends.commit(list(records))
 
     async def append_async(self, record: EventRecord) -> Offset:
         """Store one event exactly once without blocking the event loop.
@@ -233,7 +332,13 @@ class DurableStreamStore:
             StoreUnavailableError: As for :meth:`append`.
             StoreError: The server refused the append.
         """
-        return await self._appends.commit_async(record)
+        self._refuse_write("append events")
+        try:
+            return await self._appends.commit_async(record)
+        except AppendOutcomeUnknownError:
+            raise
+        except StoreTimeoutError as exc:  # the POST ran under its own budget (see GroupCommit)
+            raise self._timed_out() from exc
 
     # -- reads --------------------------------------------------------------------------
 
@@ -272,10 +377,12 @@ class DurableStreamStore:
         self._check_limit(limit)
         with self._lifecycle.open():
             if after is NEWEST:
-                return ReadResult([], self._reader.newest())
+                with self._budget():
+                    return ReadResult([], self._reader.newest())
             if after is not OLDEST:
                 parse_token(after)
-            events = self._reader.read_after(after, limit)
+            with self._budget():
+                events = self._reader.read_after(after, limit)
         return ReadResult(events, events[-1].offset if events else after)
 
     def iter_events(
@@ -340,7 +447,7 @@ class DurableStreamStore:
             raise ValueError(f"timeout must be 0 seconds or more, got {timeout!r}.")
         deadline = time.monotonic() + timeout
         position = self.read(NEWEST).next if after is NEWEST else after
-        with self._lifecycle.open():
+        with self._lifecycle.open(), self._budget(timeout):
             if position is not OLDEST:
                 parse_token(position)
             events, server = self._reader.cached_after(position, limit)
@@ -358,8 +465,8 @@ class DurableStreamStore:
                     if self._lifecycle.closing.wait(remaining):
                         raise self._lifecycle.error()
                     return ReadResult([], position)
+                events = self._reader.follow(position, chunk, server, limit)
                 server = chunk.next_offset
-                events = self._reader.follow(position, chunk, limit)
         return ReadResult(events, events[-1].offset)
 
     # -- offsets ------------------------------------------------------------------------
@@ -416,7 +523,8 @@ class DurableStreamStore:
             StoreError: The server failed.
         """
         self._check_checkpoint(subscription_id, offset)
-        with self._lifecycle.open():
+        self._refuse_write("save checkpoints")
+        with self._lifecycle.open(), self._budget():
             self._leases.save_checkpoint(subscription_id, offset)
 
     def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
@@ -438,7 +546,7 @@ class DurableStreamStore:
             StoreError: The server failed.
         """
         self._check_subscription(subscription_id)
-        with self._lifecycle.open():
+        with self._lifecycle.open(), self._budget():
             return self._leases.load_checkpoint(subscription_id)
 
     # -- leases -------------------------------------------------------------------------
@@ -500,6 +608,7 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreError: The server failed.
         """
+        self._refuse_write("claim leases")
         self._check_subscription(subscription_id)
         with self._lifecycle.open():
             return self._leases.claim_lease(subscription_id, owner, seen)
@@ -513,6 +622,7 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreError: The server failed.
         """
+        self._refuse_write("renew leases")
         with self._lifecycle.open():
             return self._leases.renew_lease(lease)
 
@@ -523,6 +633,7 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreError: The server failed.
         """
+        self._refuse_write("release leases")
         with self._lifecycle.open():
             self._leases.release_lease(lease)
 
@@ -538,6 +649,7 @@ class DurableStreamStore:
             StoreClosedError: The store was closed.
             StoreError: The server failed.
         """
+        self._refuse_write("save checkpoints")
         self._check_checkpoint(lease.subscription_id, offset)
         with self._lifecycle.open():
             self._leases.save_checkpoint_fenced(lease, offset)

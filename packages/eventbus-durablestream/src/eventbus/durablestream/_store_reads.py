@@ -26,12 +26,13 @@ from eventbus.core import (
 from ._client import DurableStreamClient
 from ._envelope_codec import DecodedChunk, UndecodableHandler, decode_chunk
 from ._errors import BadRequestError
-from ._offsets import compare_tokens, parse_token
+from ._offsets import BEGINNING, compare_tokens, parse_token
 from ._results import ReadChunk
 
 __all__ = ["EventReader"]
 
 _TRIM_AT: Final = 10_000
+_ANCHORED: Final = 2  # the form of "<a>,<i>" in a parsed token
 _CorruptErrorFactory = Callable[[StoredEvent, Mapping[str, str]], StoreCorruptError]
 
 
@@ -149,11 +150,11 @@ class EventReader:
                 f"The server rejected the offset {server_offset!r} of {self._url!r}: "
                 f"{exc.server_message!r}."
             ) from exc
-        return self.decode(chunk)
+        return self.decode(chunk, server_offset)
 
-    def decode(self, chunk: ReadChunk) -> DecodedChunk:
-        """Name the events of a chunk read from the stream."""
-        decoded = decode_chunk(chunk.data, chunk.next_offset, self._on_undecodable)
+    def decode(self, chunk: ReadChunk, start: str) -> DecodedChunk:
+        """Name the events of a chunk read from the stream at server offset ``start``."""
+        decoded = decode_chunk(chunk.data, start, chunk.next_offset, self._on_undecodable)
         if decoded.events:
             self.nonempty = True
         return decoded
@@ -164,7 +165,7 @@ class EventReader:
         if not self.nonempty and self._start is None:
             # Nothing tells yet whether the stream holds events: look once.
             with self._lock:
-                chunk = self.fetch("-1")
+                chunk = self.fetch(BEGINNING)
                 self._window = _Window(OLDEST, chunk.events, chunk.next_offset, dict(chunk.corrupt))
             if not chunk.events:
                 self._start = chunk.next_offset
@@ -179,20 +180,20 @@ class EventReader:
         if window is not None and start is not None:
             return window, start
         if after is OLDEST:
-            chunk = self.fetch("-1")
+            chunk = self.fetch(BEGINNING)
             start = 0
         else:
-            offset, index = parse_token(after)
+            offset, form, index = parse_token(after)
             chunk = self.fetch(offset)
-            start = 0
-            if index >= 0:
-                positions = [i for i, a in enumerate(chunk.anchors) if a == offset]
-                if index >= len(positions):
-                    raise OffsetError(
-                        f"{after!r} is not an offset of {self._url!r}: no such event follows "
-                        f"{offset!r}."
-                    )
-                start = positions[index] + 1
+            # "<o>&<i>" counts from the read's start, "<a>,<i>" from the first event of
+            # the POST anchored at a (see _offsets).
+            first = chunk.anchors.get(offset) if form == _ANCHORED else 0
+            start = 0 if first is None else first + index + 1
+            if first is None or start > len(chunk.events):
+                raise OffsetError(
+                    f"{after!r} is not an offset of {self._url!r}: no such event follows "
+                    f"{offset!r}."
+                )
         window = _Window(after, chunk.events[start:], chunk.next_offset, dict(chunk.corrupt))
         self._window = window
         return window, 0
@@ -220,13 +221,16 @@ class EventReader:
             window, start = self._window_for(after)
             return window.page(start, limit, self._corrupt_error), window.next_offset
 
-    def follow(self, position: Checkpoint, chunk: ReadChunk, limit: int) -> list[StoredEvent]:
-        """Take a chunk a long-poll brought: the first ``limit`` events of it after ``position``.
+    def follow(
+        self, position: Checkpoint, chunk: ReadChunk, start: str, limit: int
+    ) -> list[StoredEvent]:
+        """Take a chunk a long-poll from server offset ``start`` brought: the first ``limit``
+        events of it after ``position``.
 
         Raises:
             StoreCorruptError: The first of them is corrupt.
         """
-        decoded = self.decode(chunk)
+        decoded = self.decode(chunk, start)
         # Never deliver what precedes the position (see _reads.forward on lagging servers).
         fresh = [e for e in decoded.events if _after(e.offset, position)]
         with self._lock:

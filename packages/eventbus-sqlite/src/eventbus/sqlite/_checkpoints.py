@@ -31,6 +31,8 @@ _SAVE: Final = (
     "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 )
 _LOAD: Final = "SELECT checkpoint FROM checkpoints WHERE subscription_id = ?"
+_LIST: Final = "SELECT subscription_id, checkpoint FROM checkpoints ORDER BY subscription_id"
+_DELETE: Final = "DELETE FROM checkpoints WHERE subscription_id = ?"
 
 
 def check_subscription_id(subscription_id: object) -> None:
@@ -72,13 +74,30 @@ class Checkpoints:
                 "NEWEST is a query position, not a checkpoint: save the concrete "
                 "offset from store.read(NEWEST).next instead."
             )
-        db = self._db
-        db.check_open()
+        self._db.check_open()
         if isinstance(offset, Boundary):
             value = _OLDEST_TEXT
         else:
             self._reads.check_known(position(offset), offset)
             value = offset
+        self._write(_SAVE, (subscription_id, value), fence)
+
+    def delete(self, subscription_id: str) -> bool:
+        """Delete a checkpoint; see ``SQLiteStore.delete_checkpoint``."""
+        check_subscription_id(subscription_id)
+        self._db.check_open()
+        return self._write(_DELETE, (subscription_id,)) > 0
+
+    def _write(
+        self,
+        sql: str,
+        params: tuple[str, ...],
+        fence: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> int:
+        """Run one statement in its own write transaction; the number of rows changed.
+
+        ``fence`` runs in the transaction first; what it raises aborts the write."""
+        db = self._db
         with _map_sqlite_errors(db.path), db.write_lock:
             db.check_open()
             conn = db.writer
@@ -86,11 +105,12 @@ class Checkpoints:
             try:
                 if fence is not None:
                     fence(conn)
-                conn.execute(_SAVE, (subscription_id, value))
+                changed = conn.execute(sql, params).rowcount
                 conn.execute("COMMIT")
             except BaseException:
                 conn.rollback()
                 raise
+        return changed
 
     def load(self, subscription_id: str) -> Checkpoint | None:
         """Load a checkpoint; see ``SQLiteStore.load_checkpoint``."""
@@ -99,7 +119,15 @@ class Checkpoints:
         rows = self._db.query(_LOAD, (subscription_id,))
         if not rows:
             return None
-        value = rows[0][0]
+        return self._decode(subscription_id, rows[0][0])
+
+    def list(self) -> dict[str, Checkpoint]:
+        """Every checkpoint by id; see ``SQLiteStore.list_checkpoints``."""
+        self._db.check_open()
+        return {name: self._decode(name, value) for name, value in self._db.query(_LIST, ())}
+
+    def _decode(self, subscription_id: str, value: object) -> Checkpoint:
+        """A stored checkpoint's text as a Checkpoint; StoreCorruptError if it is none."""
         if value == _OLDEST_TEXT:
             return OLDEST
         try:

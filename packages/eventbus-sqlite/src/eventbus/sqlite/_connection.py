@@ -6,6 +6,9 @@
   statement is its own short read transaction, so no read holds the database
   between calls.
 * ``:memory:`` uses the single writer connection for everything, under the lock.
+* A read-only store opens every connection with ``mode=ro``: SQLite itself refuses
+  writes, and opening sets no pragma and runs no migration, so inspecting a live
+  database never changes its file.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ from typing import Any, Final, Literal
 
 from eventbus.core import StoreClosedError, StoreTimeoutError
 
-from ._errors import DatabasePathError, _map_sqlite_errors, translate_sqlite_error
+from ._errors import (
+    DatabasePathError,
+    SchemaVersionError,
+    _map_sqlite_errors,
+    translate_sqlite_error,
+)
 from ._rows import ROWS_PER_INSERT
-from ._schema import check_database, ensure_schema
+from ._schema import CURRENT_VERSION, check_database, ensure_schema
 
-__all__ = ["MEMORY", "Connections", "Durability", "Reader", "check_path"]
+__all__ = ["MEMORY", "Connections", "Durability", "Reader", "check_path", "check_read_only_path"]
 
 MEMORY: Final = ":memory:"
 """The path of a private in-memory database: gone when the store closes."""
@@ -71,6 +79,37 @@ def check_path(path: str) -> None:
         )
 
 
+def check_read_only_path(path: str) -> None:
+    """Refuse a path a read-only store cannot open: it must be an existing, readable file.
+
+    Raises:
+        DatabasePathError: What is wrong with the path, and what to do.
+    """
+    if not path or path == MEMORY:
+        raise DatabasePathError(
+            f"A read-only SQLiteStore needs the path of an existing database file, got "
+            f"{path!r}; a private in-memory database would always be empty."
+        )
+    file = Path(path)
+    if not file.is_file():
+        raise DatabasePathError(
+            f"The SQLite database {path!r} does not exist (or is not a file); a read-only "
+            "store opens only an existing database."
+        )
+    if not os.access(file, os.R_OK):
+        raise DatabasePathError(f"The SQLite database {path!r} is not readable.")
+
+
+def _refuse_unmigrated(version: int, path: str) -> None:
+    """A read-only store cannot create or migrate the schema: refuse a file that needs it."""
+    if version < CURRENT_VERSION:
+        raise SchemaVersionError(
+            f"The SQLite database {path!r} has schema version {version!r} (0: not an "
+            f"eventbus store yet) and this eventbus-sqlite reads version "
+            f"{CURRENT_VERSION!r}; a read-only store cannot create or migrate the schema."
+        )
+
+
 class Reader:
     """One thread's read connection; its lock lets ``close`` wait out a running query."""
 
@@ -97,8 +136,11 @@ class Connections:
         StoreTimeoutError: Another connection held the database locked too long.
     """
 
-    def __init__(self, path: str, *, durability: Durability, busy_timeout: float) -> None:
+    def __init__(
+        self, path: str, *, durability: Durability, busy_timeout: float, read_only: bool = False
+    ) -> None:
         self.path: Final = path
+        self.read_only: Final = read_only
         self.memory: Final = path == MEMORY
         self.closed = False
         self.write_lock = threading.Lock()
@@ -107,14 +149,19 @@ class Connections:
         self._local = threading.local()
         self._durability = durability
         self.busy_timeout: Final = busy_timeout
-        if not self.memory:
+        if read_only:
+            check_read_only_path(path)
+        elif not self.memory:
             check_path(path)
         self.writer = self._connect_writer()
 
     def connect(self) -> sqlite3.Connection:
         """Open one more connection to the database, in autocommit mode."""
+        # Read-only: a URI, so that SQLite itself opens the file with mode=ro.
+        target = Path(self.path).absolute().as_uri() + "?mode=ro" if self.read_only else self.path
         return sqlite3.connect(
-            self.path,
+            target,
+            uri=self.read_only,
             timeout=self.busy_timeout,
             isolation_level=None,  # autocommit: transactions are explicit BEGIN/COMMIT
             check_same_thread=False,
@@ -140,7 +187,10 @@ class Connections:
         conn: sqlite3.Connection | None = None
         try:
             conn = self.connect()
-            check_database(conn, self.path)  # before anything is written to the file
+            version = check_database(conn, self.path)  # before anything is written
+            if self.read_only:
+                _refuse_unmigrated(version, self.path)
+                return conn
             if not self.memory:
                 # Persistent in the file; the busy handler covers concurrent converters.
                 conn.execute("PRAGMA journal_mode = WAL").fetchone()

@@ -11,7 +11,9 @@ from ._store import SQLiteStore
 
 __all__ = ["open_sqlite_store", "parse_sqlite_url"]
 
-_OPTIONS = ("durability", "busy_timeout", "read_batch_size")
+_OPTIONS = ("durability", "busy_timeout", "read_batch_size", "mode")
+# mode=ro opens read-only, mode=rw (the default) read-write: the words of SQLite's own URIs.
+_MODES = {"ro": True, "rw": False}
 # "/C:/x.db" or "/C:\\x.db": a Windows drive path behind the slash that starts a URL path.
 _SLASHED_DRIVE = re.compile(r"/[A-Za-z]:[/\\]")
 _FORMS = (
@@ -51,7 +53,8 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, Any]]:
     absolute. A Windows drive letter may follow a slash in either form
     (``sqlite:///C:/app/events.db``). An empty path (``sqlite://``, ``sqlite:``) or
     ``:memory:`` is a private in-memory database. Options go in the query string:
-    ``sqlite:events.db?durability=full&busy_timeout=10``. Percent-encoded characters
+    ``sqlite:events.db?durability=full&busy_timeout=10``; ``mode=ro`` opens the
+    database read-only (``read_only=True``), ``mode=rw`` read-write. Percent-encoded characters
     are decoded; ``?`` and ``#`` in a path must be encoded, and are then refused by
     :class:`SQLiteStore`.
 
@@ -80,12 +83,22 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, Any]]:
 
 def _options(url: str, query: str) -> dict[str, Any]:
     options: dict[str, Any] = {}
+    seen: set[str] = set()
     for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
-        if name not in _OPTIONS or name in options:
+        if name not in _OPTIONS or name in seen:
             raise ValueError(
                 f"{url!r} has an unknown or repeated option {name!r}; SQLite store URLs "
                 f"accept each of {', '.join(_OPTIONS)} once."
             )
+        seen.add(name)
+        if name == "mode":
+            if value not in _MODES:
+                raise ValueError(
+                    f"{url!r} gives option 'mode' the value {value!r}; use mode=ro "
+                    "(read-only) or mode=rw (read-write)."
+                )
+            options["read_only"] = _MODES[value]
+            continue
         try:
             options[name] = (
                 value

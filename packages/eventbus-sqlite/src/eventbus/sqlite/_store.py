@@ -18,7 +18,7 @@ import math
 import os
 from typing import TYPE_CHECKING, Final
 
-from eventbus.core import OLDEST
+from eventbus.core import OLDEST, StoreReadOnlyError
 
 from ._appender import Appender
 from ._checkpoints import Checkpoints
@@ -49,13 +49,14 @@ class SQLiteStore:
     """A durable event store in one SQLite file, shared safely by threads and processes.
 
     It implements :class:`~eventbus.core.EventStore` and every optional capability:
-    checkpoints, streaming reads, live tailing (including appends by other processes),
-    offset ordering, leases (one owner per durable subscription among every process
-    using the file) and ``close``.
+    checkpoints (and listing them), streaming reads, live tailing (including appends by
+    other processes), offset ordering, leases (one owner per durable subscription among
+    every process using the file) and ``close``.
 
     Example::
 
         store = SQLiteStore("events.db", durability="full")
+        inspector = SQLiteStore("events.db", read_only=True)  # never writes the file
 
     Attributes:
         path: The database path as given (``":memory:"`` for an in-memory store).
@@ -69,6 +70,7 @@ class SQLiteStore:
         durability: Durability = "normal",
         busy_timeout: float = 5.0,
         read_batch_size: int = 500,
+        read_only: bool = False,
     ) -> None:
         """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
@@ -84,13 +86,20 @@ class SQLiteStore:
                 failing with :class:`~eventbus.core.StoreTimeoutError`.
             read_batch_size: Events fetched per query by :meth:`iter_events` when no
                 ``batch_size`` is given.
+            read_only: Open an existing database without ever writing to it (SQLite's
+                ``mode=ro``): no pragma is set, no schema is created or migrated, and
+                appends and checkpoint changes raise
+                :class:`~eventbus.core.StoreReadOnlyError`. Reads and ``tail`` work as
+                usual, including while other processes write.
 
         Raises:
             DatabasePathError: The path is empty, contains ``?`` or ``#``, names a
-                folder, its folder is missing or read-only, or the file is read-only.
+                folder, its folder is missing or read-only, or the file is read-only;
+                with ``read_only``, the file does not exist or is unreadable.
             StoreCorruptError: The file is not a SQLite database, is damaged, or belongs
                 to another application.
-            SchemaVersionError: The database was written by a newer eventbus-sqlite.
+            SchemaVersionError: The database was written by a newer eventbus-sqlite
+                (with ``read_only``: or needs a schema created or migrated).
             StoreTimeoutError: Another connection held the database locked longer than
                 ``busy_timeout``.
             ValueError: An option is out of range.
@@ -108,9 +117,14 @@ class SQLiteStore:
                 f"busy_timeout must be a finite number of seconds >= 0, got {busy_timeout!r}."
             )
         check_count("read_batch_size", read_batch_size)
+        if not isinstance(read_only, bool):
+            raise TypeError(f"read_only must be True or False, got {read_only!r}.")
         self.path: Final = text
         self.durability: Final = durability
-        self._db = Connections(text, durability=durability, busy_timeout=float(busy_timeout))
+        self.read_only: Final = read_only
+        self._db = Connections(
+            text, durability=durability, busy_timeout=float(busy_timeout), read_only=read_only
+        )
         self._reads = Reads(self._db, batch_size=read_batch_size)
         self._tailer = Tailer(self._db, self._reads)
         self._appender = Appender(self._db, self._tailer.committed)
@@ -118,8 +132,21 @@ class SQLiteStore:
         self._leases = Leases(self._db, self._checkpoints, self._tailer)
 
     def __repr__(self) -> str:
-        state = "closed" if self._db.closed else f"durability={self.durability!r}"
+        if self._db.closed:
+            state = "closed"
+        elif self.read_only:
+            state = "read-only"
+        else:
+            state = f"durability={self.durability!r}"
         return f"<SQLiteStore {self.path!r} {state}>"
+
+    def _refuse_write(self, what: str) -> None:
+        if self.read_only:
+            self._db.check_open()
+            raise StoreReadOnlyError(
+                f"The SQLiteStore {self.path!r} was opened read-only; it cannot {what}. "
+                "Open it with SQLiteStore(path) (or a URL without mode=ro) to write."
+            )
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -153,8 +180,10 @@ class SQLiteStore:
             StoreTimeoutError: Another process held the write lock past ``busy_timeout``.
             StoreUnavailableError: SQLite failed to write (disk full, I/O error, or a
                 record whose event id is already stored).
+            StoreReadOnlyError: The store was opened read-only.
             StoreClosedError: The store was closed.
         """
+        self._refuse_write("append events")
         return self._appender.append(record)
 
     def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
@@ -171,8 +200,10 @@ class SQLiteStore:
             ValueError: A record's timestamp is naive.
             StoreTimeoutError: Another process held the write lock past ``busy_timeout``.
             StoreUnavailableError: SQLite failed; nothing of the batch was stored.
+            StoreReadOnlyError: The store was opened read-only.
             StoreClosedError: The store was closed.
         """
+        self._refuse_write("append events")
         return self._appender.append_batch(records)
 
     def read(self, after: Position = OLDEST, limit: int = 100) -> ReadResult:
@@ -291,8 +322,10 @@ class SQLiteStore:
             ValueError: ``subscription_id`` is empty, or ``offset`` is NEWEST (resolve
                 it with ``read(NEWEST).next`` first).
             OffsetError: ``offset`` is not an offset of this store.
+            StoreReadOnlyError: The store was opened read-only.
             StoreClosedError: The store was closed.
         """
+        self._refuse_write("save checkpoints")
         self._checkpoints.save(subscription_id, offset)
 
     def load_checkpoint(self, subscription_id: str) -> Checkpoint | None:
@@ -336,6 +369,7 @@ class SQLiteStore:
             The new lease (a larger token than any before), or None when the record
             changed since ``seen``.
         """
+        self._refuse_write("claim leases")
         return self._leases.claim(subscription_id, owner, seen)
 
     def renew_lease(self, lease: Lease) -> Lease:
@@ -344,10 +378,12 @@ class SQLiteStore:
         Raises:
             LeaseLostError: Another owner claimed the id, or the lease was released.
         """
+        self._refuse_write("renew leases")
         return self._leases.renew(lease)
 
     def release_lease(self, lease: Lease) -> None:
         """Give ``lease`` up so a standby takes over at once; nothing if it was lost."""
+        self._refuse_write("release leases")
         self._leases.release(lease)
 
     def save_checkpoint_fenced(self, lease: Lease, offset: Checkpoint) -> None:
@@ -357,7 +393,36 @@ class SQLiteStore:
         Raises:
             LeaseLostError: It is not; the checkpoint is unchanged.
         """
+        self._refuse_write("save checkpoints")
         self._leases.save_checkpoint(lease, offset)
+
+    # -- CheckpointListing -----------------------------------------------------------
+
+    def list_checkpoints(self) -> dict[str, Checkpoint]:
+        """Return every saved checkpoint by subscription id, sorted by id.
+
+        Raises:
+            StoreCorruptError: A stored checkpoint is not an offset.
+            StoreClosedError: The store was closed.
+        """
+        return self._checkpoints.list()
+
+    def delete_checkpoint(self, subscription_id: str) -> bool:
+        """Forget the checkpoint of ``subscription_id``: it then loads as ``None``.
+
+        Args:
+            subscription_id: A non-empty name for the durable subscription.
+
+        Returns:
+            True if a checkpoint was saved, False if there was none.
+
+        Raises:
+            ValueError: ``subscription_id`` is empty.
+            StoreReadOnlyError: The store was opened read-only.
+            StoreClosedError: The store was closed.
+        """
+        self._refuse_write("delete checkpoints")
+        return self._checkpoints.delete(subscription_id)
 
     # -- ClosableStore ----------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventbus.core._store import NEWEST, OLDEST, CheckpointStore, EventStore
+from eventbus.core._store import NEWEST, OLDEST, CheckpointListing, CheckpointStore, EventStore
 
 from ._fixtures import StoreFixtures, lacks
 
@@ -12,7 +12,8 @@ __all__ = ["CheckpointContract"]
 
 
 class CheckpointContract(StoreFixtures):
-    """Checkpoints: absent versus saved ``OLDEST``, overwrite, resume, rejected input."""
+    """Checkpoints: absent versus saved ``OLDEST``, overwrite, resume, rejected input;
+    listing and deleting them (``CheckpointListing``)."""
 
     def test_checkpoint_absent_is_none(self, store: EventStore) -> None:
         if not isinstance(store, CheckpointStore):
@@ -70,3 +71,20 @@ class CheckpointContract(StoreFixtures):
             store.save_checkpoint("", OLDEST)
         with pytest.raises(ValueError, match="''"):
             store.load_checkpoint("")
+
+    def test_checkpoints_are_listed_by_id_and_deleted(self, store: EventStore) -> None:
+        if not isinstance(store, CheckpointListing) or not isinstance(store, CheckpointStore):
+            lacks(CheckpointListing)
+        assert store.list_checkpoints() == {}
+        _, offsets = self.append_many(store, 2)
+        store.save_checkpoint("b", offsets[1])
+        store.save_checkpoint("a", OLDEST)
+        store.save_checkpoint("c", offsets[0])
+        listed = store.list_checkpoints()
+        assert list(listed.items()) == [("a", OLDEST), ("b", offsets[1]), ("c", offsets[0])]
+        assert store.delete_checkpoint("b") is True
+        assert store.delete_checkpoint("b") is False
+        assert store.load_checkpoint("b") is None
+        assert store.list_checkpoints() == {"a": OLDEST, "c": offsets[0]}
+        with pytest.raises(ValueError, match="''"):
+            store.delete_checkpoint("")
