@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -145,3 +147,31 @@ def test_opentelemetry_instrument_picks_it_up_with_no_code_change(tmp_path: Path
     assert "handled o-1" in result.stdout
     assert '"name": "publish shop.OrderPlaced"' in result.stdout
     assert '"name": "process shop.OrderPlaced"' in result.stdout
+
+
+def test_an_earlier_instrumentation_observes_nothing_after_a_new_one(
+    telemetry: Telemetry,
+) -> None:
+    EventBusInstrumentor().uninstrument()
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    EventBusInstrumentor().instrument(meter_provider=provider)
+    try:
+        bus = EventBus(store=MemoryStore())
+        durable = bus.subscribe_durable("mailer", lambda e: None, event_type=OrderPlaced)
+        assert durable.wait_active(5)
+        # The first instrumentation's gauge is silent; the new one sees the bus.
+        assert telemetry.points("messaging.eventbus.consumer.lag") == []
+        data = reader.get_metrics_data()
+        assert data is not None
+        names = [
+            metric.name
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+        ]
+        assert "messaging.eventbus.consumer.lag" in names
+        bus.close()
+    finally:
+        EventBusInstrumentor().uninstrument()
+        provider.shutdown()

@@ -84,7 +84,13 @@ class EventBusInstrumentor:
             version = importlib.metadata.version("eventbus-otel")
             tracer = trace.get_tracer(_SCOPE, version, kwargs.get("tracer_provider"))
             meter = metrics.get_meter(_SCOPE, version, kwargs.get("meter_provider"))
-            middleware = TelemetryMiddleware(tracer, Instruments(meter, self._live_buses))
+            # A set per instrumentation: once it is cleared by uninstrument(), this
+            # instrumentation's gauges observe nothing, whatever is instrumented later.
+            buses: weakref.WeakSet[EventBus] = weakref.WeakSet()
+            self._buses = buses
+            middleware = TelemetryMiddleware(
+                tracer, Instruments(meter, functools.partial(_open_buses, buses))
+            )
             self._middleware = middleware
             original = EventBus.__init__
             self._original_init = original
@@ -109,7 +115,8 @@ class EventBusInstrumentor:
             type.__setattr__(EventBus, "__init__", self._original_init)
             self._original_init = None
             self._middleware = None
-            buses, self._buses = list(self._buses), weakref.WeakSet()
+            buses = list(self._buses)
+            self._buses.clear()
         for bus in buses:
             bus.remove_middleware(middleware)
 
@@ -129,5 +136,6 @@ class EventBusInstrumentor:
             bus.add_middleware(middleware)
         self._buses.add(bus)
 
-    def _live_buses(self) -> list[EventBus]:
-        return [bus for bus in list(self._buses) if not bus.closed]
+
+def _open_buses(buses: weakref.WeakSet[EventBus]) -> list[EventBus]:
+    return [bus for bus in list(buses) if not bus.closed]
