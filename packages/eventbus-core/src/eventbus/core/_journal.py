@@ -39,7 +39,7 @@ from ._store import (
 )
 from ._validate import check_batch_size
 
-__all__ = ["RECORD_FIELDS", "Journal", "over"]
+__all__ = ["ENVELOPE_FIELDS", "RECORD_FIELDS", "Journal", "over"]
 
 # EventRecord is a frozen slotted dataclass: its __init__ pays an object.__setattr__
 # per field. Every stored publish builds one, so _record_for fills the slots directly
@@ -50,6 +50,11 @@ _new_record = object.__new__
     getattr(EventRecord, name).__set__ for name in RECORD_FIELDS
 )
 _now = datetime.now
+# Envelope likewise: built on every stored publish a handler or a middleware sees.
+ENVELOPE_FIELDS: Final = ("event_id", "offset", "type_name", "timestamp", "metadata", "origin")
+(_set_id, _set_offset, _set_name, _set_time, _set_pairs, _set_from) = (
+    getattr(Envelope, name).__set__ for name in ENVELOPE_FIELDS
+)
 
 
 class Journal:
@@ -126,14 +131,14 @@ class Journal:
     ) -> Envelope | None:
         if not needs_envelope:
             return None
-        return Envelope(
-            record.event_id,
-            offset,
-            record.type_name,
-            record.timestamp,
-            record.metadata,
-            self._origin,
-        )
+        envelope = _new_record(Envelope)
+        _set_id(envelope, record.event_id)
+        _set_offset(envelope, offset)
+        _set_name(envelope, record.type_name)
+        _set_time(envelope, record.timestamp)
+        _set_pairs(envelope, record.metadata)
+        _set_from(envelope, self._origin)
+        return envelope
 
     # -- appending -----------------------------------------------------------------------
 

@@ -11,11 +11,10 @@ set only on a span that records.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -63,7 +62,7 @@ class TelemetryMiddleware(Middleware):
     def __init__(self, tracer: Tracer, instruments: Instruments) -> None:
         self.tracer = tracer
         self.instruments = instruments
-        self._attributes: dict[tuple[str, str, str | None], tuple[Mapping[str, Any], ...]] = {}
+        self._attributes: dict[tuple[str, str, str | None], _Kind] = {}
 
     def publishing(self, publication: Publication) -> _PublishScope:
         """A producer span around the event's hand-over; its context goes into metadata."""
@@ -73,10 +72,8 @@ class TelemetryMiddleware(Middleware):
         """A consumer span around one handler call, child of the publisher's span."""
         return _HandleScope(self, delivery)
 
-    def attributes(
-        self, operation: tuple[str, str], type_name: str, group: str | None
-    ) -> tuple[Mapping[str, Any], ...]:
-        """The span-start and the measurement attributes of one kind of call.
+    def kind(self, operation: tuple[str, str], type_name: str, group: str | None) -> _Kind:
+        """The span name, span-start and measurement attributes of one kind of call.
 
         Built once per (operation, wire name, consumer group) and never mutated: an
         error adds ``error.type`` to a copy.
@@ -92,9 +89,17 @@ class TelemetryMiddleware(Middleware):
             if group is not None:
                 measured[CONSUMER_GROUP] = group
             started = {**measured, OPERATION_TYPE: operation[1]}
-            found = (MappingProxyType(started), MappingProxyType(measured))
+            found = _Kind(
+                f"{operation[0]} {type_name}", MappingProxyType(started), MappingProxyType(measured)
+            )
             found = self._attributes.setdefault(key, found)
         return found
+
+
+class _Kind(NamedTuple):
+    name: str
+    started: Mapping[str, Any]
+    measured: Mapping[str, Any]
 
 
 def _failed(span: Span, exc: BaseException, attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,10 +111,17 @@ def _failed(span: Span, exc: BaseException, attributes: Mapping[str, Any]) -> di
     return {**attributes, ERROR_TYPE: error_type}
 
 
-@functools.lru_cache(maxsize=8)
+# The last propagator seen and the metadata keys it reads: one identity check per call.
+_carrier_fields: tuple[object, frozenset[str]] = (None, frozenset())
+
+
 def _fields(textmap: TextMapPropagator) -> frozenset[str]:
-    """The metadata keys ``textmap`` reads, cached per propagator object."""
-    return frozenset(textmap.fields)
+    global _carrier_fields
+    seen, fields = _carrier_fields
+    if seen is not textmap:
+        fields = frozenset(textmap.fields)
+        _carrier_fields = (textmap, fields)
+    return fields
 
 
 class _PublishScope:
@@ -120,12 +132,12 @@ class _PublishScope:
         self._publication = publication
 
     def __enter__(self) -> None:
-        name = self._publication.type_name
-        started, self._measured = self._middleware.attributes(_PUBLISH, name, None)
+        kind = self._middleware.kind(_PUBLISH, self._publication.type_name, None)
+        self._measured = kind.measured
         # Not made current: publish_many enters one of these per event, and the spans
         # of a batch are siblings, not a chain.
         span = self._middleware.tracer.start_span(
-            f"publish {name}", kind=SpanKind.PRODUCER, attributes=started
+            kind.name, kind=SpanKind.PRODUCER, attributes=kind.started
         )
         if span.get_span_context().is_valid:  # a no-op tracer's span has nothing to carry
             propagate.inject(self._publication.metadata, context=trace.set_span_in_context(span))
@@ -163,17 +175,15 @@ class _HandleScope:
         delivery = self._delivery
         envelope = delivery.envelope
         group = delivery.subscription_id
-        started, self._measured = self._middleware.attributes(_PROCESS, envelope.type_name, group)
+        kind = self._middleware.kind(_PROCESS, envelope.type_name, group)
+        self._measured = kind.measured
         # The publisher's context, when the metadata carries one; else the caller's.
         parent = context.get_current()
         textmap = propagate.get_global_textmap()
         if not _fields(textmap).isdisjoint(envelope.metadata):
             parent = textmap.extract(envelope.metadata, context=parent)
         span = self._middleware.tracer.start_span(
-            f"process {envelope.type_name}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes=started,
+            kind.name, context=parent, kind=SpanKind.CONSUMER, attributes=kind.started
         )
         self._token = None
         if span.get_span_context().is_valid:
