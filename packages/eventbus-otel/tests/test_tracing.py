@@ -7,8 +7,11 @@ from collections.abc import Sequence
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 
 from eventbus.core import EventBus, EventRecord, MemoryStore, StoreUnavailableError
 from eventbus.otel import EventBusInstrumentor
@@ -203,8 +206,6 @@ def test_an_event_stored_without_trace_context_starts_a_trace(telemetry: Telemet
 
 
 def test_with_a_no_op_tracer_provider_nothing_is_carried_and_handlers_run() -> None:
-    from opentelemetry.trace import NoOpTracerProvider
-
     EventBusInstrumentor().instrument(tracer_provider=NoOpTracerProvider())
     try:
         bus = EventBus(store=MemoryStore())
@@ -221,11 +222,6 @@ def test_with_a_no_op_tracer_provider_nothing_is_carried_and_handlers_run() -> N
 
 
 def test_a_sampled_out_trace_is_carried_but_not_recorded() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=ALWAYS_OFF)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
