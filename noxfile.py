@@ -23,6 +23,7 @@ nox.options.sessions = [
     "tests-sqlite",
     "tests-durablestream",
     "tests-cli",
+    "tests-otel",
     "tests",
     "demo",
     "build",
@@ -35,6 +36,7 @@ CORE = PACKAGES / "eventbus-core"
 SQLITE = PACKAGES / "eventbus-sqlite"
 DURABLESTREAM = PACKAGES / "eventbus-durablestream"
 CLI = PACKAGES / "eventbus-cli"
+OTEL = PACKAGES / "eventbus-otel"
 DS_SERVER = ROOT / "servers" / "durable-streams"
 PYTHONS = ["3.11", "3.12", "3.13"]
 TEST_TOOLS = ["pytest>=8.3", "pytest-asyncio>=0.25", "coverage[toml]>=7.6"]
@@ -46,6 +48,9 @@ CODEC_EXTRAS = ("pydantic>=2", "msgspec", "attrs")
 BENCH_PEERS = ("pyee==13.0.1", "blinker==1.9.0", "eventsourcing==9.5.6")
 # The durablestream tests make throwaway TLS certificates for the asyncio backend's HTTPS.
 DS_TEST_TOOLS = ("trustme>=1.2",)
+# The eventbus-otel tests: the SDK's in-memory exporters, and the contrib launcher
+# (opentelemetry-distro brings opentelemetry-instrument) for the no-code-change test.
+OTEL_TEST_TOOLS = ("opentelemetry-sdk>=1.27", "opentelemetry-distro>=0.48b0")
 
 
 def _install(session: nox.Session, *packages: Path, extra: tuple[str, ...] = ()) -> None:
@@ -101,8 +106,9 @@ def typecheck(session: nox.Session) -> None:
         CORE,
         SQLITE,
         DURABLESTREAM,
+        OTEL,
         CLI,
-        extra=(*TYPE_TOOLS, *CODEC_EXTRAS, *BENCH_PEERS, *DS_TEST_TOOLS, "nox"),
+        extra=(*TYPE_TOOLS, *CODEC_EXTRAS, *BENCH_PEERS, *DS_TEST_TOOLS, *OTEL_TEST_TOOLS, "nox"),
     )
     config = f"--config-file={ROOT / 'pyproject.toml'}"
     # Each package is checked as installed (-p), and its tests from the package folder,
@@ -112,6 +118,7 @@ def typecheck(session: nox.Session) -> None:
         (SQLITE, "eventbus.sqlite"),
         (DURABLESTREAM, "eventbus.durablestream"),
         (CLI, "eventbus.cli"),
+        (OTEL, "eventbus.otel"),
     ):
         with session.chdir(package):
             session.run("mypy", config, "-p", module)
@@ -156,6 +163,16 @@ def tests_cli(session: nox.Session) -> None:
     _covered_tests(session, CLI, "eventbus.cli")
 
 
+@nox.session(name="tests-otel", python=PYTHONS)
+def tests_otel(session: nox.Session) -> None:
+    """eventbus-otel with its declared dependencies and the SDK: 100% coverage.
+
+    eventbus-sqlite is a test tool here: the two-process test shares a SQLite file.
+    """
+    _install(session, CORE, SQLITE, OTEL, extra=OTEL_TEST_TOOLS)
+    _covered_tests(session, OTEL, "eventbus.otel")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The cross-package tests: the contract suite against every store, multi-process."""
@@ -180,7 +197,7 @@ def build(session: nox.Session) -> None:
     """Build every wheel and sdist; install each alone into a fresh venv and import it."""
     session.install("build>=1.2", "hatchling>=1.25")
     dist = Path(tempfile.mkdtemp(prefix="eventbus-dist-"))
-    for package in (CORE, SQLITE, DURABLESTREAM, CLI):
+    for package in (CORE, SQLITE, DURABLESTREAM, CLI, OTEL):
         session.run("python", "-m", "build", "--no-isolation", "--outdir", str(dist), str(package))
     session.run("python", str(ROOT / "tools" / "check_dists.py"), str(dist))
 
@@ -218,6 +235,7 @@ def bench(session: nox.Session) -> None:
         SQLITE,
         DURABLESTREAM,
         CLI,
+        OTEL,
         extra=BENCH_PEERS,
     )
     out = ROOT / "bench" / "results"

@@ -26,6 +26,7 @@ IMPORTS = {
     "eventbus_sqlite": "eventbus.sqlite",
     "eventbus_durablestream": "eventbus.durablestream",
     "eventbus_cli": "eventbus.cli",
+    "eventbus_otel": "eventbus.otel",
 }
 
 

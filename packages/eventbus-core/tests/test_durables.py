@@ -27,6 +27,7 @@ from eventbus.core import (
 from eventbus.core._durables import DurableConsumers
 from eventbus.core._failures import Reporter
 from eventbus.core._mapper import EventMapper
+from eventbus.core._middleware import MiddlewareStack
 from eventbus.core._runner import AsyncRunner
 from eventbus.core.testing import BusContract, raw_record
 
@@ -104,7 +105,9 @@ def test_a_drain_that_fails_at_close_is_reported_and_the_bus_still_closes() -> N
 def test_no_durable_subscription_starts_once_stopping_began() -> None:
     runner = AsyncRunner(limit=None, report=lambda exc, event, sub: None)
     mapper = EventMapper()
-    consumers = DurableConsumers(MemoryStore(), MemoryStore(), mapper, runner, Reporter(None))
+    consumers = DurableConsumers(
+        MemoryStore(), MemoryStore(), mapper, runner, Reporter(None), MiddlewareStack()
+    )
     assert consumers.stop_all(None, drain=True) == []
     with pytest.raises(BusUsageError, match="closing"):
         consumers.subscribe("s", lambda e: None, OrderPlaced, _options())

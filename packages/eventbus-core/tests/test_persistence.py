@@ -522,6 +522,11 @@ def test_record_fields_match_the_fast_record_builder() -> None:
     assert names == journal_module.RECORD_FIELDS
 
 
+def test_envelope_fields_match_the_fast_envelope_builder() -> None:
+    names = tuple(field.name for field in dataclasses.fields(Envelope))
+    assert names == journal_module.ENVELOPE_FIELDS
+
+
 # -- check_encoding=True: a bare bus encodes what a store would ----------------------------
 
 

@@ -365,3 +365,14 @@ def test_the_kit_modules_import_one_another_without_a_cycle() -> None:
 
     for module in edges:
         visit(module, ())
+
+
+def test_bus_kit_lease_tests_skip_on_a_store_without_leases() -> None:
+    # The core's own BusContract runs on MemoryStore, which has leases: this is the
+    # skip a plug-in without leases meets.
+    from eventbus.core.testing._bus import _needs_leases
+
+    from ._support import PlainStore
+
+    with pytest.raises(pytest.skip.Exception, match="does not implement LeaseStore"):
+        _needs_leases(PlainStore())

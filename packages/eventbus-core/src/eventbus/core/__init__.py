@@ -48,6 +48,9 @@ from ._handlers import Handler as Handler
 from ._handlers import Subscription as Subscription
 from ._ids import new_event_id as new_event_id
 from ._memory import MemoryStore as MemoryStore
+from ._middleware import Delivery as Delivery
+from ._middleware import Middleware as Middleware
+from ._middleware import Publication as Publication
 from ._names import UnstableWireNameWarning as UnstableWireNameWarning
 from ._names import event_name as event_name
 from ._names import wire_name as wire_name
@@ -99,6 +102,7 @@ __all__ = [
     "CopyProgress",
     "DeadLetterHandler",
     "DecodeError",
+    "Delivery",
     "DurableSubscription",
     "EncodeError",
     "Envelope",
@@ -113,6 +117,7 @@ __all__ = [
     "LeaseLostError",
     "LeaseStore",
     "MemoryStore",
+    "Middleware",
     "Offset",
     "OffsetError",
     "OffsetOrdering",
@@ -121,6 +126,7 @@ __all__ = [
     "PoisonPolicy",
     "Position",
     "Projection",
+    "Publication",
     "PublishError",
     "ReadResult",
     "RegistrationError",

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar, overload
 
 from ._bus_log import StoredLog
@@ -36,6 +36,7 @@ from ._ids import new_event_id
 from ._journal import Journal
 from ._mapper import EventMapper
 from ._memory import MemoryStore
+from ._middleware import Middleware, MiddlewareStack
 from ._runner import CANCEL_GRACE, AsyncRunner
 from ._store import OLDEST, CheckpointStore, ClosableStore, EventStore, Position
 
@@ -65,6 +66,8 @@ class EventBus(Publishing, StoredLog):
             would and discard the bytes, so an event that production would refuse
             raises :class:`EncodeError` here too, before any hook or handler runs. For
             tests on a bare bus; with a store every event is encoded anyway.
+        middleware: :class:`Middleware` wrapping every publish and handler call, the
+            first the outermost (see :meth:`add_middleware`).
 
     Raises:
         TypeError: ``store`` does not implement the store contract, or
@@ -82,6 +85,7 @@ class EventBus(Publishing, StoredLog):
         max_concurrent_handlers: int | None = None,
         checkpoints: CheckpointStore | None = None,
         check_encoding: bool = False,
+        middleware: Iterable[Middleware] = (),
     ) -> None:
         if not isinstance(check_encoding, bool):
             raise TypeError(
@@ -130,10 +134,15 @@ class EventBus(Publishing, StoredLog):
             limit=max_concurrent_handlers,
             report=lambda exc, event, sub: self._dispatcher.report_handler(exc, event, sub),
         )
-        self._dispatcher = Dispatcher(self._runner, self._report, fast_path=store is None)
+        self._middleware = MiddlewareStack()
+        for entry in middleware:
+            self._middleware.add(entry)
+        self._dispatcher = Dispatcher(
+            self._runner, self._report, fast_path=store is None, middleware=self._middleware
+        )
         self._plain = self._dispatcher.plain
         self._consumers = DurableConsumers(
-            store, checkpoints, self._mapper, self._runner, self._report
+            store, checkpoints, self._mapper, self._runner, self._report, self._middleware
         )
         self._journal = Journal(
             store,
@@ -342,6 +351,27 @@ class EventBus(Publishing, StoredLog):
         """
         self._dispatcher.add_hook("after", hook)
         return hook
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Install ``middleware`` around every publish and handler call from now on.
+
+        Middleware installed earlier is outermost: its contexts are entered first and
+        exited last. It applies to plain and durable subscriptions alike, including
+        durable ones already running (from their next handler call).
+
+        Raises:
+            RegistrationError: ``middleware`` lacks ``publishing``/``handling`` methods.
+        """
+        self._middleware.add(middleware)
+
+    def remove_middleware(self, middleware: Middleware) -> bool:
+        """Uninstall ``middleware``; return False if it was not installed on this bus."""
+        return self._middleware.remove(middleware)
+
+    @property
+    def middleware(self) -> tuple[Middleware, ...]:
+        """The installed middleware, outermost first."""
+        return self._middleware.entries
 
     def subscribe_durable(
         self,

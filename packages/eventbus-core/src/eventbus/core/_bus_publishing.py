@@ -8,14 +8,17 @@ short; it holds no state of its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from ._dispatch import Dispatcher, Plan
 from ._durables import DurableConsumers
+from ._envelope import Envelope
 from ._exceptions import BusClosedError, BusUsageError, PublishError
 from ._handlers import Handler
-from ._journal import Journal
+from ._journal import Journal, over
+from ._middleware import MiddlewareStack, Publication
 from ._runner import AsyncRunner, running_loop
 from ._store import Checkpoint, EventStore, Offset
 
@@ -36,6 +39,7 @@ class Publishing:
     _journal: Journal
     _runner: AsyncRunner
     _consumers: DurableConsumers
+    _middleware: MiddlewareStack
 
     # -- publishing ------------------------------------------------------------------
 
@@ -104,7 +108,9 @@ class Publishing:
         plan = self._prepare(event)
         if dispatcher.before:
             dispatcher.run_hooks(dispatcher.before, event, "before_publish")
-        if self._store is None and expected is None:
+        if self._middleware.entries:
+            offset, envelope = self._persist_wrapped(event, metadata, expected)
+        elif self._store is None and expected is None:
             offset, envelope = (
                 None,
                 self._journal.envelope_for(plan.needs_envelope, event, metadata),
@@ -116,6 +122,39 @@ class Publishing:
         if dispatcher.after:
             dispatcher.run_hooks(dispatcher.after, event, "after_publish")
         return offset
+
+    def _persist_wrapped(
+        self, event: object, metadata: Mapping[str, str] | None, expected: Checkpoint | None
+    ) -> tuple[Offset | None, Envelope | None]:
+        journal = self._journal
+        publication = Publication(event, journal.wire_name(event))
+        with self._middleware.publishing(publication):
+            pairs = over(metadata, publication.metadata)
+            if self._store is None and expected is None:
+                offset, envelope = None, journal.envelope_for(True, event, pairs)
+            else:
+                offset, envelope = journal.persist(True, event, pairs, expected)
+            publication.envelope = envelope
+        return offset, envelope
+
+    async def _persist_async(
+        self,
+        needs_envelope: bool,
+        event: object,
+        metadata: Mapping[str, str] | None,
+        expected: Checkpoint | None,
+    ) -> tuple[Offset | None, Envelope | None]:
+        journal = self._journal
+        if expected is not None:
+            # Conditional appends have no native coroutine: the check runs in a thread.
+            return await asyncio.to_thread(
+                journal.persist, needs_envelope, event, metadata, expected
+            )
+        if self._store is None:
+            return None, journal.envelope_for(needs_envelope, event, metadata)
+        if journal.native_append is not None:
+            return await journal.persist_natively(needs_envelope, event, metadata)
+        return await asyncio.to_thread(journal.persist, needs_envelope, event, metadata)
 
     async def publish_async(
         self,
@@ -136,19 +175,15 @@ class Publishing:
         plan = self._prepare(event)
         dispatcher, journal = self._dispatcher, self._journal
         dispatcher.run_hooks(dispatcher.before, event, "before_publish")
-        offset: Offset | None = None
-        if expected_offset is not None:
-            # Conditional appends have no native coroutine: the check runs in a thread.
-            offset, envelope = await asyncio.to_thread(
-                journal.persist, plan.needs_envelope, event, metadata, expected_offset
-            )
-        elif self._store is None:
-            envelope = journal.envelope_for(plan.needs_envelope, event, metadata)
-        elif journal.native_append is not None:
-            offset, envelope = await journal.persist_natively(plan.needs_envelope, event, metadata)
+        if self._middleware.entries:
+            publication = Publication(event, journal.wire_name(event))
+            with self._middleware.publishing(publication):
+                pairs = over(metadata, publication.metadata)
+                offset, envelope = await self._persist_async(True, event, pairs, expected_offset)
+                publication.envelope = envelope
         else:
-            offset, envelope = await asyncio.to_thread(
-                journal.persist, plan.needs_envelope, event, metadata
+            offset, envelope = await self._persist_async(
+                plan.needs_envelope, event, metadata, expected_offset
             )
         pending: list[asyncio.Future[Any]] = []
         dispatcher.dispatch(plan, event, envelope, pending)
@@ -204,9 +239,15 @@ class Publishing:
         """
         self._refuse_store_io_on_a_loop("publish_many")
         batch, plans = self._prepare_batch(events)
-        envelopes = self._journal.envelopes_for(
-            [p.needs_envelope for p in plans], batch, metadata, expected_offset
-        )
+        with self._publishing_batch(batch) as publications:
+            envelopes = self._journal.envelopes_for(
+                [p.needs_envelope for p in plans],
+                batch,
+                metadata,
+                _extras(publications),
+                expected_offset,
+            )
+            _delivered(publications, envelopes)
         after = self._dispatcher.after
         for plan, event, envelope in zip(plans, batch, envelopes, strict=True):
             self._dispatcher.dispatch(plan, event, envelope, None)
@@ -228,13 +269,16 @@ class Publishing:
         """
         self._runner.bind_running_loop()
         batch, plans = self._prepare_batch(events)
-        envelopes = await asyncio.to_thread(
-            self._journal.envelopes_for,
-            [p.needs_envelope for p in plans],
-            batch,
-            metadata,
-            expected_offset,
-        )
+        with self._publishing_batch(batch) as publications:
+            envelopes = await asyncio.to_thread(
+                self._journal.envelopes_for,
+                [p.needs_envelope for p in plans],
+                batch,
+                metadata,
+                _extras(publications),
+                expected_offset,
+            )
+            _delivered(publications, envelopes)
         pending: list[asyncio.Future[Any]] = []
         for plan, event, envelope in zip(plans, batch, envelopes, strict=True):
             self._dispatcher.dispatch(plan, event, envelope, pending)
@@ -244,9 +288,30 @@ class Publishing:
             self._dispatcher.run_hooks(self._dispatcher.after, event, "after_publish")
         return [None if e is None else e.offset for e in envelopes]
 
+    @contextlib.contextmanager
+    def _publishing_batch(self, batch: list[object]) -> Iterator[list[Publication] | None]:
+        """Every middleware around the batch: one publication per event, in order."""
+        if not self._middleware.entries:
+            yield None
+            return
+        publications = [Publication(e, self._journal.wire_name(e)) for e in batch]
+        with contextlib.ExitStack() as stack:
+            for publication in publications:
+                stack.enter_context(self._middleware.publishing(publication))
+            yield publications
+
     def _prepare_batch(self, events: Iterable[object]) -> tuple[list[object], list[Plan]]:
         batch = list(events)
         plans = [self._prepare(event) for event in batch]
         for event in batch:
             self._dispatcher.run_hooks(self._dispatcher.before, event, "before_publish")
         return batch, plans
+
+
+def _extras(publications: list[Publication] | None) -> list[dict[str, str]] | None:
+    return None if publications is None else [p.metadata for p in publications]
+
+
+def _delivered(publications: list[Publication] | None, envelopes: list[Envelope | None]) -> None:
+    for publication, envelope in zip(publications or (), envelopes, strict=False):
+        publication.envelope = envelope

@@ -20,6 +20,7 @@ from ._envelope import Envelope
 from ._exceptions import BusClosedError, RegistrationError
 from ._failures import HandlerFailure, Reporter
 from ._handlers import Handler, Subscription, inspect_handler
+from ._middleware import Delivery, MiddlewareStack
 from ._runner import AsyncRunner
 
 __all__ = ["Dispatcher", "Plan"]
@@ -46,10 +47,21 @@ class Dispatcher:
         report: Receives every isolated failure.
         fast_path: Whether plain sync handlers may be called straight from
             :attr:`plain` (only on a bus without a store).
+        middleware: The bus's middleware; while it has any, every handler call goes
+            through it (and the fast path is off).
     """
 
-    def __init__(self, runner: AsyncRunner, report: Reporter, *, fast_path: bool) -> None:
+    def __init__(
+        self,
+        runner: AsyncRunner,
+        report: Reporter,
+        *,
+        fast_path: bool,
+        middleware: MiddlewareStack,
+    ) -> None:
         self._runner = runner
+        self._middleware = middleware
+        middleware.on_change(self._replan_locked)
         self._report = report
         self._fast_path = fast_path
         self._lock = threading.RLock()
@@ -148,6 +160,10 @@ class Dispatcher:
                 "The bus is closed; create a new EventBus to publish or subscribe again."
             )
 
+    def _replan_locked(self) -> None:
+        with self._lock:
+            self._replan()
+
     def _replan(self) -> None:
         # Replace the plans, don't mutate them: a publish in another thread keeps using
         # the plan it already read. The fast-path dict is cleared in place (see plain).
@@ -170,10 +186,12 @@ class Dispatcher:
                 not (s.is_async or s.once or s.sequential or s.wants_envelope or s.where)
                 for s in matched
             )
+            wrapped = bool(self._middleware.entries)
             plan = Plan(
                 subscriptions=tuple(matched),
                 plain_handlers=tuple(s.handler for s in matched) if plain else None,
-                needs_envelope=any(s.wants_envelope for s in matched),
+                # Middleware sees every envelope, and the publish path its wrapping.
+                needs_envelope=wrapped or any(s.wants_envelope for s in matched),
             )
             self._plans[event_type] = plan
             if (
@@ -182,6 +200,7 @@ class Dispatcher:
                 and not self.before
                 and not self.after
                 and not self._closed
+                and not wrapped
             ):
                 handlers = plan.plain_handlers or (_no_handler,)
                 self.plain[event_type] = (handlers[0], handlers[1:])
@@ -202,6 +221,7 @@ class Dispatcher:
             pending: Collects the scheduled coroutine handlers, for a caller that waits.
         """
         context: contextvars.Context | None = None
+        wrapped = bool(self._middleware.entries)
         for subscription in plan.subscriptions:
             if not subscription.active:
                 continue
@@ -218,24 +238,46 @@ class Dispatcher:
                     continue
                 subscription.unsubscribe()
             args = (event, envelope) if subscription.wants_envelope else (event,)
+            delivery = None
+            if wrapped:
+                assert envelope is not None  # planned: needs_envelope while wrapped
+                delivery = Delivery(event, envelope, subscription.handler)
             if subscription.is_async:
                 if context is None:
                     context = contextvars.copy_context()
                 key = subscription if subscription.sequential else None
-                task = self._runner.schedule(subscription.handler, args, key, subscription, context)
+                handler = subscription.handler if delivery is None else self._wrap(delivery)
+                task = self._runner.schedule(handler, args, key, subscription, context)
                 if pending is not None and task is not None:
                     pending.append(task)
             elif subscription.sequential:
                 with self._sync_lock(subscription):
-                    self._call(subscription, args)
+                    self._call(subscription, args, delivery)
             else:
-                self._call(subscription, args)
+                self._call(subscription, args, delivery)
 
-    def _call(self, subscription: Subscription[Any], args: tuple[Any, ...]) -> None:
+    def _call(
+        self, subscription: Subscription[Any], args: tuple[Any, ...], delivery: Delivery | None
+    ) -> None:
         try:
-            subscription.handler(*args)
+            if delivery is None:
+                subscription.handler(*args)
+            else:
+                with self._middleware.handling(delivery):
+                    subscription.handler(*args)
         except Exception as exc:
             self._report(HandlerFailure(exc, "handler", args[0], subscription))
+
+    def _wrap(self, delivery: Delivery) -> Handler:
+        """A coroutine handler that enters the middleware inside its own task."""
+        handling = self._middleware.handling
+        handler = delivery.handler
+
+        async def call_async(*args: Any) -> None:
+            with handling(delivery):
+                await handler(*args)
+
+        return call_async
 
     def _sync_lock(self, subscription: Subscription[Any]) -> threading.RLock:
         # Reentrant: a sequential handler that publishes an event reaching itself

@@ -41,6 +41,7 @@ from ._exceptions import (
 from ._failures import HandlerFailure, PoisonPolicy, Reporter
 from ._handlers import Handler, inspect_handler
 from ._mapper import UNCLAIMED, Selection
+from ._middleware import Delivery, MiddlewareStack
 from ._ownership import LeaseOwnership, Ownership, SoleOwnership, SubscriptionState
 from ._runner import AsyncRunner
 from ._store import (
@@ -97,6 +98,7 @@ class DurableSubscription:
         options: DurableOptions,
         runner: AsyncRunner,
         report: Reporter,
+        middleware: MiddlewareStack,
         on_stop: Callable[[DurableSubscription], None],
         wake: threading.Condition,
     ) -> None:
@@ -108,6 +110,7 @@ class DurableSubscription:
         self._options = options
         self._runner = runner
         self._report = report
+        self._middleware = middleware
         self._on_stop = on_stop
         self._wake = wake
         self._ownership: Ownership = (
@@ -471,23 +474,29 @@ class DurableSubscription:
 
     def _call_with_retries(self, stored: StoredEvent, event: Any) -> BaseException | None:
         args: tuple[Any, ...] = (event,)
-        if self._wants_envelope:
-            args = (
-                event,
-                Envelope(
-                    stored.event_id,
-                    stored.offset,
-                    stored.type_name,
-                    stored.timestamp,
-                    stored.metadata,
-                    stored.origin,
-                ),
+        wrapped = bool(self._middleware.entries)
+        envelope: Envelope | None = None
+        if self._wants_envelope or wrapped:
+            envelope = Envelope(
+                stored.event_id,
+                stored.offset,
+                stored.type_name,
+                stored.timestamp,
+                stored.metadata,
+                stored.origin,
             )
+            if self._wants_envelope:
+                args = (event, envelope)
         options = self._options
         delay = options.retry_backoff
         for attempt in range(1, options.max_attempts + 1):
+            delivery = (
+                Delivery(event, envelope, self._handler, self._id, attempt)
+                if wrapped and envelope is not None
+                else None
+            )
             try:
-                self._call(args)
+                self._call(args, delivery)
                 return None
             except concurrent.futures.CancelledError:
                 if self._stopping.is_set():
@@ -506,13 +515,20 @@ class DurableSubscription:
             "unreachable: the loop returns on its last attempt"
         )  # pragma: no cover - max_attempts >= 1 is validated
 
-    def _call(self, args: tuple[Any, ...]) -> None:
+    def _call(self, args: tuple[Any, ...], delivery: Delivery | None) -> None:
         self.in_handler = True
         try:
             if not self._is_async:
-                self._handler(*args)
+                if delivery is None:
+                    self._handler(*args)
+                else:
+                    with self._middleware.handling(delivery):
+                        self._handler(*args)
                 return
-            future = self._runner.submit(self._handler(*args))
+            coroutine = (
+                self._handler(*args) if delivery is None else self._handle_async(delivery, args)
+            )
+            future = self._runner.submit(coroutine)
             self._future = future
             try:
                 future.result()
@@ -520,6 +536,11 @@ class DurableSubscription:
                 self._future = None
         finally:
             self.in_handler = False
+
+    async def _handle_async(self, delivery: Delivery, args: tuple[Any, ...]) -> None:
+        # Entered inside the handler's task, as on a plain subscription.
+        with self._middleware.handling(delivery):
+            await self._handler(*args)
 
     # -- what cannot be handled ----------------------------------------------------------
 

@@ -17,6 +17,7 @@ from ._exceptions import BusUsageError, RegistrationError, SubscriptionInUseErro
 from ._failures import HandlerFailure, Reporter
 from ._handlers import Handler, check_event_type, infer_event_type, inspect_handler
 from ._mapper import EventMapper
+from ._middleware import MiddlewareStack
 from ._runner import AsyncRunner
 from ._store import CheckpointStore, EventStore, LeaseStore
 
@@ -32,6 +33,7 @@ class DurableConsumers:
         mapper: Selects and decodes stored records.
         runner: Runs coroutine handlers.
         report: Receives isolated failures.
+        middleware: Wraps every handler call of every subscription.
     """
 
     def __init__(
@@ -41,7 +43,9 @@ class DurableConsumers:
         mapper: EventMapper,
         runner: AsyncRunner,
         report: Reporter,
+        middleware: MiddlewareStack,
     ) -> None:
+        self._middleware = middleware
         self._store = store
         self._checkpoints = checkpoints
         self._mapper = mapper
@@ -102,6 +106,7 @@ class DurableConsumers:
             options=options,
             runner=self._runner,
             report=self._report,
+            middleware=self._middleware,
             on_stop=self._release,
             wake=self.wake,
         )

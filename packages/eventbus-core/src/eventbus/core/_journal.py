@@ -42,7 +42,7 @@ from ._store import (
 )
 from ._validate import check_batch_size
 
-__all__ = ["RECORD_FIELDS", "Journal"]
+__all__ = ["ENVELOPE_FIELDS", "RECORD_FIELDS", "Journal", "over"]
 
 _T = TypeVar("_T")
 
@@ -55,6 +55,11 @@ _new_record = object.__new__
     getattr(EventRecord, name).__set__ for name in RECORD_FIELDS
 )
 _now = datetime.now
+# Envelope likewise: built on every stored publish a handler or a middleware sees.
+ENVELOPE_FIELDS: Final = ("event_id", "offset", "type_name", "timestamp", "metadata", "origin")
+(_set_id, _set_offset, _set_name, _set_time, _set_pairs, _set_from) = (
+    getattr(Envelope, name).__set__ for name in ENVELOPE_FIELDS
+)
 
 
 class Journal:
@@ -120,19 +125,25 @@ class Journal:
         type_name = event_name(event.__class__)
         return Envelope(new_event_id(), None, type_name, datetime.now(UTC), pairs, self._origin)
 
+    def wire_name(self, event: object) -> str:
+        """The wire name ``event`` is (or, without a store, would be) stored under."""
+        if self.store is None:
+            return event_name(event.__class__)
+        return self._mapper.codec_for_event(event.__class__).name
+
     def _stored_envelope(
         self, needs_envelope: bool, record: EventRecord, offset: Offset | None
     ) -> Envelope | None:
         if not needs_envelope:
             return None
-        return Envelope(
-            record.event_id,
-            offset,
-            record.type_name,
-            record.timestamp,
-            record.metadata,
-            self._origin,
-        )
+        envelope = _new_record(Envelope)
+        _set_id(envelope, record.event_id)
+        _set_offset(envelope, offset)
+        _set_name(envelope, record.type_name)
+        _set_time(envelope, record.timestamp)
+        _set_pairs(envelope, record.metadata)
+        _set_from(envelope, self._origin)
+        return envelope
 
     # -- appending -----------------------------------------------------------------------
 
@@ -287,27 +298,39 @@ class Journal:
         needs_envelope: Sequence[bool],
         events: Sequence[object],
         metadata: Mapping[str, str] | None,
+        extras: Sequence[Mapping[str, str]] | None = None,
         expected: Checkpoint | None = None,
     ) -> list[Envelope | None]:
         """Append ``events`` in one batch (or, without a store, build their envelopes).
 
-        With ``expected``, the batch is appended conditionally (see :meth:`append_expecting`).
+        Args:
+            needs_envelope: Per event, whether its handlers want the envelope.
+            events: The events.
+            metadata: The publish's pairs.
+            extras: Per event, pairs over ``metadata`` (what middleware added).
+            expected: Append only if the log still ends here (see :meth:`append_expecting`).
         """
+        each = [metadata] * len(events) if extras is None else [over(metadata, x) for x in extras]
         if expected is not None:
-            pairs = merge_metadata(metadata)
-            records = [self.record_for(event, pairs) for event in events]
+            records = [
+                self.record_for(event, merge_metadata(m))
+                for event, m in zip(events, each, strict=True)
+            ]
             stored = self.append_expecting(records, expected)
             return [
-                Envelope(r.event_id, o, r.type_name, r.timestamp, pairs, self._origin)
+                Envelope(r.event_id, o, r.type_name, r.timestamp, r.metadata, self._origin)
                 for r, o in zip(records, stored, strict=True)
             ]
         if self.store is None:
             return [
-                self.envelope_for(n, e, metadata)
-                for n, e in zip(needs_envelope, events, strict=True)
+                self.envelope_for(n, e, m)
+                for n, e, m in zip(needs_envelope, events, each, strict=True)
             ]
         pairs = merge_metadata(metadata)
-        records = [self.record_for(event, pairs) for event in events]
+        records = [
+            self.record_for(event, merge_metadata(m) if m is not metadata else pairs)
+            for event, m in zip(events, each, strict=True)
+        ]
         if not records:
             return []
         try:
@@ -323,7 +346,7 @@ class Journal:
         else:
             self._on_append()
         return [
-            Envelope(r.event_id, o, r.type_name, r.timestamp, pairs, self._origin)
+            Envelope(r.event_id, o, r.type_name, r.timestamp, r.metadata, self._origin)
             for r, o in zip(records, offsets, strict=True)
         ]
 
@@ -377,6 +400,13 @@ def as_store_error(exc: Exception, what: str) -> StoreError:
     error = StoreUnavailableError(f"{what}: {exc!r}")
     error.__cause__ = exc
     return error
+
+
+def over(metadata: Mapping[str, str] | None, extra: Mapping[str, str]) -> Mapping[str, str] | None:
+    """``extra`` over ``metadata`` (either may be empty), unchecked: merge_metadata checks."""
+    if not extra:
+        return metadata
+    return {**metadata, **extra} if metadata else extra
 
 
 def merge_metadata(metadata: Mapping[str, str] | None) -> Mapping[str, str]:
