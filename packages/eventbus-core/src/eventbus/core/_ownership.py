@@ -250,9 +250,14 @@ class LeaseOwnership(Ownership):
         """Renew when due; on a refusal, give the lease up and stand by again."""
         lease = self._lease
         due = self._renewed_at + self._ttl / 3
-        if self._stopping.wait(max(0.0, min(_SLICE, due - time.monotonic()))):
-            return
-        if lease is None or lease is not self._lease or time.monotonic() < due:
+        with self._changed:
+            # Sleep until due: stop() and a loss (a refused checkpoint write) notify, so
+            # an idle owner's thread wakes once per renewal and for nothing else.
+            self._changed.wait_for(
+                lambda: self._stopping.is_set() or self._lease is not lease,
+                max(0.0, due - time.monotonic()),
+            )
+        if self._stopping.is_set() or lease is None or lease is not self._lease:
             return
         started = time.monotonic()
         try:
