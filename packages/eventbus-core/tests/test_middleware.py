@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -16,11 +16,15 @@ from eventbus.core import (
     Delivery,
     Envelope,
     EventBus,
+    EventRecord,
     HandlerFailure,
     MemoryStore,
     Middleware,
+    Offset,
     PoisonPolicy,
+    Position,
     Publication,
+    ReadResult,
     RegistrationError,
     StoreUnavailableError,
 )
@@ -260,15 +264,22 @@ async def test_publish_async_on_a_bare_bus_goes_through_the_middleware() -> None
 
 
 class _ThreadOnly:
-    """A MemoryStore without its native async append: publish_async uses a thread."""
+    """A MemoryStore without its native async append: publish_async uses a thread.
+
+    The store methods are spelled out: from Python 3.12 a protocol check looks at the
+    class, not at what ``__getattr__`` would find."""
 
     def __init__(self, inner: MemoryStore) -> None:
         self.inner = inner
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "append_async":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+    def append(self, record: EventRecord) -> Offset:
+        return self.inner.append(record)
+
+    def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
+        return self.inner.append_batch(records)
+
+    def read(self, after: Position = OLDEST, limit: int = 100) -> ReadResult:
+        return self.inner.read(after, limit)
 
 
 def test_durable_handlers_run_inside_the_middleware_with_their_id_and_attempts() -> None:
