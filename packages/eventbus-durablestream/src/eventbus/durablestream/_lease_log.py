@@ -38,11 +38,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+import httpx
+
 from eventbus.core import Checkpoint, Lease, LeaseLostError, Owner, StoreError
 
-from ._client import DurableStreamClient
+from ._client import CALL_DEADLINE, DurableStreamClient
 from ._errors import (
     BadRequestError,
+    DurableStreamConnectionError,
     SequenceConflictError,
     StaleEpochError,
     StreamClosedError,
@@ -64,6 +67,7 @@ from ._legacy_checkpoints import load_legacy_checkpoint
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
 from ._results import AppendResult, ReadChunk
+from ._retry import RetryPolicy
 
 __all__ = ["COMPACT_AFTER", "PRODUCER_ID", "LeaseLog"]
 
@@ -125,6 +129,7 @@ class LeaseLog:
         stream: The event stream's path; the logs live beside it.
         lifecycle: The store's open/closed state (long-polls end when it closes).
         request_timeout: The longest one long-poll request may wait.
+        retry: How an append whose answer was lost is resent (see :meth:`_send`).
     """
 
     def __init__(
@@ -134,8 +139,10 @@ class LeaseLog:
         *,
         lifecycle: Lifecycle,
         request_timeout: float,
+        retry: RetryPolicy,
     ) -> None:
         self._client = client
+        self._retry = retry
         self._stream = stream
         self._prefix = f"{stream}.eventbus-leases/"
         self._lifecycle = lifecycle
@@ -257,13 +264,37 @@ class LeaseLog:
         )
         body = json.dumps([record])
         try:
-            return self._client.append(view.url, body, content_type=_JSON, seq=seq, headers=headers)
+            return self._send(view.url, body, seq, headers)
         except StreamNotFoundError:
             if not start or view.generation != 0:
                 raise
             self._client.create(view.url, content_type=_JSON)
             view.exists = True
-            return self._client.append(view.url, body, content_type=_JSON, seq=seq, headers=headers)
+            return self._send(view.url, body, seq, headers)
+
+    def _send(self, url: str, body: str, seq: str | None, headers: dict[str, str]) -> AppendResult:
+        """POST one record; resend it, within the retry policy and the call's deadline,
+        when the connection broke after the request may have reached the server.
+
+        Resending is safe for every record: a fenced one carries its producer numbers, so
+        a copy that landed makes the server answer 204 (and :meth:`_stored` finds it by
+        its nonce); an unfenced checkpoint stored twice is the same checkpoint twice, and
+        the last in log order counts. Without this, a save whose answer was lost raised
+        though the server had stored it.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self._client.append(url, body, content_type=_JSON, seq=seq, headers=headers)
+            except DurableStreamConnectionError as exc:
+                if isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
+                    raise  # never sent: the client has already retried it
+                delay = self._retry.delay(attempt)
+                deadline = CALL_DEADLINE.get()
+                if delay is None or (deadline is not None and time.monotonic() + delay >= deadline):
+                    raise
+            attempt += 1
+            time.sleep(delay)
 
     def _stored(self, view: _View, result: AppendResult, record: dict[str, Any]) -> bool:
         """Whether the fenced ``record`` is in the log: stored now (200), or found there after

@@ -167,7 +167,11 @@ class DurableStreamStore(EventSourcingMethods):
         )
         self._lifecycle = Lifecycle(repr(self))
         self._leases = LeaseLog(
-            self._client, stream, lifecycle=self._lifecycle, request_timeout=timeout
+            self._client,
+            stream,
+            lifecycle=self._lifecycle,
+            request_timeout=timeout,
+            retry=self._retry,
         )
         self._snapshots = SnapshotLog(self._client, stream)
         try:
