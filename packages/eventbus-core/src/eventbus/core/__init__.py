@@ -80,6 +80,7 @@ from ._store import SnapshotStore as SnapshotStore
 from ._store import StoredEvent as StoredEvent
 from ._store import StreamingReader as StreamingReader
 from ._store import TailingStore as TailingStore
+from ._validate import check_limit as check_limit
 
 # __all__ is kept sorted; tests/test_exports.py checks it against the names above.
 __all__ = [
@@ -153,6 +154,7 @@ __all__ = [
     "UpcastFailedError",
     "UpcastRegistrationError",
     "WireNameConflictError",
+    "check_limit",
     "copy_events",
     "current_metadata",
     "event_name",

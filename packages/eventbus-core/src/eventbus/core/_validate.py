@@ -23,8 +23,15 @@ def check_positive(name: str, value: object) -> None:
 
 
 def check_limit(name: str, value: object) -> None:
-    """A store's ``limit`` or ``batch_size``: TypeError unless an int (a bool is not),
-    ValueError below 1. The conformance kit holds every store to this wording."""
+    """Check a store's ``limit`` or ``batch_size`` argument, in the words every store uses.
+
+    The conformance kit holds every store to this wording, so a store (built in or a
+    plug-in) calls this rather than writing its own check.
+
+    Raises:
+        TypeError: ``value`` is not an int (a bool is not one).
+        ValueError: ``value`` is below 1.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}.")
     if value < 1:

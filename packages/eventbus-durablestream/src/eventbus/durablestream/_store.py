@@ -37,6 +37,7 @@ from eventbus.core import (
     StoredEvent,
     StoreReadOnlyError,
     StoreTimeoutError,
+    check_limit,
 )
 
 from ._client import CALL_DEADLINE, DurableStreamClient
@@ -351,15 +352,6 @@ class DurableStreamStore(EventSourcingMethods):
 
     # -- reads --------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_limit(limit: int, name: str = "limit") -> None:
-        # The wording the conformance kit asks of every store (as MemoryStore and
-        # SQLiteStore): a bool is not a limit.
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise TypeError(f"{name} must be an int, got {limit!r}.")
-        if limit < 1:
-            raise ValueError(f"{name} must be at least 1, got {limit!r}.")
-
     def read(self, after: Position = OLDEST, limit: int = 100) -> ReadResult:
         """Return up to ``limit`` events strictly after ``after``.
 
@@ -383,7 +375,7 @@ class DurableStreamStore(EventSourcingMethods):
                 be read.
             StoreError: The server failed.
         """
-        self._check_limit(limit)
+        check_limit("limit", limit)
         with self._lifecycle.open():
             if after is NEWEST:
                 with self._budget():
@@ -414,7 +406,7 @@ class DurableStreamStore(EventSourcingMethods):
             StoreCorruptError: The next event is unreadable (see :meth:`read`), raised
                 once the events before it were yielded.
         """
-        self._check_limit(batch_size, "batch_size")
+        check_limit("batch_size", batch_size)
         position: Position = after
         while True:
             page = self.read(position, batch_size)
@@ -451,7 +443,7 @@ class DurableStreamStore(EventSourcingMethods):
             StoreCorruptError: The first new event is unreadable (see :meth:`read`).
             StoreError: The server failed or the stream was deleted.
         """
-        self._check_limit(limit)
+        check_limit("limit", limit)
         if not timeout >= 0:
             raise ValueError(f"timeout must be 0 seconds or more, got {timeout!r}.")
         deadline = time.monotonic() + timeout

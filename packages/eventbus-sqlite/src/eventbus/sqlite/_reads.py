@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from eventbus.core import NEWEST, OLDEST, OffsetError, ReadResult, StoreCorruptError
+from eventbus.core import NEWEST, OLDEST, OffsetError, ReadResult, StoreCorruptError, check_limit
 
 from ._rows import SELECT, SELECT_BYTES, WIDTH, decode, decode_checked
 
@@ -21,19 +21,11 @@ if TYPE_CHECKING:
 
     from ._connection import Connections
 
-__all__ = ["END", "Reads", "check_count", "past_the_tail", "position"]
+__all__ = ["END", "Reads", "past_the_tail", "position"]
 
 # The last position ever issued: AUTOINCREMENT keeps it in sqlite_sequence, also after
 # compaction removed the events up to it (no row until the first append).
 END: Final = "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
-
-
-def check_count(name: str, value: object) -> None:
-    """Refuse a ``limit`` or batch size that is not an int of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value!r}.")
 
 
 def position(offset: object) -> int:
@@ -69,7 +61,7 @@ class Reads:
 
     def read(self, after: Position, limit: int) -> ReadResult:
         """One page; see ``SQLiteStore.read``."""
-        check_count("limit", limit)
+        check_limit("limit", limit)
         self._db.check_open()
         start = self.start(after)
         if after is NEWEST:
@@ -79,7 +71,7 @@ class Reads:
     def iter_events(self, after: Position, batch_size: int | None) -> Iterator[StoredEvent]:
         """Stream events; see ``SQLiteStore.iter_events``."""
         size = self.batch_size if batch_size is None else batch_size
-        check_count("batch_size", size)
+        check_limit("batch_size", size)
         self._db.check_open()
         start = self.start(after)
         if start and after is not NEWEST:

@@ -21,7 +21,7 @@ import math
 import os
 from typing import TYPE_CHECKING, Final
 
-from eventbus.core import OLDEST, StoreReadOnlyError
+from eventbus.core import OLDEST, StoreReadOnlyError, check_limit
 
 from ._appender import Appender
 from ._checkpoints import Checkpoints
@@ -29,7 +29,7 @@ from ._compaction import Compactor
 from ._conditional import ConditionalAppender
 from ._connection import Connections, Durability
 from ._leases import Leases
-from ._reads import Reads, check_count
+from ._reads import Reads
 from ._snapshots import Snapshots
 from ._tail import Tailer
 
@@ -124,7 +124,7 @@ class SQLiteStore:
             raise ValueError(
                 f"busy_timeout must be a finite number of seconds >= 0, got {busy_timeout!r}."
             )
-        check_count("read_batch_size", read_batch_size)
+        check_limit("read_batch_size", read_batch_size)
         if not isinstance(read_only, bool):
             raise TypeError(f"read_only must be True or False, got {read_only!r}.")
         self.path: Final = text

@@ -22,9 +22,7 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from eventbus.core import NEWEST, StoreError
-
-from ._reads import check_count
+from eventbus.core import NEWEST, StoreError, check_limit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -151,7 +149,7 @@ class Tailer:
 
     def tail(self, after: Position, *, timeout: float, limit: int) -> ReadResult:
         """Wait for events after ``after``; see ``SQLiteStore.tail``."""
-        check_count("limit", limit)
+        check_limit("limit", limit)
         check_timeout(timeout)
         self._db.check_open()
         reads = self._reads
