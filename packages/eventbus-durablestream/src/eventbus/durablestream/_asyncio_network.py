@@ -1,8 +1,8 @@
 """The async face's network I/O, on asyncio itself rather than through AnyIO.
 
 httpcore drives its connections through a *network backend*. Its default one goes through
-AnyIO, whose cancel scopes around every read and write cost about 0.1 ms a request here:
-a third of a create or an append on a local server. The async client only runs on asyncio,
+AnyIO, whose cancel scopes around every read and write are a measurable share of a local
+request (the figure is in docs/decisions.md). The async client only runs on asyncio,
 so :func:`asyncio_transport` gives httpx's own transport (pooling, HTTP/1.1, TLS settings
 unchanged) a backend that speaks to asyncio's transports directly.
 """
