@@ -52,6 +52,7 @@ from ._errors import (
     StreamExistsError,
     StreamNotFoundError,
 )
+from ._generations import newest_generation, stream_exists
 from ._lease_records import (
     LeaseState,
     apply_record,
@@ -165,30 +166,13 @@ class LeaseLog:
                 view = self._views[subscription_id] = _View(subscription_id)
             return view
 
-    def _exists(self, url: str) -> bool:
-        try:
-            self._client.head(url)
-        except StreamNotFoundError:
-            return False
-        return True
-
-    def _newest_generation(self, subscription_id: str) -> int:
-        """Find the newest generation in O(log n) HEADs: generations exist from 0 up."""
-        low, high = 0, 1
-        while self._exists(self._url(subscription_id, high)):
-            low, high = high, high * 2
-        while high - low > 1:
-            middle = (low + high) // 2
-            if self._exists(self._url(subscription_id, middle)):
-                low = middle
-            else:
-                high = middle
-        return low
-
     def _locate(self, view: _View) -> None:
         """On a view's first use, start it at the newest generation."""
         if view.generation < 0:
-            view.generation = self._newest_generation(view.state.subscription_id)
+            subscription_id = view.state.subscription_id
+            view.generation = newest_generation(
+                lambda g: stream_exists(self._client, self._url(subscription_id, g))
+            )
             view.url = self._url(view.state.subscription_id, view.generation)
 
     def _catch_up(self, view: _View) -> list[Any]:
