@@ -229,6 +229,53 @@ def test_pip_install_lines_name_distributions_and_extras_that_exist() -> None:
     assert checked > 10
 
 
+def shell_lines() -> list[tuple[str, str]]:
+    """(page, command) for each command line of the pages' bash and console blocks."""
+    lines: list[tuple[str, str]] = []
+    for page in PAGES:
+        for fence in FENCE.finditer((ROOT / page).read_text()):
+            if fence["language"] in ("bash", "console"):
+                for line in fence["body"].splitlines():
+                    command = line.removeprefix("$ ") if fence["language"] == "console" else line
+                    if command != line or fence["language"] == "bash":
+                        lines.append((page, command))
+    return lines
+
+
+def test_the_eventbus_commands_the_pages_show_parse() -> None:
+    # Each `eventbus ...` line names a command and options that exist (docs/cli.md's
+    # sessions are also replayed, output and all, by the eventbus-cli tests).
+    from click.testing import CliRunner
+
+    from eventbus.cli import main
+
+    commands = [(p, c) for p, c in shell_lines() if c.startswith("eventbus ")]
+    assert len(commands) > 10
+    for page, command in commands:
+        arguments = shlex.split(command, comments=True)[1:]
+        result = CliRunner().invoke(main, [*arguments, "--help"])
+        assert result.exit_code == 0, f"{page}: {command}\n{result.output}"
+
+
+def test_the_nox_sessions_and_scripts_the_pages_run_exist() -> None:
+    noxfile = (ROOT / "noxfile.py").read_text()
+    sessions = set(re.findall(r'^@nox\.session\(name="([^"]+)"', noxfile, re.M))
+    sessions |= set(re.findall(r"^@nox\.session(?:\([^)]*\))?\ndef (\w+)", noxfile, re.M))
+    checked = 0
+    for page, command in shell_lines():
+        words = shlex.split(command, comments=True)
+        if words[:2] == ["nox", "-s"]:
+            assert words[2] in sessions, f"{page}: {command}: no such nox session"
+            checked += 1
+        elif words[:1] == ["python"] and words[1].endswith(".py"):
+            assert (ROOT / words[1]).is_file(), f"{page}: {command}: no such script"
+            checked += 1
+        elif words[:1] == ["cd"]:
+            assert (ROOT / words[1]).is_dir(), f"{page}: {command}: no such folder"
+            checked += 1
+    assert checked >= 4
+
+
 @pytest.mark.parametrize("mode", ["strict", "auto"])
 def test_the_backend_guide_example_passes_the_kits(mode: str, tmp_path: Path) -> None:
     # The page's files (marked "file", first line "# path.py") make a plug-in project;
