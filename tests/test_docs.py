@@ -159,9 +159,11 @@ def test_each_python_block_runs_on_its_own(
         compile(block.body, where, "exec")
         return
     assert block.marker in ("", "server"), f"{where}: unknown marker {block.marker!r}"
-    program = block.body
+    program, output = block.body, block.output
     if block.marker == "server":
-        program = program.replace(DOCUMENTED_SERVER, request.getfixturevalue("ds_server_url"))
+        server = request.getfixturevalue("ds_server_url")
+        program = program.replace(DOCUMENTED_SERVER, server)
+        output = None if output is None else output.replace(DOCUMENTED_SERVER, server)
     else:
         assert DOCUMENTED_SERVER not in program, f"{where} needs the marker 'server'"
     result = subprocess.run(
@@ -173,8 +175,8 @@ def test_each_python_block_runs_on_its_own(
         check=False,
     )
     assert result.returncode == 0, f"{where} failed:\n{result.stderr[-3000:]}"
-    if block.output is not None:
-        assert_prints(result.stdout, block.output, where)
+    if output is not None:
+        assert_prints(result.stdout, output, where)
 
 
 def assert_prints(stdout: str, shown: str, where: str) -> None:
