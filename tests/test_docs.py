@@ -74,10 +74,11 @@ class Block:
         return self.body.partition("\n")[0]
 
 
-def python_blocks(page: str) -> list[Block]:
+def python_blocks(page: str, text: str | None = None) -> list[Block]:
+    """The python blocks of ``page`` (its ``text``, read from the file if not given)."""
     blocks: list[Block] = []
     previous = ""  # the language of the fence before this one
-    for fence in FENCE.finditer((ROOT / page).read_text()):
+    for fence in FENCE.finditer((ROOT / page).read_text() if text is None else text):
         marker = fence["marker"] or ""
         if marker == "output":
             where = f"{page}: an output block"
@@ -194,6 +195,22 @@ def test_the_output_check_matches_lines_with_ellipses() -> None:
     for shown in ("stored at 0002\nok", "stored at ...", "stored at ...\nok\nmore"):
         with pytest.raises(AssertionError):
             assert_prints("stored at 0001\nok\n", shown, "example")
+
+
+def test_markers_and_output_blocks_attach_to_their_python_block() -> None:
+    page = (
+        "Text.\n\n```python\nprint(1)\n```\n\n<!-- docs-test: output -->\n```text\n1\n```\n\n"
+        "<!-- docs-test: server -->\n```python\nprint(2)\n```\n\n```toml\n[x]\n```\n"
+    )
+    assert python_blocks("page.md", page) == [
+        Block("page.md", 1, "", "print(1)\n", "1\n"),
+        Block("page.md", 2, "server", "print(2)\n", None),
+    ]
+    stray = "```toml\n[x]\n```\n<!-- docs-test: output -->\n```text\n1\n```\n"
+    with pytest.raises(AssertionError, match="does not follow a python block"):
+        python_blocks("page.md", stray)
+    with pytest.raises(AssertionError, match="a marker 'server' on a toml block"):
+        python_blocks("page.md", "<!-- docs-test: server -->\n```toml\n[x]\n```\n")
 
 
 def test_the_blocks_of_every_page_are_found() -> None:
