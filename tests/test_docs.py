@@ -1,9 +1,10 @@
 """The documentation's promises point at tests that exist, and its code runs.
 
-Every ```python block of README.md and of every page under docs/ (found by glob, so a new
-page is covered at once) is a whole program: it runs alone, with ``python -W error``, in
-a fresh folder, and a failure names the page, the block's number on it and its first
-line. An HTML comment on the line right before a fence changes that, visibly:
+Every ```python block of README.md, of each package's README.md and of every page under
+docs/ (found by glob, so a new page is covered at once) is a whole program: it runs
+alone, with ``python -W error``, in a fresh folder, and a failure names the page, the
+block's number on it and its first line. An HTML comment on the line right before a
+fence changes that, visibly:
 
 - ``<!-- docs-test: server -->``: the block talks to a Durable Streams server at the
   documented address (http://127.0.0.1:4437); it runs against the test session's
@@ -37,7 +38,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # The server address the pages show; their tests put the session's server in its place.
 DOCUMENTED_SERVER = "http://127.0.0.1:4437"
-PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("docs/**/*.md"))]
+PAGES = [
+    "README.md",
+    *sorted(
+        path.relative_to(ROOT).as_posix()
+        for pattern in ("packages/*/README.md", "docs/**/*.md")
+        for path in ROOT.glob(pattern)
+    ),
+]
 # What the pages tell a reader to install that is not one of this repository's packages.
 THIRD_PARTY = {"nox", "opentelemetry-sdk"}
 CORE_SRC = ROOT / "packages" / "eventbus-core" / "src" / "eventbus" / "core"
