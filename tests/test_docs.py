@@ -18,9 +18,11 @@ fence changes that, visibly:
 - ``<!-- docs-test: output -->`` before a ```text block right after a python block: what
   that block prints, compared line by line (``...`` stands for any text in a line).
 
-Shell blocks: ``pip install`` lines cannot run offline, so the distributions and extras
-they name are checked against ``packages/*/pyproject.toml``; the ``eventbus`` sessions of
-docs/cli.md are replayed by ``packages/eventbus-cli/tests/test_docs_cli.py``.
+Shell commands: ``pip install`` lines cannot run offline, so the distributions and extras
+they name are checked against ``packages/*/pyproject.toml``; every ``eventbus ...`` line
+of a bash or console block must parse (it is run with ``--help``), and the nox sessions,
+scripts and folders such lines name must exist. The ``eventbus`` sessions of docs/cli.md
+are replayed, output and all, by ``packages/eventbus-cli/tests/test_docs_cli.py``.
 """
 
 from __future__ import annotations
