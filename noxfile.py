@@ -50,7 +50,8 @@ BENCH_PEERS = ("pyee==13.0.1", "blinker==1.9.0", "eventsourcing==9.5.6")
 DS_TEST_TOOLS = ("trustme>=1.2",)
 # The eventbus-otel tests: the SDK's in-memory exporters, and the contrib launcher
 # (opentelemetry-distro brings opentelemetry-instrument) for the no-code-change test.
-OTEL_TEST_TOOLS = ("opentelemetry-sdk>=1.27", "opentelemetry-distro>=0.48b0")
+OTEL_SDK = "opentelemetry-sdk>=1.27"  # docs/observability.md's example prints its spans
+OTEL_TEST_TOOLS = (OTEL_SDK, "opentelemetry-distro>=0.48b0")
 
 
 def _install(session: nox.Session, *packages: Path, extra: tuple[str, ...] = ()) -> None:
@@ -175,9 +176,10 @@ def tests_otel(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The cross-package tests: the contract suite against every store, multi-process."""
+    """The cross-package tests: the contract suite against every store, multi-process,
+    and every code block of the docs (which use the CLI and eventbus-otel with the SDK)."""
     _install_ds_server(session)
-    _install(session, CORE, SQLITE, DURABLESTREAM)
+    _install(session, CORE, SQLITE, DURABLESTREAM, CLI, OTEL, extra=(OTEL_SDK,))
     session.run("pytest", "tests", *session.posargs)
 
 

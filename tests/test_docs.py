@@ -1,10 +1,38 @@
-"""The documentation's promises point at tests that exist."""
+"""The documentation's promises point at tests that exist, and its code runs.
+
+Every ```python block of README.md, of each package's README.md and of every page under
+docs/ (found by glob, so a new page is covered at once) is a whole program: it runs
+alone, with ``python -W error``, in a fresh folder, and a failure names the page, the
+block's number on it and its first line. An HTML comment on the line right before a
+fence changes that, visibly:
+
+- ``<!-- docs-test: server -->``: the block talks to a Durable Streams server at the
+  documented address (http://127.0.0.1:4437); it runs against the test session's
+  reference server instead.
+- ``<!-- docs-test: file -->``: one file of a project (its first line is ``# path.py``),
+  written out with the page's other files and run by that page's own test (the plug-in
+  of writing-a-backend.md); here it must compile.
+- ``<!-- docs-test: compile-only, <why> -->``: a sketch that needs something the reader
+  brings (their own server, an installed plug-in); it must compile, and say why it does
+  not run.
+- ``<!-- docs-test: output -->`` before a ```text block right after a python block: what
+  that block prints, compared line by line (``...`` stands for any text in a line).
+
+Shell commands: ``pip install`` lines cannot run offline, so the distributions and extras
+they name are checked against ``packages/*/pyproject.toml``; every ``eventbus ...`` line
+of a bash or console block must parse (it is run with ``--help``), and the nox sessions,
+scripts and folders such lines name must exist. The ``eventbus`` sessions of docs/cli.md
+are replayed, output and all, by ``packages/eventbus-cli/tests/test_docs_cli.py``.
+"""
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,6 +40,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # The server address the pages show; their tests put the session's server in its place.
 DOCUMENTED_SERVER = "http://127.0.0.1:4437"
+PAGES = [
+    "README.md",
+    *sorted(
+        path.relative_to(ROOT).as_posix()
+        for pattern in ("packages/*/README.md", "docs/**/*.md")
+        for path in ROOT.glob(pattern)
+    ),
+]
+# What the pages tell a reader to install that is not one of this repository's packages.
+THIRD_PARTY = {"nox", "opentelemetry-sdk"}
 CORE_SRC = ROOT / "packages" / "eventbus-core" / "src" / "eventbus" / "core"
 # The conformance kits, by the class a test file subclasses to inherit their tests.
 KITS = {
@@ -25,6 +63,48 @@ PREFIXES = {
     "ds": ROOT / "packages" / "eventbus-durablestream" / "tests",
     "tests": ROOT / "tests",
 }
+FENCE = re.compile(
+    r"^(?:<!-- docs-test: (?P<marker>.*?) -->\n)?```(?P<language>\S*)\n(?P<body>.*?)^```$",
+    re.S | re.M,
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A ```python block of a page, with its marker and the output the page shows."""
+
+    page: str
+    number: int  # among the page's python blocks, from 1
+    marker: str
+    body: str
+    output: str | None
+
+    @property
+    def first_line(self) -> str:
+        return self.body.partition("\n")[0]
+
+
+def python_blocks(page: str, text: str | None = None) -> list[Block]:
+    """The python blocks of ``page`` (its ``text``, read from the file if not given)."""
+    blocks: list[Block] = []
+    previous = ""  # the language of the fence before this one
+    for fence in FENCE.finditer((ROOT / page).read_text() if text is None else text):
+        marker = fence["marker"] or ""
+        if marker == "output":
+            where = f"{page}: an output block"
+            assert fence["language"] == "text", f"{where} is a ```text block"
+            assert previous == "python", f"{where} does not follow a python block"
+            last = blocks[-1]
+            blocks[-1] = Block(last.page, last.number, last.marker, last.body, fence["body"])
+        elif fence["language"] == "python":
+            blocks.append(Block(page, len(blocks) + 1, marker, fence["body"], None))
+        else:
+            assert not marker, f"{page}: a marker {marker!r} on a {fence['language']} block"
+        previous = fence["language"]
+    return blocks
+
+
+PYTHON_BLOCKS = [block for page in PAGES for block in python_blocks(page)]
 
 
 def test_every_test_named_in_guarantees_md_exists() -> None:
@@ -75,23 +155,28 @@ def test_a_cited_test_is_found_only_where_it_is_defined_or_inherited() -> None:
     assert not defines_test(core / "test_durables.py", kit_test)  # uses the kit, no subclass
 
 
-@pytest.mark.parametrize(
-    "page",
-    [
-        "README.md",
-        "docs/bus.md",
-        "docs/cli.md",
-        "docs/event-sourcing.md",
-        "docs/persistence.md",
-        "docs/schema-evolution.md",
-        "docs/stores/sqlite.md",
-        "docs/testing.md",
-    ],
-)
-def test_the_python_in_a_page_runs_as_one_program(page: str, tmp_path: Path) -> None:
-    # A page's snippets continue one another, as a reader would type them in order.
-    program = "\n".join(re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), re.S))
-    assert program, f"{page} has no python snippet"
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda b: f"{b.page}#{b.number}")
+def test_each_python_block_runs_on_its_own(
+    block: Block, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A reader copies one block into a file in an empty folder and runs it.
+    where = f"{block.page} block {block.number} ({block.first_line!r})"
+    if block.marker == "file":
+        assert re.fullmatch(r"# \S+\.py", block.first_line), f"{where}: a file starts '# path.py'"
+        compile(block.body, where, "exec")  # run by the test of its page
+        return
+    if block.marker.startswith("compile-only"):
+        assert block.marker.removeprefix("compile-only").strip(" ,:"), f"{where}: say why"
+        compile(block.body, where, "exec")
+        return
+    assert block.marker in ("", "server"), f"{where}: unknown marker {block.marker!r}"
+    program, output = block.body, block.output
+    if block.marker == "server":
+        server = request.getfixturevalue("ds_server_url")
+        program = program.replace(DOCUMENTED_SERVER, server)
+        output = None if output is None else output.replace(DOCUMENTED_SERVER, server)
+    else:
+        assert DOCUMENTED_SERVER not in program, f"{where} needs the marker 'server'"
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", program],
         cwd=tmp_path,
@@ -100,42 +185,136 @@ def test_the_python_in_a_page_runs_as_one_program(page: str, tmp_path: Path) -> 
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, f"{page} failed:\n{result.stderr[-2000:]}"
+    assert result.returncode == 0, f"{where} failed:\n{result.stderr[-3000:]}"
+    if output is not None:
+        assert_prints(result.stdout, output, where)
 
 
-@pytest.mark.parametrize("page", ["docs/client.md", "docs/stores/durablestream.md"])
-def test_each_python_block_of_a_server_page_runs_on_its_own(
-    page: str, tmp_path: Path, ds_server_url: str
-) -> None:
-    # These pages talk to a server at the documented address; each block is a whole
-    # program, run alone in a fresh folder against the test session's reference server.
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), re.S)
-    assert blocks, f"{page} has no python snippet"
-    for number, block in enumerate(blocks, 1):
-        folder = tmp_path / f"block-{number}"
-        folder.mkdir()
-        result = subprocess.run(
-            [sys.executable, "-W", "error", "-c", block.replace(DOCUMENTED_SERVER, ds_server_url)],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, f"{page} block {number} failed:\n{result.stderr[-2000:]}"
+def assert_prints(stdout: str, shown: str, where: str) -> None:
+    """``stdout`` is what the page shows, line by line; ``...`` stands for any text."""
+    got, expected = stdout.splitlines(), shown.splitlines()
+    message = f"{where} printed:\n{stdout}\nthe page shows:\n{shown}"
+    assert len(got) == len(expected), message
+    for line, pattern in zip(got, expected, strict=True):
+        regex = ".*".join(re.escape(part) for part in pattern.split("..."))
+        assert re.fullmatch(regex, line), message
+
+
+def test_the_output_check_matches_lines_with_ellipses() -> None:
+    assert_prints("stored at 0001\nok\n", "stored at ...\nok", "example")
+    for shown in ("stored at 0002\nok", "stored at ...", "stored at ...\nok\nmore"):
+        with pytest.raises(AssertionError):
+            assert_prints("stored at 0001\nok\n", shown, "example")
+
+
+def test_markers_and_output_blocks_attach_to_their_python_block() -> None:
+    page = (
+        "Text.\n\n```python\nprint(1)\n```\n\n<!-- docs-test: output -->\n```text\n1\n```\n\n"
+        "<!-- docs-test: server -->\n```python\nprint(2)\n```\n\n```toml\n[x]\n```\n"
+    )
+    assert python_blocks("page.md", page) == [
+        Block("page.md", 1, "", "print(1)\n", "1\n"),
+        Block("page.md", 2, "server", "print(2)\n", None),
+    ]
+    stray = "```toml\n[x]\n```\n<!-- docs-test: output -->\n```text\n1\n```\n"
+    with pytest.raises(AssertionError, match="does not follow a python block"):
+        python_blocks("page.md", stray)
+    with pytest.raises(AssertionError, match="a marker 'server' on a toml block"):
+        python_blocks("page.md", "<!-- docs-test: server -->\n```toml\n[x]\n```\n")
+
+
+def test_the_blocks_of_every_page_are_found() -> None:
+    pages = {block.page for block in PYTHON_BLOCKS}
+    assert {"README.md", "docs/bus.md", "docs/stores/sqlite.md", "docs/client.md"} <= pages
+    markers = {block.marker.split(",")[0] for block in PYTHON_BLOCKS}
+    assert markers == {"", "server", "file", "compile-only"}
+    assert any(block.output is not None for block in PYTHON_BLOCKS)
+
+
+def test_pip_install_lines_name_distributions_and_extras_that_exist() -> None:
+    # They cannot run offline; what they name must exist in packages/*/pyproject.toml
+    # (or be one of the few third-party tools the pages tell a reader to install).
+    ours: dict[str, set[str]] = {}
+    for pyproject in (ROOT / "packages").glob("*/pyproject.toml"):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        ours[project["name"]] = set(project.get("optional-dependencies", {}))
+    checked = 0
+    for page in PAGES:
+        text = (ROOT / page).read_text()
+        for line in re.findall(r"pip install ([^`|\n]*)", text):
+            words = iter(shlex.split(line.split("#")[0]))
+            for word in words:
+                if word == "-e":
+                    path = next(words)
+                    assert (ROOT / path / "pyproject.toml").exists(), f"{page}: {path}"
+                    continue
+                name, _, extras = word.partition("[")
+                checked += 1
+                if name in THIRD_PARTY:
+                    continue
+                assert name in ours, f"{page}: pip install {word}: no such distribution"
+                for extra in filter(None, extras.rstrip("]").split(",")):
+                    assert extra in ours[name], f"{page}: {name} has no extra {extra!r}"
+    assert checked > 10
+
+
+def shell_lines() -> list[tuple[str, str]]:
+    """(page, command) for each command line of the pages' bash and console blocks."""
+    lines: list[tuple[str, str]] = []
+    for page in PAGES:
+        for fence in FENCE.finditer((ROOT / page).read_text()):
+            if fence["language"] in ("bash", "console"):
+                for line in fence["body"].splitlines():
+                    command = line.removeprefix("$ ") if fence["language"] == "console" else line
+                    if command != line or fence["language"] == "bash":
+                        lines.append((page, command))
+    return lines
+
+
+def test_the_eventbus_commands_the_pages_show_parse() -> None:
+    # Each `eventbus ...` line names a command and options that exist (docs/cli.md's
+    # sessions are also replayed, output and all, by the eventbus-cli tests).
+    from click.testing import CliRunner
+
+    from eventbus.cli import main
+
+    commands = [(p, c) for p, c in shell_lines() if c.startswith("eventbus ")]
+    assert len(commands) > 10
+    for page, command in commands:
+        arguments = shlex.split(command, comments=True)[1:]
+        result = CliRunner().invoke(main, [*arguments, "--help"])
+        assert result.exit_code == 0, f"{page}: {command}\n{result.output}"
+
+
+def test_the_nox_sessions_and_scripts_the_pages_run_exist() -> None:
+    noxfile = (ROOT / "noxfile.py").read_text()
+    sessions = set(re.findall(r'^@nox\.session\(name="([^"]+)"', noxfile, re.M))
+    sessions |= set(re.findall(r"^@nox\.session(?:\([^)]*\))?\ndef (\w+)", noxfile, re.M))
+    checked = 0
+    for page, command in shell_lines():
+        words = shlex.split(command, comments=True)
+        if words[:2] == ["nox", "-s"]:
+            assert words[2] in sessions, f"{page}: {command}: no such nox session"
+            checked += 1
+        elif words[:1] == ["python"] and words[1].endswith(".py"):
+            assert (ROOT / words[1]).is_file(), f"{page}: {command}: no such script"
+            checked += 1
+        elif words[:1] == ["cd"]:
+            assert (ROOT / words[1]).is_dir(), f"{page}: {command}: no such folder"
+            checked += 1
+    assert checked >= 4
 
 
 @pytest.mark.parametrize("mode", ["strict", "auto"])
 def test_the_backend_guide_example_passes_the_kits(mode: str, tmp_path: Path) -> None:
-    # The page's files (a block whose first line is "# path.py") make a plug-in project;
+    # The page's files (marked "file", first line "# path.py") make a plug-in project;
     # its tests subclass StoreContract, AsyncStoreContract and BusContract, under each
     # asyncio_mode.
-    page = (ROOT / "docs" / "writing-a-backend.md").read_text()
-    files: dict[str, str] = {}
-    for block in re.findall(r"```python\n(.*?)```", page, re.S):
-        heading = re.fullmatch(r"# (\S+\.py)", block.partition("\n")[0])
-        if heading:
-            files[heading[1]] = block
+    files = {
+        block.first_line.removeprefix("# "): block.body
+        for block in python_blocks("docs/writing-a-backend.md")
+        if block.marker == "file"
+    }
     assert set(files) == {"mystore.py", "tests/conftest.py", "tests/test_mystore.py"}
     for kit in KITS:
         assert re.search(
@@ -223,7 +402,7 @@ def _check_layers_graph() -> dict[str, dict[str, dict[str, str]]]:
 def test_the_readme_durable_quick_start_prints_on_its_first_run(tmp_path: Path) -> None:
     # A new user's first run, in a fresh folder: closing the bus drains the durable
     # subscription, so the receipt is printed before the program ends.
-    program = "\n".join(re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S))
+    program = python_blocks("README.md")[1].body
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", program],
         cwd=tmp_path,
