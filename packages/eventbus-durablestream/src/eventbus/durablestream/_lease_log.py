@@ -63,6 +63,7 @@ from ._lease_records import (
 from ._legacy_checkpoints import load_legacy_checkpoint
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
+from ._requests import producer_headers
 from ._results import AppendResult, ReadChunk
 
 __all__ = ["COMPACT_AFTER", "PRODUCER_ID", "LeaseLog"]
@@ -246,15 +247,7 @@ class LeaseLog:
         unfenced save), create the first generation if nothing was written yet."""
         self._locate(view)
         seq = None if change is None else change_seq(change)
-        headers = (
-            {}
-            if fence is None
-            else {
-                "Producer-Id": PRODUCER_ID,
-                "Producer-Epoch": str(fence[0]),
-                "Producer-Seq": str(fence[1]),
-            }
-        )
+        headers = {} if fence is None else producer_headers(PRODUCER_ID, *fence)
         body = json.dumps([record])
         try:
             return self._client.append(view.url, body, content_type=_JSON, seq=seq, headers=headers)
