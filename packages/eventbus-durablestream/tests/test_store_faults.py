@@ -1185,3 +1185,19 @@ def test_closing_the_store_during_a_retry_ends_the_append_unsure(
     assert sum(is_post(r) for r in faulty.seen) == 1  # not resent once closed
     with DurableStreamStore(url, path) as fresh:
         assert [e.event_id for e in fresh.iter_events()] == [record.event_id]
+
+
+def test_a_retry_that_landed_elsewhere_unseen_is_found_by_the_next_retry(
+    url: str, store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    record = make_record()
+    fail_unsure(store, faulty, record)  # nothing landed at the first anchor
+    writer_append(url, store._stream, make_record())  # the tail moves on
+    faulty.add(is_post, lose_response)
+    with pytest.raises(AppendOutcomeUnknownError):
+        store.append(record)  # this retry lands at the new tail, its answer lost
+    store.append(make_record())  # a new epoch: the retried sequence is fenced from now on
+    offset = store.append(record)  # fenced: found where the last retry went
+    events = [(e.offset, e.event_id) for e in store.iter_events()]
+    assert [e for _, e in events].count(record.event_id) == 1
+    assert (offset, record.event_id) in events

@@ -33,7 +33,7 @@ from eventbus.core import (
     StoreUnavailableError,
 )
 
-from ._actions import Sleep
+from ._actions import Send, Sleep
 from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import encode_batch
 from ._errors import (
@@ -80,15 +80,16 @@ class _Uncertain:
     """A POST that may or may not have landed: what a retry sends again, and its outcome.
 
     ``batch`` keeps the producer numbers it was sent with (pinned by ``give_up``);
-    ``anchor`` is where its first copy would be.
+    ``anchors`` are where a copy may be: every anchor it was sent at, by the first POST and
+    by the retries that failed too.
     """
 
-    __slots__ = ("anchor", "batch", "offsets", "records")
+    __slots__ = ("anchors", "batch", "offsets", "records")
 
-    def __init__(self, records: list[EventRecord], batch: Batch, anchor: str) -> None:
+    def __init__(self, records: list[EventRecord], batch: Batch, anchors: list[str]) -> None:
         self.records = records
         self.batch = batch
-        self.anchor = anchor
+        self.anchors = anchors
         self.offsets: list[Offset] | None = None
 
 
@@ -301,8 +302,9 @@ class GroupCommit:
         batch = self._producer.number(
             encode_batch(records, anchor), len(records), stream_seq=anchor
         )
+        sent_at: list[str] = []
         try:
-            outcome = self._deliver(batch, records)
+            outcome = self._deliver(batch, records, sent_at)
             if isinstance(outcome, AppendResult) and outcome.next_offset is not None:
                 # Named from the anchor and the count sent, the last by the offset after
                 # the POST: exact wherever it landed (see _offsets), with no request to
@@ -312,7 +314,7 @@ class GroupCommit:
                 self._tail = outcome.next_offset
             else:  # found by looking, or a deduplicated retry: the first copy landed
                 self._tail = None
-                landed = self._first_copy(outcome, batch, records)
+                landed = self._first_copy(outcome, sent_at, records)
         except BaseException as exc:
             # Whatever became of the batch, a later one must not be taken for its retry:
             # the core pins its numbers and starts a new epoch (which also fences any late
@@ -321,7 +323,7 @@ class GroupCommit:
             self._tail = None
             if isinstance(exc, StoreUnavailableError):
                 # It may have landed: a retry of these records resends this very sequence.
-                uncertain = _Uncertain(records, batch, self._anchor(batch))
+                uncertain = _Uncertain(records, batch, sent_at)
                 with self._lock:
                     self._uncertain.update((r.event_id, uncertain) for r in records)
                 raise self._outcome_unknown(records, exc) from exc
@@ -335,30 +337,32 @@ class GroupCommit:
         return batch.stream_seq
 
     def _first_copy(
-        self, outcome: AppendResult | list[Offset], batch: Batch, records: list[EventRecord]
+        self, outcome: AppendResult | list[Offset], sent_at: list[str], records: list[EventRecord]
     ) -> list[Offset]:
         """The offsets of a POST the server already holds (``outcome`` if looked up)."""
-        anchor = self._anchor(batch)
-        landed = outcome if isinstance(outcome, list) else self._landed(anchor, records)
+        landed = outcome if isinstance(outcome, list) else self._landed(sent_at, records)
         if landed is None:
             raise StoreCorruptError(
-                f"The server deduplicated a POST at {anchor!r} on {self._url!r}, "
+                f"The server deduplicated a POST sent at {', '.join(sent_at)} on {self._url!r}, "
                 f"but its {len(records)} events are not there.",
                 store=self._url,
             )
         return landed
 
-    def _deliver(self, batch: Batch, records: list[EventRecord]) -> AppendResult | list[Offset]:
+    def _deliver(
+        self, batch: Batch, records: list[EventRecord], sent_at: list[str]
+    ) -> AppendResult | list[Offset]:
         """Send ``batch`` with the producer core on the store's client (one budget, the
-        caller's); return the server's answer, or the offsets a look found it at."""
+        caller's), adding each anchor it is sent at to ``sent_at``; return the server's
+        answer, or the offsets a look found it at."""
         # The store drives the core as the client's own producers do (its private runner).
         result: AppendResult | list[Offset] = self._client._run(
-            self._hooks(batch, records), self._stream
+            self._hooks(batch, records, sent_at), self._stream
         )
         return result
 
     def _hooks(
-        self, batch: Batch, records: list[EventRecord]
+        self, batch: Batch, records: list[EventRecord], sent_at: list[str]
     ) -> Generator[Any, Any, AppendResult | list[Offset]]:
         """The core's send of ``batch``, its store hooks answered here, the rest by the client."""
         operation = self._producer.send_operation(batch)
@@ -378,7 +382,7 @@ class GroupCommit:
                 if isinstance(action, LookForCopy):
                     value = found = None
                     try:
-                        found = self._landed(self._anchor(batch), records)
+                        found = self._landed(sent_at, records)
                     except StoreUnavailableError as exc:
                         value = exc  # waited out by the core like a failed request
                     else:
@@ -392,6 +396,8 @@ class GroupCommit:
                         and isinstance(last, httpx.TransportError)
                     ):
                         raise last  # closing: no more retries (the client names the error)
+                    if isinstance(action, Send) and self._anchor(batch) not in sent_at:
+                        sent_at.append(self._anchor(batch))
                     value = last = yield action
         finally:
             operation.close()
@@ -457,21 +463,22 @@ class GroupCommit:
         records, batch = uncertain.records, uncertain.batch
         self._place(batch, records, self._reader.head_tail())
         try:
-            outcome = self._deliver(batch, records)
+            outcome = self._deliver(batch, records, uncertain.anchors)
         except (StaleEpochError, ProducerSequenceGapError):
             # This store moved on to a newer epoch, or the server forgot this one:
-            # either way the first copy can no longer land. Stored if it is there.
-            landed = self._landed(uncertain.anchor, records)
+            # either way no copy can land any more. Stored if one is there.
+            landed = self._landed(uncertain.anchors, records)
             return landed if landed is not None else self._commit_new(records)
         except StoreUnavailableError as exc:
             raise self._outcome_unknown(records, exc) from exc
         if isinstance(outcome, list) or outcome.next_offset is None:
-            # A duplicate: the first copy is stored. (A pinned batch is never looked for.)
-            landed = self._landed(uncertain.anchor, records)
+            # A duplicate: an earlier copy is stored. (A pinned batch is never looked for.)
+            landed = self._landed(uncertain.anchors, records)
             if landed is None:
                 raise StoreCorruptError(
                     f"The server took a retried POST on {self._url!r} for a duplicate, "
-                    f"but its {len(records)} events are not at {uncertain.anchor!r}.",
+                    f"but its {len(records)} events are not at any of "
+                    f"{', '.join(uncertain.anchors)}.",
                     store=self._url,
                 )
             return landed
@@ -481,11 +488,13 @@ class GroupCommit:
         offsets.append(outcome.next_offset)
         return offsets
 
-    def _landed(self, anchor: str, records: list[EventRecord]) -> list[Offset] | None:
-        """The offsets of ``records`` if they are stored at ``anchor``, else None."""
-        chunk = self._reader.fetch(anchor)
-        first = chunk.anchors.get(anchor)
-        mine = [] if first is None else chunk.events[first : first + len(records)]
-        if [e.event_id for e in mine] != [r.event_id for r in records]:
-            return None
-        return [e.offset for e in mine]
+    def _landed(self, anchors: list[str], records: list[EventRecord]) -> list[Offset] | None:
+        """The offsets of ``records`` if they are stored at one of ``anchors``, else None."""
+        ids = [r.event_id for r in records]
+        for anchor in anchors:
+            chunk = self._reader.fetch(anchor)
+            first = chunk.anchors.get(anchor)
+            mine = [] if first is None else chunk.events[first : first + len(records)]
+            if [e.event_id for e in mine] == ids:
+                return [e.offset for e in mine]
+        return None
