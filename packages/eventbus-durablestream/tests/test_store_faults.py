@@ -1143,3 +1143,61 @@ def test_an_append_out_of_time_after_its_post_is_both_kinds_of_error(
             store.append(make_record())
         assert isinstance(caught.value, StoreTimeoutError)
         assert isinstance(caught.value, AppendOutcomeUnknownError)
+
+
+# -- the producer core's hooks, answered by the store -----------------------------------
+
+
+def test_a_new_anchor_the_store_cannot_ask_for_yet_is_waited_for(
+    url: str, store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    store.append(make_record())  # the store now knows the tail: no HEAD before its POST
+    writer_append(url, store._stream, make_record())  # another store's POST: that anchor is old
+    faulty.add(is_head, reset, times=4)  # the first look at the new tail fails, retries too
+    seen = len(faulty.seen)
+    record = make_record()
+    offset = store.append(record)
+    asked = faulty.seen[seen:]
+    assert [r.method for r in asked] == ["POST", *["HEAD"] * 5, "POST"]
+    assert asked[0].headers["Producer-Seq"] == asked[-1].headers["Producer-Seq"]
+    assert asked[0].headers["Stream-Seq"] != asked[-1].headers["Stream-Seq"]
+    events = list(store.iter_events())
+    assert [e.event_id for e in events].count(record.event_id) == 1
+    assert events[-1].offset == offset
+
+
+def test_closing_the_store_during_a_retry_ends_the_append_unsure(
+    url: str, faulty: FaultyTransport
+) -> None:
+    path = stream_path()
+    with DurableStreamStore(url, path, retry=FAST, transport=faulty) as store:
+
+        def lose_and_close(request: httpx.Request, forward: Forward) -> httpx.Response:
+            forward(request)
+            store.close()
+            raise httpx.ReadError("response lost (injected)", request=request)
+
+        faulty.add(is_post, lose_and_close)
+        record = make_record()
+        with pytest.raises(AppendOutcomeUnknownError) as caught:
+            store.append(record)
+    assert caught.value.records == (record,)
+    assert sum(is_post(r) for r in faulty.seen) == 1  # not resent once closed
+    with DurableStreamStore(url, path) as fresh:
+        assert [e.event_id for e in fresh.iter_events()] == [record.event_id]
+
+
+def test_a_retry_that_landed_elsewhere_unseen_is_found_by_the_next_retry(
+    url: str, store: DurableStreamStore, faulty: FaultyTransport
+) -> None:
+    record = make_record()
+    fail_unsure(store, faulty, record)  # nothing landed at the first anchor
+    writer_append(url, store._stream, make_record())  # the tail moves on
+    faulty.add(is_post, lose_response)
+    with pytest.raises(AppendOutcomeUnknownError):
+        store.append(record)  # this retry lands at the new tail, its answer lost
+    store.append(make_record())  # a new epoch: the retried sequence is fenced from now on
+    offset = store.append(record)  # fenced: found where the last retry went
+    events = [(e.offset, e.event_id) for e in store.iter_events()]
+    assert [e for _, e in events].count(record.event_id) == 1
+    assert (offset, record.event_id) in events

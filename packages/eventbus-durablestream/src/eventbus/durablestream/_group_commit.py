@@ -6,6 +6,11 @@ event's offset. Every POST carries ``Stream-Seq`` set to the tail the store last
 anchor, see :mod:`._offsets`) and idempotent-producer headers, so a retry after a lost
 response is deduplicated by the server, and an ambiguous failure is resolved by reading
 from the anchor before resending.
+
+The producer protocol itself (numbering, epochs, the retry decision, gaps and conflicts) is
+the client's :class:`._producer_core.ProducerCore`; this module answers its hooks (looking
+for a first copy, taking a new anchor) with the store's reads, and turns what it could not
+settle into :class:`AppendOutcomeUnknownError`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Generator
+from typing import Any
+
+import httpx
 
 from eventbus.core import (
     EventRecord,
@@ -24,18 +33,18 @@ from eventbus.core import (
     StoreUnavailableError,
 )
 
+from ._actions import Send, Sleep
 from ._client import CALL_DEADLINE, DurableStreamClient
 from ._envelope_codec import encode_batch
 from ._errors import (
     AppendOutcomeUnknownError,
     AppendTimeoutError,
-    DurableStreamTimeoutError,
     ProducerSequenceGapError,
-    SequenceConflictError,
     StaleEpochError,
 )
 from ._lifecycle import Lifecycle
 from ._offsets import anchored_tokens
+from ._producer_core import Batch, LookForCopy, ProducerCore, Reanchor
 from ._results import AppendResult
 from ._retry import RetryPolicy
 from ._store_reads import EventReader
@@ -68,15 +77,19 @@ class _Pending:
 
 
 class _Uncertain:
-    """A POST that may or may not have landed: what a retry sends again, and its outcome."""
+    """A POST that may or may not have landed: what a retry sends again, and its outcome.
 
-    __slots__ = ("anchor", "epoch", "offsets", "records", "seq")
+    ``batch`` keeps the producer numbers it was sent with (pinned by ``give_up``);
+    ``anchors`` are where a copy may be: every anchor it was sent at, by the first POST and
+    by the retries that failed too.
+    """
 
-    def __init__(self, records: list[EventRecord], anchor: str, epoch: int, seq: int) -> None:
+    __slots__ = ("anchors", "batch", "offsets", "records")
+
+    def __init__(self, records: list[EventRecord], batch: Batch, anchors: list[str]) -> None:
         self.records = records
-        self.anchor = anchor
-        self.epoch = epoch
-        self.seq = seq
+        self.batch = batch
+        self.anchors = anchors
         self.offsets: list[Offset] | None = None
 
 
@@ -148,9 +161,21 @@ class GroupCommit:
         # POSTs given up on that may have landed, by event id, until their events are retried.
         self._uncertain: dict[str, _Uncertain] = {}
         self._resending = threading.Lock()
-        self._producer_id = f"eventbus-{uuid.uuid4().hex}"
-        self._epoch = 0
-        self._producer_seq = 0
+        # One batch at a time (the drain is single): a gap means the server forgot us.
+        self._producer = ProducerCore(
+            stream,
+            f"eventbus-{uuid.uuid4().hex}",
+            epoch=0,
+            auto_claim=False,
+            content_type=_JSON,
+            max_batch_bytes=max_batch_bytes,
+            max_batch_items=None,
+            max_in_flight=1,
+            headers=None,
+            retry=retry,
+            restart_on_gap=True,
+            look_before_resend=True,
+        )
 
     def commit(self, records: list[EventRecord]) -> list[Offset]:
         """Store ``records`` as one POST (with whatever else is queued); return their offsets.
@@ -274,95 +299,123 @@ class GroupCommit:
     def _post(self, records: list[EventRecord]) -> list[Offset]:
         """Append ``records`` as one POST exactly once; return their offsets."""
         anchor = self._tail if self._tail is not None else self._reader.head_tail()
-        attempt = 0
-        ambiguous = posted = False
+        batch = self._producer.number(
+            encode_batch(records, anchor), len(records), stream_seq=anchor
+        )
+        sent_at: list[str] = []
         try:
-            while True:
-                headers = {
-                    "Producer-Id": self._producer_id,
-                    "Producer-Epoch": str(self._epoch),
-                    "Producer-Seq": str(self._producer_seq),
-                }
-                try:
-                    # After a failure the POST may have landed, and a server that crashed
-                    # may have lost its producer state with it: look before resending.
-                    landed = self._landed(anchor, records) if ambiguous else None
-                    if landed is not None:
-                        self._tail = None
-                        break
-                    posted = True
-                    result = self._send(records, anchor, headers)
-                except ProducerSequenceGapError:
-                    # The server lost track of this producer (e.g. its state expired):
-                    # nothing was stored; start a new session and send the batch again.
-                    self._epoch += 1
-                    self._producer_seq = 0
-                    continue
-                except SequenceConflictError:
-                    # Another writer appended first; this batch was not stored. Same
-                    # producer sequence, new anchor.
-                    anchor = self._reader.head_tail()
-                    continue
-                except StoreUnavailableError as exc:
-                    delay = self._retry.delay(attempt)
-                    if delay is None or self._lifecycle.closed:
-                        raise
-                    deadline = CALL_DEADLINE.get()
-                    if deadline is not None and time.monotonic() + delay >= deadline:
-                        raise DurableStreamTimeoutError(
-                            f"Appending to {self._url!r} ran out of time between retries.",
-                            url=self._url,
-                        ) from exc
-                    attempt += 1
-                    ambiguous = True
-                    time.sleep(delay)
-                    continue
-                if result.next_offset is None:  # a deduplicated retry: the first one landed
-                    landed = self._landed(anchor, records)
-                    if landed is None:
-                        raise StoreCorruptError(
-                            f"The server deduplicated a POST at {anchor!r} on {self._url!r}, "
-                            f"but its {len(records)} events are not there.",
-                            store=self._url,
-                        )
-                    self._tail = None
-                    break
+            outcome = self._deliver(batch, records, sent_at)
+            if isinstance(outcome, AppendResult) and outcome.next_offset is not None:
                 # Named from the anchor and the count sent, the last by the offset after
                 # the POST: exact wherever it landed (see _offsets), with no request to
                 # find out.
-                landed = anchored_tokens(anchor, len(records) - 1)
-                landed.append(result.next_offset)
-                self._tail = result.next_offset
-                break
+                landed = anchored_tokens(self._anchor(batch), len(records) - 1)
+                landed.append(outcome.next_offset)
+                self._tail = outcome.next_offset
+            else:  # found by looking, or a deduplicated retry: the first copy landed
+                self._tail = None
+                landed = self._first_copy(outcome, sent_at, records)
         except BaseException as exc:
             # Whatever became of the batch, a later one must not be taken for its retry:
-            # start a new producer epoch (it also fences any late copy of this POST).
-            epoch, seq = self._epoch, self._producer_seq
-            self._epoch += 1
-            self._producer_seq = 0
+            # the core pins its numbers and starts a new epoch (which also fences any late
+            # copy of this POST).
+            self._producer.give_up(batch)
             self._tail = None
-            if posted and isinstance(exc, StoreUnavailableError):
+            if isinstance(exc, StoreUnavailableError):
                 # It may have landed: a retry of these records resends this very sequence.
-                uncertain = _Uncertain(records, anchor, epoch, seq)
+                uncertain = _Uncertain(records, batch, sent_at)
                 with self._lock:
                     self._uncertain.update((r.event_id, uncertain) for r in records)
                 raise self._outcome_unknown(records, exc) from exc
             raise
-        self._producer_seq += 1
         self._reader.nonempty = True
         return landed
 
-    def _send(
-        self, records: list[EventRecord], anchor: str, headers: dict[str, str]
-    ) -> AppendResult:
-        """POST ``records`` anchored at ``anchor``, with these producer headers (one try)."""
-        return self._client.append(
-            self._stream,
-            encode_batch(records, anchor),
-            content_type=_JSON,
-            seq=anchor,
-            headers=headers,
+    @staticmethod
+    def _anchor(batch: Batch) -> str:
+        assert batch.stream_seq is not None  # every batch of the store is anchored
+        return batch.stream_seq
+
+    def _first_copy(
+        self, outcome: AppendResult | list[Offset], sent_at: list[str], records: list[EventRecord]
+    ) -> list[Offset]:
+        """The offsets of a POST the server already holds (``outcome`` if looked up)."""
+        landed = outcome if isinstance(outcome, list) else self._landed(sent_at, records)
+        if landed is None:
+            raise StoreCorruptError(
+                f"The server deduplicated a POST sent at {', '.join(sent_at)} on {self._url!r}, "
+                f"but its {len(records)} events are not there.",
+                store=self._url,
+            )
+        return landed
+
+    def _deliver(
+        self, batch: Batch, records: list[EventRecord], sent_at: list[str]
+    ) -> AppendResult | list[Offset]:
+        """Send ``batch`` with the producer core on the store's client (one budget, the
+        caller's), adding each anchor it is sent at to ``sent_at``; return the server's
+        answer, or the offsets a look found it at."""
+        # The store drives the core as the client's own producers do (its private runner).
+        result: AppendResult | list[Offset] = self._client._run(
+            self._hooks(batch, records, sent_at), self._stream
         )
+        return result
+
+    def _hooks(
+        self, batch: Batch, records: list[EventRecord], sent_at: list[str]
+    ) -> Generator[Any, Any, AppendResult | list[Offset]]:
+        """The core's send of ``batch``, its store hooks answered here, the rest by the client."""
+        operation = self._producer.send_operation(batch)
+        value: Any = None
+        found: list[Offset] | None = None
+        last: Any = None
+        try:
+            while True:
+                try:
+                    action = operation.send(value)
+                except StopIteration as stop:
+                    result: AppendResult | None = stop.value
+                    if result is None:
+                        assert found is not None  # the core ends so only when a look found it
+                        return found
+                    return result
+                if isinstance(action, LookForCopy):
+                    value = found = None
+                    try:
+                        found = self._landed(sent_at, records)
+                    except StoreUnavailableError as exc:
+                        value = exc  # waited out by the core like a failed request
+                    else:
+                        value = found is not None
+                elif isinstance(action, Reanchor):
+                    value = self._reanchor(batch, records)
+                else:
+                    if (
+                        isinstance(action, Sleep)
+                        and self._lifecycle.closed
+                        and isinstance(last, httpx.TransportError)
+                    ):
+                        raise last  # closing: no more retries (the client names the error)
+                    if isinstance(action, Send) and self._anchor(batch) not in sent_at:
+                        sent_at.append(self._anchor(batch))
+                    value = last = yield action
+        finally:
+            operation.close()
+
+    def _reanchor(self, batch: Batch, records: list[EventRecord]) -> StoreUnavailableError | None:
+        """Anchor ``batch`` at the tail now (another writer appended first); the error that
+        kept it from asking, if any."""
+        try:
+            self._place(batch, records, self._reader.head_tail())
+        except StoreUnavailableError as exc:
+            return exc
+        return None
+
+    @staticmethod
+    def _place(batch: Batch, records: list[EventRecord], anchor: str) -> None:
+        """Anchor ``batch`` at ``anchor``: its ``Stream-Seq``, and its envelope's ``s``."""
+        batch.stream_seq = anchor
+        batch.body = encode_batch(records, anchor)
 
     def _outcome_unknown(
         self, records: list[EventRecord], exc: StoreUnavailableError
@@ -407,45 +460,41 @@ class GroupCommit:
     def _resend(self, uncertain: _Uncertain) -> list[Offset]:
         """Send an uncertain POST again as the same producer sequence, which the server
         stores once (or answers as a duplicate); return the offsets of its events."""
-        records = uncertain.records
-        headers = {
-            "Producer-Id": self._producer_id,
-            "Producer-Epoch": str(uncertain.epoch),
-            "Producer-Seq": str(uncertain.seq),
-        }
-        while True:
-            anchor = self._reader.head_tail()
-            try:
-                result = self._send(records, anchor, headers)
-            except (StaleEpochError, ProducerSequenceGapError):
-                # This store moved on to a newer epoch, or the server forgot this one:
-                # either way the first copy can no longer land. Stored if it is there.
-                landed = self._landed(uncertain.anchor, records)
-                return landed if landed is not None else self._commit_new(records)
-            except SequenceConflictError:
-                continue  # another writer appended since the HEAD: a new anchor
-            except StoreUnavailableError as exc:
-                raise self._outcome_unknown(records, exc) from exc
-            if result.next_offset is None:  # a duplicate: the first copy is stored
-                landed = self._landed(uncertain.anchor, records)
-                if landed is None:
-                    raise StoreCorruptError(
-                        f"The server took a retried POST on {self._url!r} for a duplicate, "
-                        f"but its {len(records)} events are not at {uncertain.anchor!r}.",
-                        store=self._url,
-                    )
-                return landed
-            self._tail = None  # the store's own next POST asks for the tail
-            self._reader.nonempty = True
-            offsets = anchored_tokens(anchor, len(records) - 1)
-            offsets.append(result.next_offset)
-            return offsets
+        records, batch = uncertain.records, uncertain.batch
+        self._place(batch, records, self._reader.head_tail())
+        try:
+            outcome = self._deliver(batch, records, uncertain.anchors)
+        except (StaleEpochError, ProducerSequenceGapError):
+            # This store moved on to a newer epoch, or the server forgot this one:
+            # either way no copy can land any more. Stored if one is there.
+            landed = self._landed(uncertain.anchors, records)
+            return landed if landed is not None else self._commit_new(records)
+        except StoreUnavailableError as exc:
+            raise self._outcome_unknown(records, exc) from exc
+        if isinstance(outcome, list) or outcome.next_offset is None:
+            # A duplicate: an earlier copy is stored. (A pinned batch is never looked for.)
+            landed = self._landed(uncertain.anchors, records)
+            if landed is None:
+                raise StoreCorruptError(
+                    f"The server took a retried POST on {self._url!r} for a duplicate, "
+                    f"but its {len(records)} events are not at any of "
+                    f"{', '.join(uncertain.anchors)}.",
+                    store=self._url,
+                )
+            return landed
+        self._tail = None  # the store's own next POST asks for the tail
+        self._reader.nonempty = True
+        offsets = anchored_tokens(self._anchor(batch), len(records) - 1)
+        offsets.append(outcome.next_offset)
+        return offsets
 
-    def _landed(self, anchor: str, records: list[EventRecord]) -> list[Offset] | None:
-        """The offsets of ``records`` if they are stored at ``anchor``, else None."""
-        chunk = self._reader.fetch(anchor)
-        first = chunk.anchors.get(anchor)
-        mine = [] if first is None else chunk.events[first : first + len(records)]
-        if [e.event_id for e in mine] != [r.event_id for r in records]:
-            return None
-        return [e.offset for e in mine]
+    def _landed(self, anchors: list[str], records: list[EventRecord]) -> list[Offset] | None:
+        """The offsets of ``records`` if they are stored at one of ``anchors``, else None."""
+        ids = [r.event_id for r in records]
+        for anchor in anchors:
+            chunk = self._reader.fetch(anchor)
+            first = chunk.anchors.get(anchor)
+            mine = [] if first is None else chunk.events[first : first + len(records)]
+            if [e.event_id for e in mine] == ids:
+                return [e.offset for e in mine]
+        return None

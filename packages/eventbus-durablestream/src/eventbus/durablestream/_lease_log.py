@@ -67,8 +67,9 @@ from ._lease_records import (
 from ._legacy_checkpoints import load_legacy_checkpoint
 from ._lifecycle import Lifecycle
 from ._long_poll import LongPoller
+from ._requests import producer_headers
 from ._results import AppendResult, ReadChunk
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, never_sent
 
 __all__ = ["COMPACT_AFTER", "PRODUCER_ID", "LeaseLog"]
 
@@ -237,15 +238,7 @@ class LeaseLog:
         unfenced save), create the first generation if nothing was written yet."""
         self._locate(view)
         seq = None if change is None else change_seq(change)
-        headers = (
-            {}
-            if fence is None
-            else {
-                "Producer-Id": PRODUCER_ID,
-                "Producer-Epoch": str(fence[0]),
-                "Producer-Seq": str(fence[1]),
-            }
-        )
+        headers = {} if fence is None else producer_headers(PRODUCER_ID, *fence)
         body = json.dumps([record])
         try:
             return self._send(view.url, body, seq, headers)
@@ -271,8 +264,9 @@ class LeaseLog:
             try:
                 return self._client.append(url, body, content_type=_JSON, seq=seq, headers=headers)
             except DurableStreamConnectionError as exc:
-                if isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
-                    raise  # never sent: the client has already retried it
+                cause = exc.__cause__
+                if isinstance(cause, httpx.TransportError) and never_sent(cause):
+                    raise  # the client has already retried it
                 delay = self._retry.delay(attempt)
                 deadline = CALL_DEADLINE.get()
                 if delay is None or (deadline is not None and time.monotonic() + delay >= deadline):

@@ -27,6 +27,7 @@ from ._requests import (
     RequestSpec,
     header_is_true,
     int_header,
+    producer_headers,
 )
 from ._results import AppendResult, CloseResult, CreateResult, StreamInfo
 from ._status import check_status
@@ -161,9 +162,7 @@ def append_request(
     if close:
         h[H_CLOSED] = "true"
     if producer is not None:
-        h[H_PRODUCER_ID] = producer[0]
-        h[H_PRODUCER_EPOCH] = str(producer[1])
-        h[H_PRODUCER_SEQ] = str(producer[2])
+        h.update(producer_headers(*producer))
     return RequestSpec(
         op,
         "POST",

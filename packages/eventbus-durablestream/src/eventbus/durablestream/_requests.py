@@ -39,6 +39,7 @@ __all__ = [
     "header_is_true",
     "int_header",
     "is_json_content_type",
+    "producer_headers",
     "resolve_values",
 ]
 
@@ -87,6 +88,22 @@ def is_json_content_type(content_type: str | None) -> bool:
     if content_type is None:
         return False
     return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+def producer_headers(producer_id: str, epoch: int, seq: int) -> dict[str, str]:
+    """The idempotent-producer headers of one request: who sends it, in which epoch, as which
+    sequence number of that epoch. The client's producers, the store's appends and the lease
+    log's fenced records all send these (built here only).
+
+    Args:
+        producer_id: the producer id.
+        epoch: the producer epoch.
+        seq: the sequence number within the epoch.
+
+    Returns:
+        The three headers.
+    """
+    return {H_PRODUCER_ID: producer_id, H_PRODUCER_EPOCH: str(epoch), H_PRODUCER_SEQ: str(seq)}
 
 
 def header_is_true(value: str | None) -> bool:

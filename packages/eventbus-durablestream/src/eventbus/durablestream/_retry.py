@@ -12,7 +12,7 @@ import httpx
 from ._actions import Action, Send, Sleep
 from ._requests import RequestSpec
 
-__all__ = ["RetryPolicy", "send_with_retry"]
+__all__ = ["RetryPolicy", "never_sent", "retry_delay", "send_with_retry"]
 
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 
@@ -83,13 +83,44 @@ class RetryPolicy:
         return base * random.uniform(0.5, 1.0) if self.jitter else base
 
 
+def retry_delay(
+    policy: RetryPolicy,
+    attempt: int,
+    spec: RequestSpec,
+    outcome: httpx.Response | httpx.TransportError,
+) -> float | None:
+    """The retry decision for one attempt's outcome: how long to wait before sending again.
+
+    A transport error is retried when the request is replay-safe or never reached the server
+    (connect failures); a 5xx or 429 response is retried, honouring ``Retry-After``.
+
+    Args:
+        policy: the retry policy.
+        attempt: how many retries were already made.
+        spec: the request.
+        outcome: the response, or the transport error.
+
+    Returns:
+        The delay in seconds, or ``None``: do not retry (any other status, or retries used up).
+    """
+    if isinstance(outcome, httpx.TransportError):
+        return policy.delay(attempt) if spec.replay_safe or never_sent(outcome) else None
+    if outcome.status_code not in _RETRY_STATUSES:
+        return None
+    return policy.delay(attempt, outcome.headers.get("Retry-After"))
+
+
+def never_sent(error: httpx.TransportError) -> bool:
+    """Whether a transport error is known to have happened before the request was sent."""
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+
+
 def send_with_retry(
     policy: RetryPolicy, spec: RequestSpec, *, stream: bool = False
 ) -> Generator[Action, Any, httpx.Response]:
     """Send one request, retrying transient failures according to ``policy``.
 
-    A transport error is retried when the request is replay-safe or never reached the server
-    (connect failures). A retried 5xx or 429 response is closed before the wait.
+    Which failures are retried, and after how long, is :func:`retry_delay`'s decision.
 
     Args:
         policy: the retry policy.
@@ -105,17 +136,11 @@ def send_with_retry(
     attempt = 0
     while True:
         outcome = yield Send(spec, stream)
-        if isinstance(outcome, httpx.TransportError):
-            unsent = isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout)
-            delay = policy.delay(attempt) if spec.replay_safe or unsent else None
-            if delay is None:
+        delay = retry_delay(policy, attempt, spec, outcome)
+        if delay is None:
+            if isinstance(outcome, httpx.TransportError):
                 raise outcome
-        else:
             response: httpx.Response = outcome
-            if response.status_code not in _RETRY_STATUSES:
-                return response
-            delay = policy.delay(attempt, response.headers.get("Retry-After"))
-            if delay is None:
-                return response
+            return response
         attempt += 1
         yield Sleep(delay)
