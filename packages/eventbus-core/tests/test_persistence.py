@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +22,8 @@ from eventbus.core import (
     EventRecord,
     HandlerFailure,
     MemoryStore,
+    Middleware,
+    Publication,
     StoreClosedError,
     StoreError,
     StoreTimeoutError,
@@ -492,6 +496,27 @@ async def test_publish_async_prefers_the_stores_own_coroutine_append() -> None:
     assert store.threads == [threading.current_thread()]  # no worker thread involved
     assert store.append_calls == 0
     assert offset == store.read().events[0].offset == envelopes[0].offset
+    await bus.aclose()
+
+
+@pytest.mark.asyncio
+async def test_publish_async_inside_middleware_uses_the_native_append_too() -> None:
+    store = NativeAsyncStore()
+    seen: list[Publication] = []
+
+    class Watching(Middleware):
+        @contextlib.contextmanager
+        def publishing(self, publication: Publication) -> Iterator[None]:
+            yield
+            seen.append(publication)
+
+    bus = EventBus(store=store, middleware=[Watching()])
+    offset = await bus.publish_async(OrderPlaced("a", 1.0), metadata={"k": "v"})
+    assert store.threads == [threading.current_thread()]  # no worker thread involved
+    assert store.append_calls == 0
+    envelope = seen[0].envelope
+    assert envelope is not None
+    assert (envelope.offset, dict(envelope.metadata)) == (offset, {"k": "v"})
     await bus.aclose()
 
 

@@ -1,10 +1,14 @@
-"""SQLiteStore against the core conformance kit, on real files and in memory."""
+"""SQLiteStore against the core conformance kits, on real files and in memory.
+
+Both kits: the store contract and, for the native ``append_async``, the async one.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, ClassVar
 
-from eventbus.core.testing import StoreContract
+from eventbus.core.testing import AsyncStoreContract, StoreContract
 from eventbus.sqlite import MEMORY, SQLiteStore
 
 if TYPE_CHECKING:
@@ -13,7 +17,21 @@ if TYPE_CHECKING:
     from eventbus.core import EventStore
 
 
-class TestSQLiteStore(StoreContract):
+def _drop_events_table(store: EventStore, directory: Path) -> None:
+    """What an outage looks like to every later append: the table is gone."""
+    assert isinstance(store, SQLiteStore)
+    if store.path == MEMORY:
+        with store._db.write_lock:
+            store._db.writer.execute("DROP TABLE events")
+        return
+    conn = sqlite3.connect(directory / "events.db", isolation_level=None)
+    try:
+        conn.execute("DROP TABLE events")
+    finally:
+        conn.close()
+
+
+class TestSQLiteStore(StoreContract, AsyncStoreContract):
     offsets_sort_as_strings: ClassVar[bool] = True
     malformed_offsets: ClassVar[tuple[str, ...]] = (
         *StoreContract.malformed_offsets,
@@ -30,6 +48,9 @@ class TestSQLiteStore(StoreContract):
     def reopen_store(self, store: EventStore, directory: Path) -> SQLiteStore:
         return SQLiteStore(directory / "events.db")
 
+    def break_store(self, store: EventStore, directory: Path) -> None:
+        _drop_events_table(store, directory)
+
 
 class TestSQLiteStoreFull(TestSQLiteStore):
     """The same contract with synchronous=FULL."""
@@ -38,10 +59,13 @@ class TestSQLiteStoreFull(TestSQLiteStore):
         return SQLiteStore(directory / "events.db", durability="full")
 
 
-class TestSQLiteMemoryStore(StoreContract):
+class TestSQLiteMemoryStore(StoreContract, AsyncStoreContract):
     """``:memory:`` keeps the contract too (but not across reopen)."""
 
     offsets_sort_as_strings: ClassVar[bool] = True
 
     def make_store(self, directory: Path) -> SQLiteStore:
         return SQLiteStore(MEMORY)
+
+    def break_store(self, store: EventStore, directory: Path) -> None:
+        _drop_events_table(store, directory)

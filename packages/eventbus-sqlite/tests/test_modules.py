@@ -90,6 +90,7 @@ def test_the_modules_import_one_another_without_a_cycle() -> None:
     assert graph["_rows"] == set()
     assert graph["_store"] == {
         "_appender",
+        "_async_appender",
         "_checkpoints",
         "_compaction",
         "_conditional",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -52,6 +53,7 @@ OWNER = Owner("host", 1, "reader")
     [
         (lambda s: s.append(make_record()), "append events"),
         (lambda s: s.append_batch([make_record()]), "append events"),
+        (lambda s: asyncio.run(s.append_async(make_record())), "append events"),
         (lambda s: s.save_checkpoint("x", OLDEST), "save checkpoints"),
         (lambda s: s.delete_checkpoint("x"), "delete checkpoints"),
         (lambda s: s.claim_lease("x", OWNER, None), "claim leases"),

@@ -56,9 +56,11 @@ class Publishing:
         In order: before-publish hooks run; with a store, the event is appended
         (strict mode raises here and nothing else runs); sync handlers run in this
         thread in registration order; coroutine handlers are *scheduled* on the bus's
-        handler loop (they run after this returns — see :meth:`shutdown`); after-publish
-        hooks run. Never blocks an event loop: when called from a coroutine, coroutine
-        handlers are scheduled on that loop.
+        handler loop and never waited for (called on that loop's thread they start
+        after this returns; from another thread they may start before it returns —
+        :meth:`publish_async` or :meth:`shutdown` waits for them); after-publish hooks
+        run. From a coroutine on a bus with a store this raises :class:`BusUsageError`
+        (the append would block the loop); without a store it schedules as above.
 
         Args:
             event: The event instance.
@@ -81,6 +83,7 @@ class Publishing:
                 serialised (nothing stored, no handler run).
             StoreError: strict mode, the append failed (no handler ran).
             BusClosedError: the bus is closed.
+            BusUsageError: called from a coroutine on a bus with a store.
         """
         plain = self._plain.get(event.__class__)
         if plain is not None and metadata is None and expected_offset is None:
@@ -171,25 +174,33 @@ class Publishing:
         coroutine handler of this event has finished. Handler failures go to the error
         hook; they are not raised here. Returns and raises as :meth:`publish`.
         """
+        # Every step is skipped when it has nothing to do: with many publishers on one
+        # loop, this path's own cost is a large part of each event's (docs/benchmarks.md).
         self._runner.bind_running_loop()
         plan = self._prepare(event)
         dispatcher, journal = self._dispatcher, self._journal
-        dispatcher.run_hooks(dispatcher.before, event, "before_publish")
+        if dispatcher.before:
+            dispatcher.run_hooks(dispatcher.before, event, "before_publish")
         if self._middleware.entries:
             publication = Publication(event, journal.wire_name(event))
             with self._middleware.publishing(publication):
                 pairs = over(metadata, publication.metadata)
                 offset, envelope = await self._persist_async(True, event, pairs, expected_offset)
                 publication.envelope = envelope
+        elif expected_offset is None and journal.native_append is not None:
+            # The store's own coroutine, awaited without the dispatching frame between.
+            offset, envelope = await journal.persist_natively(plan.needs_envelope, event, metadata)
         else:
             offset, envelope = await self._persist_async(
                 plan.needs_envelope, event, metadata, expected_offset
             )
-        pending: list[asyncio.Future[Any]] = []
-        dispatcher.dispatch(plan, event, envelope, pending)
-        if pending:
-            await asyncio.wait(pending)
-        dispatcher.run_hooks(dispatcher.after, event, "after_publish")
+        if plan.subscriptions:
+            pending: list[asyncio.Future[Any]] = []
+            dispatcher.dispatch(plan, event, envelope, pending)
+            if pending:
+                await asyncio.wait(pending)
+        if dispatcher.after:
+            dispatcher.run_hooks(dispatcher.after, event, "after_publish")
         return offset
 
     def _refuse_store_io_on_a_loop(self, method: str) -> None:

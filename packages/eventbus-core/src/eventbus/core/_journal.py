@@ -186,7 +186,9 @@ class Journal:
     ) -> tuple[Offset | None, Envelope | None]:
         """Append through the store's own coroutine: no worker thread, no thread hop."""
         assert self.native_append is not None
-        record = self.record_for(event, merge_metadata(metadata))
+        record = self.record_for(
+            event, current_metadata() if metadata is None else merge_metadata(metadata)
+        )
         offset: Offset | None
         try:
             if self._append_timeout is None:
@@ -203,6 +205,8 @@ class Journal:
             offset = None
         if offset is not None:
             self._on_append()
+        if not needs_envelope:
+            return offset, None
         return offset, self._stored_envelope(needs_envelope, record, offset)
 
     def append_expecting(self, records: list[EventRecord], expected: Checkpoint) -> list[Offset]:

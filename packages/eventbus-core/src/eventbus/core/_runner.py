@@ -27,6 +27,10 @@ __all__ = ["AsyncRunner", "running_loop"]
 
 Reporter = Callable[[BaseException, Any, Any], None]
 
+# asyncio.get_running_loop without the exception: bind_running_loop runs on every
+# publish_async.
+_get_running_loop = asyncio.events._get_running_loop
+
 # How long a shutdown that timed out waits for cancelled handlers to unwind (run
 # their ``except CancelledError``/``finally`` blocks) before the loop is stopped.
 CANCEL_GRACE = 1.0
@@ -65,10 +69,9 @@ class AsyncRunner:
 
     def bind_running_loop(self) -> None:
         """Bind to the running loop if the bus has none (or its loop was closed)."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            return
+        running = _get_running_loop()
+        if running is None or running is self._loop:
+            return  # no loop, or bound to this one already (open: it is running)
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 self._bind(running)
@@ -341,4 +344,4 @@ def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future[
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
     """The running event loop of this thread, or None (without raising, so it is cheap)."""
-    return asyncio.events._get_running_loop()
+    return _get_running_loop()

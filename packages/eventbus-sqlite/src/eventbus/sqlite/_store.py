@@ -6,6 +6,7 @@ each in its own module:
 * :mod:`._connection`: the path check, the writer and per-thread reader
   connections, pragmas and schema, closing;
 * :mod:`._appender`: appends, with group commit;
+* :mod:`._async_appender`: ``append_async``, one commit per event-loop turn;
 * :mod:`._reads`: offsets, pages and streaming reads (rows decoded by :mod:`._rows`);
 * :mod:`._tail`: live tailing and change detection;
 * :mod:`._checkpoints`: durable-subscription checkpoints;
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 from eventbus.core import OLDEST, StoreReadOnlyError, check_limit
 
 from ._appender import Appender
+from ._async_appender import AsyncAppender
 from ._checkpoints import Checkpoints
 from ._compaction import Compactor
 from ._conditional import ConditionalAppender
@@ -55,11 +57,11 @@ __all__ = ["SQLiteStore"]
 class SQLiteStore:
     """A durable event store in one SQLite file, shared safely by threads and processes.
 
-    It implements :class:`~eventbus.core.EventStore` and every optional capability:
-    checkpoints (and listing them), streaming reads, live tailing (including appends by
-    other processes), offset ordering, leases (one owner per durable subscription among
-    every process using the file), conditional appends, snapshots, compaction and
-    ``close``.
+    It implements :class:`~eventbus.core.EventStore` and every optional capability: a
+    native coroutine append (``append_async``), checkpoints (and listing them), streaming
+    reads, live tailing (including appends by other processes), offset ordering, leases
+    (one owner per durable subscription among every process using the file), conditional
+    appends, snapshots, compaction and ``close``.
 
     Example::
 
@@ -136,6 +138,7 @@ class SQLiteStore:
         self._reads = Reads(self._db, batch_size=read_batch_size)
         self._tailer = Tailer(self._db, self._reads)
         self._appender = Appender(self._db, self._tailer.committed)
+        self._async_appender = AsyncAppender(self._db, self._tailer.committed)
         self._checkpoints = Checkpoints(self._db, self._reads)
         self._leases = Leases(self._db, self._checkpoints, self._tailer)
         self._conditional = ConditionalAppender(self._db, self._tailer.committed)
@@ -196,6 +199,28 @@ class SQLiteStore:
         """
         self._refuse_write("append events")
         return self._appender.append(record)
+
+    async def append_async(self, record: EventRecord) -> Offset:
+        """Store one record durably without blocking the event loop; return its offset.
+
+        ``publish_async`` uses this. The appends made during one turn of the event
+        loop are committed together, in one transaction on a worker thread (one thread
+        handoff per batch, not per event); each call still returns only after its own
+        record is committed at the configured durability, and a failure reaches only
+        the calls whose records it kept from being stored. A call cancelled before its
+        batch was handed to the worker stores nothing.
+
+        Args:
+            record: The event to store.
+
+        Returns:
+            The new event's offset.
+
+        Raises:
+            The same errors as :meth:`append`.
+        """
+        self._refuse_write("append events")
+        return await self._async_appender.submit(record)
 
     def append_batch(self, records: Sequence[EventRecord]) -> list[Offset]:
         """Store records atomically and contiguously, in order, and return their offsets.

@@ -43,6 +43,7 @@ from eventbus.core._store import (
     EventRecord,
     EventStore,
     LeaseStore,
+    Offset,
     Owner,
     StoredEvent,
 )
@@ -209,6 +210,32 @@ class BusContract(EventSourcingBusContract):
         assert durable.stop(WAIT)
         assert store.load_checkpoint("ledger") == blocked
         assert first is not None
+
+    def test_concurrent_publish_async_returns_each_events_own_offset(self, bus: EventBus) -> None:
+        # Many tasks awaiting publish_async at once: the path of the store's own
+        # append_async when it has one (which may batch them), else of worker threads.
+        async def publisher(task: int) -> list[tuple[int, Offset | None]]:
+            amounts = range(task * 10, task * 10 + 10)
+            return [(n, await bus.publish_async(Deposited(f"t{task}", n))) for n in amounts]
+
+        async def everyone() -> list[list[tuple[int, Offset | None]]]:
+            return list(await asyncio.gather(*(publisher(task) for task in range(8))))
+
+        published = asyncio.run(everyone())
+        stored = {e.offset: json.loads(e.data)["amount"] for e in bus.replay()}
+        assert len(stored) == 80
+        for mine in published:
+            assert [stored[offset] for _, offset in mine if offset is not None] == [
+                n for n, _ in mine
+            ], "an offset publish_async returned is not its own event's"
+        log_order = list(stored.values())
+        for mine in published:
+            own = [log_order.index(n) for n, _ in mine]
+            assert own == sorted(own), "one task's events must keep their order"
+        seen = _Seen()
+        durable = bus.subscribe_durable("ledger", seen, event_type=Deposited)
+        assert durable.drain(timeout=WAIT)
+        assert [e.amount for e in seen.events] == log_order
 
     # -- selection before decoding --------------------------------------------------------
 
