@@ -417,3 +417,106 @@ def test_follower_interrupted_after_its_rows_were_taken_keeps_them(
     assert isinstance(quitter.error, KeyboardInterrupt)
     assert [e.data for e in store.read().events] == ['{"n": 0}', '{"n": 1}', '{"n": 2}']
     assert not store._appender._leading
+
+
+def _group_behind_a_promoted_leader(store: SQLiteStore, members: int) -> tuple[Call, list[Call]]:
+    """The leader writes alone (the write lock held); ``members`` callers queue behind it.
+
+    Once the lock is released, the leader promotes the first follower, which commits
+    itself and the others in one group, then wakes them through the wake chain.
+    """
+    leader = Call(lambda: store.append(make_record({"n": 0})))
+    wait_until(lambda: _leads_alone(store), "the leader")
+    followers = []
+    for n in range(1, members + 1):
+        followers.append(Call(functools.partial(_append_n, store, n)))
+        wait_until(functools.partial(_queued, store, n), f"follower {n} to queue")
+    return leader, followers
+
+
+def _queued(store: SQLiteStore, count: int) -> bool:
+    return len(store._appender._pending) == count
+
+
+def test_every_caller_of_a_group_is_woken_through_the_chain(store: SQLiteStore) -> None:
+    store._db.write_lock.acquire()
+    try:
+        leader, followers = _group_behind_a_promoted_leader(store, 7)
+    finally:
+        store._db.write_lock.release()
+    offsets = [leader.join()] + [f.join() for f in followers]
+    assert offsets == [f"{n:020d}" for n in range(1, 9)]
+    assert [f.error for f in followers] == [None] * 7
+    assert not store._appender._leading
+
+
+class _WakeInterruptedOnSignal:
+    """A follower's wake lock whose blocking wait is interrupted once ``signal`` is set."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.signal = threading.Event()
+        self.waiting = threading.Event()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not blocking or not self._lock.locked():
+            return self._lock.acquire(blocking)
+        self.waiting.set()
+        assert self.signal.wait(10), "the test never interrupted the wait"
+        raise KeyboardInterrupt
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+
+def _next_wakes(monkeypatch: pytest.MonkeyPatch, wakes: list[Any]) -> None:
+    """The next locks the appender allocates are ``wakes`` (None: a real lock)."""
+    made = iter(wakes)
+    real = _thread.allocate_lock
+
+    class _Thread:
+        @staticmethod
+        def allocate_lock() -> Any:
+            return next(made, None) or real()
+
+    monkeypatch.setattr(appender_module, "_thread", _Thread)
+
+
+@pytest.mark.parametrize("when", ["chain already linked", "chain not linked yet"])
+def test_caller_leaving_mid_chain_still_wakes_the_callers_after_it(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # Followers 1..3 queue; 1 is promoted and commits [1, 2, 3]; 2 gives up waiting
+    # after its rows were taken, which must not leave 3 asleep.
+    quitter_wake = _WakeInterruptedOnSignal()
+    _next_wakes(monkeypatch, [None, quitter_wake])
+    if when == "chain not linked yet":
+        real_drain = store._appender._drain
+
+        def drain(batch: list[Any]) -> None:
+            if len(batch) > 1:  # the group: the quitter leaves before it is written
+                quitter_wake.signal.set()
+                wait_until(lambda: quitter.error is not None, "the quitter to leave")
+            real_drain(batch)
+
+        monkeypatch.setattr(store._appender, "_drain", drain)
+    store._db.write_lock.acquire()
+    try:
+        leader, (successor, quitter, last) = _group_behind_a_promoted_leader(store, 3)
+        wait_until(quitter_wake.waiting.is_set, "the quitter to sleep")
+    finally:
+        store._db.write_lock.release()
+    if when == "chain already linked":
+        wait_until(lambda: successor.result is not None, "the group to commit")
+        quitter_wake.signal.set()
+    for call in (leader, successor, quitter, last):
+        call.join()
+    assert isinstance(quitter.error, KeyboardInterrupt)
+    assert last.error is None
+    assert last.result == "00000000000000000004"
+    # The quitter's rows were taken by the group: they were committed all the same.
+    assert [e.data for e in store.read().events] == [f'{{"n": {n}}}' for n in range(4)]
+    assert not store._appender._leading

@@ -5,6 +5,12 @@ in one transaction (one multi-row ``INSERT``), then wakes the callers it committ
 and promotes the first one queued since to lead the next group. Nobody returns
 before their own rows are committed. A caller that finds no group forming and the
 write lock free skips the queue and writes at once (the single-publisher case).
+
+The leader wakes only the first caller of its group, and each woken caller wakes the
+next one as it returns (a wake chain). Woken all at once, they would all wake only to
+queue for the GIL, which one of them holds: a second sleep and a second wake each,
+and the context switches were most of the CPU time an event cost with 8 threads
+(docs/decisions.md, "Group commit wakes its callers in a chain").
 """
 
 from __future__ import annotations
@@ -34,17 +40,20 @@ __all__ = ["Appender"]
 class _Pending:
     """Rows waiting to be committed, and what became of them.
 
-    A caller that queues behind a running leader sleeps on ``wake``, which the leader
-    releases when the rows are committed (or failed), or to make it the next leader.
+    A caller that queues behind a running leader sleeps on ``wake``, which is released
+    when the rows are committed (or failed), or to make it the next leader. Once
+    awake, it releases ``chain``: the wake of the next caller of its group.
     """
 
-    __slots__ = ("error", "offsets", "rows", "wake")
+    __slots__ = ("abandoned", "chain", "error", "offsets", "rows", "wake")
 
     def __init__(self, rows: list[Row]) -> None:
         self.rows = rows
         self.offsets: list[Offset] | None = None
         self.error: BaseException | None = None
         self.wake: _thread.LockType | None = None
+        self.chain: _thread.LockType | None = None
+        self.abandoned = False  # its caller left while the leader wrote its rows
 
 
 class Appender:
@@ -209,13 +218,13 @@ class Appender:
                 self._write_lock.release()
         raise error
 
-    def _lead(self) -> None:
-        """Commit everything queued, in one transaction, then hand over and wake everyone.
+    def _lead(self, own: _Pending) -> None:
+        """Commit everything queued, in one transaction, then hand over and wake the group.
 
         Exactly one thread leads at a time (``_leading``). Callers that queue while it
-        writes sleep on their own lock; afterwards the leader wakes the ones it
-        committed and promotes the first one queued since, so no caller wakes just to
-        find it must wait again.
+        writes sleep on their own lock; afterwards the leader promotes the first one
+        queued since, so no caller wakes just to find it must wait again, and starts
+        the wake chain of the callers it committed (``own`` is the leader's own entry).
         """
         if self._woken:  # an unlocked read is enough for a heuristic
             # The last leader just woke other callers; under load they are about to
@@ -236,9 +245,11 @@ class Appender:
                 else:
                     successor = None
                     self._leading = False
-            for pending in batch:
-                if pending.wake is not None:
-                    pending.wake.release()
+                # Under the lock: a caller abandoning its wait either is left out here,
+                # or finds its link set and passes the chain on itself.
+                first = _chain(batch, own)
+            if first is not None:
+                first.release()
             if successor is not None:
                 successor.release()
 
@@ -251,7 +262,13 @@ class Appender:
         """
         with self._queue_lock:
             if pending not in self._pending:
-                return  # a leader already took the rows; their outcome is unknown
+                # A leader already took the rows; their outcome is unknown. Whoever
+                # comes after it in the wake chain must still be woken.
+                pending.abandoned = True
+                chain, pending.chain = pending.chain, None
+                if chain is not None:
+                    chain.release()
+                return
             wake = pending.wake
             assert wake is not None  # only queued followers wait, so only they abandon
             promoted = pending is self._pending[0] and not wake.locked()
@@ -286,9 +303,31 @@ class Appender:
             except BaseException:
                 self._abandon(pending)
                 raise
+            if pending.chain is not None:
+                pending.chain.release()  # the next caller of our group
         if pending.offsets is None and pending.error is None:
-            self._lead()
+            self._lead(pending)
         if pending.error is not None:
             raise pending.error
         assert pending.offsets is not None  # the leader set offsets or an error
         return pending.offsets
+
+
+def _chain(batch: list[_Pending], own: _Pending) -> _thread.LockType | None:
+    """Link the sleeping callers of ``batch`` into a wake chain; return its first wake.
+
+    Each caller releases the next one's wake when it wakes, so they take the GIL one
+    after the other instead of all queueing for it at once. The leader (``own``)
+    and callers that gave up waiting are left out.
+    """
+    first: _thread.LockType | None = None
+    last: _Pending | None = None
+    for pending in batch:
+        if pending is own or pending.wake is None or pending.abandoned:
+            continue
+        if last is None:
+            first = pending.wake
+        else:
+            last.chain = pending.wake
+        last = pending
+    return first
