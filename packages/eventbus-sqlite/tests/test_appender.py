@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -88,37 +87,6 @@ def test_large_batches_span_several_statements_in_one_transaction(store: SQLiteS
         store.append_batch([make_record() for _ in range(100)] + [taken])  # fails in chunk 2
     assert store.read(NEWEST).next == offsets[-1]
     assert not store._db.writer.in_transaction
-
-
-def test_leader_after_a_group_yields_once_to_the_woken_callers(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store._db.write_lock.acquire()
-    try:
-        leader = Call(lambda: store.append(make_record()))
-        wait_until(lambda: _leads_alone(store), "the leader")
-        second = Call(lambda: store.append(make_record()))
-        wait_until(lambda: len(store._appender._pending) == 1, "the second")
-        third = Call(lambda: store.append(make_record()))
-        wait_until(lambda: len(store._appender._pending) == 2, "the third")
-    finally:
-        store._db.write_lock.release()
-    for call in (leader, second, third):
-        call.join()
-    assert store._appender._woken == 1  # the second led [second, third] and woke the third
-    sleeps: list[float] = []
-    real_sleep = time.sleep
-
-    def spy(seconds: float) -> None:
-        sleeps.append(seconds)
-        real_sleep(seconds)
-
-    monkeypatch.setattr(time, "sleep", spy)
-    store.append(make_record())  # yields once: the woken caller may append again
-    store.append(make_record())  # alone: no yield
-    monkeypatch.undo()
-    assert sleeps == [0]
-    assert len(store.read().events) == 5
 
 
 def test_one_bad_record_does_not_fail_its_group(store: SQLiteStore) -> None:
@@ -417,3 +385,182 @@ def test_follower_interrupted_after_its_rows_were_taken_keeps_them(
     assert isinstance(quitter.error, KeyboardInterrupt)
     assert [e.data for e in store.read().events] == ['{"n": 0}', '{"n": 1}', '{"n": 2}']
     assert not store._appender._leading
+
+
+def _group_behind_a_promoted_leader(store: SQLiteStore, members: int) -> tuple[Call, list[Call]]:
+    """The leader writes alone (the write lock held); ``members`` callers queue behind it.
+
+    Once the lock is released, the leader promotes the first follower, which commits
+    itself and the others in one group, then wakes them through the wake chain.
+    """
+    leader = Call(lambda: store.append(make_record({"n": 0})))
+    wait_until(lambda: _leads_alone(store), "the leader")
+    followers = []
+    for n in range(1, members + 1):
+        followers.append(Call(functools.partial(_append_n, store, n)))
+        wait_until(functools.partial(_queued, store, n), f"follower {n} to queue")
+    return leader, followers
+
+
+def _queued(store: SQLiteStore, count: int) -> bool:
+    return len(store._appender._pending) == count
+
+
+def test_every_caller_of_a_group_is_woken_through_the_chain(store: SQLiteStore) -> None:
+    store._db.write_lock.acquire()
+    try:
+        leader, followers = _group_behind_a_promoted_leader(store, 7)
+    finally:
+        store._db.write_lock.release()
+    offsets = [leader.join()] + [f.join() for f in followers]
+    assert offsets == [f"{n:020d}" for n in range(1, 9)]
+    assert [f.error for f in followers] == [None] * 7
+    assert not store._appender._leading
+
+
+class _WakeInterruptedOnSignal:
+    """A follower's wake lock whose blocking wait is interrupted once ``signal`` is set."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.signal = threading.Event()
+        self.waiting = threading.Event()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not blocking or not self._lock.locked():
+            return self._lock.acquire(blocking)
+        self.waiting.set()
+        assert self.signal.wait(10), "the test never interrupted the wait"
+        raise KeyboardInterrupt
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+
+def _next_wakes(monkeypatch: pytest.MonkeyPatch, wakes: list[Any]) -> None:
+    """The next locks the appender allocates are ``wakes`` (None: a real lock)."""
+    made = iter(wakes)
+    real = _thread.allocate_lock
+
+    class _Thread:
+        @staticmethod
+        def allocate_lock() -> Any:
+            return next(made, None) or real()
+
+    monkeypatch.setattr(appender_module, "_thread", _Thread)
+
+
+@pytest.mark.parametrize("when", ["chain already linked", "chain not linked yet"])
+def test_caller_leaving_mid_chain_still_wakes_the_callers_after_it(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # Followers 1..3 queue; 1 is promoted and commits [1, 2, 3]; 2 gives up waiting
+    # after its rows were taken, which must not leave 3 asleep.
+    quitter_wake = _WakeInterruptedOnSignal()
+    _next_wakes(monkeypatch, [None, quitter_wake])
+    if when == "chain not linked yet":
+        real_drain = store._appender._drain
+
+        def drain(batch: list[Any]) -> None:
+            if len(batch) > 1:  # the group: the quitter leaves before it is written
+                quitter_wake.signal.set()
+                wait_until(lambda: quitter.error is not None, "the quitter to leave")
+            real_drain(batch)
+
+        monkeypatch.setattr(store._appender, "_drain", drain)
+    store._db.write_lock.acquire()
+    try:
+        leader, (successor, quitter, last) = _group_behind_a_promoted_leader(store, 3)
+        wait_until(quitter_wake.waiting.is_set, "the quitter to sleep")
+    finally:
+        store._db.write_lock.release()
+    if when == "chain already linked":
+        wait_until(lambda: successor.result is not None, "the group to commit")
+        quitter_wake.signal.set()
+    for call in (leader, successor, quitter, last):
+        call.join()
+    assert isinstance(quitter.error, KeyboardInterrupt)
+    assert last.error is None
+    assert last.result == "00000000000000000004"
+    # The quitter's rows were taken by the group: they were committed all the same.
+    assert [e.data for e in store.read().events] == [f'{{"n": {n}}}' for n in range(4)]
+    assert not store._appender._leading
+
+
+class _HeldWake:
+    """A follower's wake lock: once released, its sleeper stays asleep until ``go``.
+
+    Holds the end of a wake chain still, so the test can queue callers meanwhile.
+    With ``interrupt``, the sleeper then gives up waiting instead (as by Ctrl-C).
+    """
+
+    def __init__(self, *, interrupt: bool = False) -> None:
+        self._lock = threading.Lock()
+        self._interrupt = interrupt
+        self.go = threading.Event()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not blocking or not self._lock.locked():
+            return self._lock.acquire(blocking)
+        wait_until(lambda: not self._lock.locked(), "the wake to be released")
+        assert self.go.wait(10), "the test never let the sleeper go"
+        if self._interrupt:
+            raise KeyboardInterrupt
+        return self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+
+def _inserts(store: SQLiteStore) -> list[str]:
+    """The INSERT statements the writer runs from now on."""
+    inserts: list[str] = []
+    store._db.writer.set_trace_callback(
+        lambda sql: inserts.append(sql) if sql.startswith("INSERT INTO events") else None
+    )
+    return inserts
+
+
+@pytest.mark.parametrize("interrupt", [False, True])
+def test_the_end_of_a_wake_chain_leads_the_callers_queued_meanwhile(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch, interrupt: bool
+) -> None:
+    # Followers 1 and 2 queue behind the leader; 1 is promoted and commits [1, 2];
+    # 2 ends the wake chain. While it is still waking, 3 and 4 queue (no caller
+    # leads while a chain wakes) and are then committed together: by 2, or, when 2
+    # gives up waiting, by 3, which 2 promotes.
+    last_wake = _HeldWake(interrupt=interrupt)
+    _next_wakes(monkeypatch, [None, last_wake])
+    inserts = _inserts(store)
+    store._db.write_lock.acquire()
+    try:
+        leader, (successor, last) = _group_behind_a_promoted_leader(store, 2)
+    finally:
+        store._db.write_lock.release()
+    wait_until(lambda: successor.result is not None, "the group [1, 2] to commit")
+    assert store._appender._waking
+    late = []
+    for n in (3, 4):
+        late.append(Call(functools.partial(_append_n, store, n)))
+        wait_until(functools.partial(_queued, store, n - 2), f"caller {n} to queue")
+    assert not store._appender._leading  # nobody took the lead while the chain woke
+    last_wake.go.set()
+    for call in (leader, successor, last, *late):
+        call.join()
+    assert [call.error for call in late] == [None, None]
+    assert [call.result for call in late] == ["00000000000000000004", "00000000000000000005"]
+    if interrupt:
+        assert isinstance(last.error, KeyboardInterrupt)
+    else:
+        assert last.result == "00000000000000000003"
+    # One statement each: the leader's own, the group [1, 2], the late callers [3, 4].
+    assert [sql.count('{"n": ') for sql in inserts] == [1, 2, 2]
+    assert [e.data for e in store.read().events] == [f'{{"n": {n}}}' for n in range(5)]
+    assert not store._appender._leading
+    assert not store._appender._waking

@@ -1,10 +1,21 @@
-"""Appending with group commit: the one writer of the events table.
+"""Appending from threads with group commit (coroutines: :mod:`._async_appender`).
 
 Each caller queues its rows; one caller at a time leads, writing everything queued
-in one transaction (one multi-row ``INSERT``), then wakes the callers it committed
-and promotes the first one queued since to lead the next group. Nobody returns
-before their own rows are committed. A caller that finds no group forming and the
-write lock free skips the queue and writes at once (the single-publisher case).
+in one transaction (one multi-row ``INSERT``), then wakes the callers it committed.
+Nobody returns before their own rows are committed. A caller that finds no group
+forming and the write lock free skips the queue and writes at once (the
+single-publisher case).
+
+The leader wakes only the first caller of its group, and each woken caller wakes the
+next one as it returns (a wake chain): woken all at once, they would all wake only to
+queue for the GIL, which one of them holds, a second sleep and a second wake each.
+While a chain wakes, new callers queue and nobody leads; the last caller of the
+chain, once awake, leads them: under load they are the callers woken before it,
+appending again, so they share the next transaction with no leader sleeping to
+wait for them. A leader with nobody to wake promotes the first caller queued since.
+Context switches were most of the CPU an event cost with 8 threads
+(docs/decisions.md, "Group commit wakes its callers in a chain, and the chain's end
+leads the next group").
 """
 
 from __future__ import annotations
@@ -12,7 +23,6 @@ from __future__ import annotations
 import _thread
 import sqlite3
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from eventbus.core import StoreClosedError, StoreUnavailableError
@@ -34,17 +44,21 @@ __all__ = ["Appender"]
 class _Pending:
     """Rows waiting to be committed, and what became of them.
 
-    A caller that queues behind a running leader sleeps on ``wake``, which the leader
-    releases when the rows are committed (or failed), or to make it the next leader.
+    A caller that queues behind a running leader sleeps on ``wake``, which is released
+    when the rows are committed (or failed), or to make it the next leader. Once
+    awake, it releases ``chain``: the wake of the next caller of its group.
     """
 
-    __slots__ = ("error", "offsets", "rows", "wake")
+    __slots__ = ("abandoned", "chain", "error", "last", "offsets", "rows", "wake")
 
     def __init__(self, rows: list[Row]) -> None:
         self.rows = rows
         self.offsets: list[Offset] | None = None
         self.error: BaseException | None = None
         self.wake: _thread.LockType | None = None
+        self.chain: _thread.LockType | None = None
+        self.abandoned = False  # its caller left while the leader wrote its rows
+        self.last = False  # the end of its group's wake chain: it leads the next group
 
 
 class Appender:
@@ -65,15 +79,17 @@ class Appender:
         self._committed = on_commit
         self._pending: list[_Pending] = []
         self._queue_lock = threading.Lock()
-        self._woken = 0  # callers the last leader woke (under _queue_lock)
         self._leading = False  # a thread is committing the queue (under _queue_lock)
+        # A wake chain is running (under _queue_lock): callers queue, and its last
+        # caller leads them once it wakes.
+        self._waking = False
 
     def append(self, record: EventRecord) -> Offset:
         """Store one record; see ``SQLiteStore.append``."""
         rows = [row_values(record)]
         self._db.check_open()
         # Nobody leads a group, nor was just woken (and may append again): write now.
-        if not (self._leading or self._woken):
+        if not (self._leading or self._waking):
             last = self._commit_alone(rows)
             if last is not None:
                 return "%020d" % last  # noqa: UP031 - the fastest formatting
@@ -85,7 +101,7 @@ class Appender:
         self._db.check_open()
         if not rows:
             return []
-        if not (self._leading or self._woken):
+        if not (self._leading or self._waking):
             last = self._commit_alone(rows)
             if last is not None:
                 return [f"{position:020d}" for position in range(last - len(rows) + 1, last + 1)]
@@ -209,36 +225,41 @@ class Appender:
                 self._write_lock.release()
         raise error
 
-    def _lead(self) -> None:
-        """Commit everything queued, in one transaction, then hand over and wake everyone.
+    def _lead(self, own: _Pending | None) -> None:
+        """Commit everything queued, in one transaction, then hand over and wake the group.
 
         Exactly one thread leads at a time (``_leading``). Callers that queue while it
-        writes sleep on their own lock; afterwards the leader wakes the ones it
-        committed and promotes the first one queued since, so no caller wakes just to
-        find it must wait again.
+        writes sleep on their own lock. Afterwards the leader starts the wake chain of
+        the callers it committed (``own`` is the leader's own entry, or None), whose
+        last caller leads whatever queued meanwhile: under load that is everyone
+        woken before it, appending again, so they share the next transaction. With
+        nobody to wake, the leader promotes the first caller queued since, so no
+        caller wakes just to find it must wait again.
         """
-        if self._woken:  # an unlocked read is enough for a heuristic
-            # The last leader just woke other callers; under load they are about to
-            # append again. Letting them run for a moment puts their records in this
-            # transaction instead of a commit of their own.
-            time.sleep(0)
         with self._queue_lock:
-            batch = list(self._pending)
-            self._pending.clear()
-            self._woken = 0
+            batch = self._pending
+            self._pending = []
+        self._commit_group(batch, own)
+
+    def _commit_group(self, batch: list[_Pending], own: _Pending | None) -> None:
+        """Commit the group ``batch`` taken from the queue, then wake it and hand over."""
         try:
             self._drain(batch)
         finally:
             with self._queue_lock:
-                self._woken = len(batch) - 1  # everyone in it but this leader
-                if self._pending:
+                # Under the lock: a caller abandoning its wait either is left out here,
+                # or finds its link set and passes the chain on itself.
+                first = _chain(batch, own)
+                successor = None
+                if first is not None:
+                    self._waking = True
+                    self._leading = False
+                elif self._pending:
                     successor = self._pending[0].wake
                 else:
-                    successor = None
                     self._leading = False
-            for pending in batch:
-                if pending.wake is not None:
-                    pending.wake.release()
+            if first is not None:
+                first.release()
             if successor is not None:
                 successor.release()
 
@@ -251,7 +272,15 @@ class Appender:
         """
         with self._queue_lock:
             if pending not in self._pending:
-                return  # a leader already took the rows; their outcome is unknown
+                # A leader already took the rows; their outcome is unknown. Whoever
+                # comes after it in the wake chain must still be woken.
+                pending.abandoned = True
+                chain, pending.chain = pending.chain, None
+                if chain is None and pending.last and self._end_chain():
+                    chain = self._pending[0].wake  # promote the first queued caller
+                if chain is not None:
+                    chain.release()
+                return
             wake = pending.wake
             assert wake is not None  # only queued followers wait, so only they abandon
             promoted = pending is self._pending[0] and not wake.locked()
@@ -264,6 +293,18 @@ class Appender:
                 else:
                     self._leading = False
 
+    def _end_chain(self) -> bool:
+        """The last caller of a wake chain woke, or gave up waiting: close the chain.
+
+        Called with the queue lock held. Returns whether callers queued meanwhile;
+        then the queue is marked led, and the caller must see that someone leads it.
+        """
+        self._waking = False
+        if not self._pending:
+            return False
+        self._leading = True
+        return True
+
     def _translate(self, exc: sqlite3.Error) -> Exception:
         error = translate_sqlite_error(exc, self._db.path)
         error.__cause__ = exc
@@ -274,7 +315,7 @@ class Appender:
         pending = _Pending(rows)
         with self._queue_lock:
             self._pending.append(pending)
-            if self._leading:
+            if self._leading or self._waking:
                 pending.wake = wake = _thread.allocate_lock()
                 wake.acquire()
             else:
@@ -286,9 +327,45 @@ class Appender:
             except BaseException:
                 self._abandon(pending)
                 raise
+            if pending.chain is not None:
+                pending.chain.release()  # the next caller of our group
+            elif pending.last:
+                # The end of our group's chain: lead the callers that queued while the
+                # group woke (not ourselves: our rows are done), then return our own
+                # outcome.
+                with self._queue_lock:
+                    group = None
+                    if self._end_chain():
+                        group = self._pending
+                        self._pending = []
+                if group is not None:
+                    self._commit_group(group, None)
         if pending.offsets is None and pending.error is None:
-            self._lead()
+            self._lead(pending)
         if pending.error is not None:
             raise pending.error
         assert pending.offsets is not None  # the leader set offsets or an error
         return pending.offsets
+
+
+def _chain(batch: list[_Pending], own: _Pending | None) -> _thread.LockType | None:
+    """Link the sleeping callers of ``batch`` into a wake chain; return its first wake.
+
+    Each caller releases the next one's wake when it wakes, so they take the GIL one
+    after the other instead of all queueing for it at once; the last one is marked
+    to lead the next group. The leader (``own``) and callers that gave up waiting
+    are left out.
+    """
+    first: _thread.LockType | None = None
+    last: _Pending | None = None
+    for pending in batch:
+        if pending is own or pending.wake is None or pending.abandoned:
+            continue
+        if last is None:
+            first = pending.wake
+        else:
+            last.chain = pending.wake
+        last = pending
+    if last is not None:
+        last.last = True
+    return first
