@@ -1,26 +1,30 @@
-"""The asyncio network backend of the async face: real sockets, real TLS, real faults."""
+"""The async face's HTTP/1.1 transport: real sockets, real TLS, scripted servers for faults.
+
+The reference server exercises the ordinary paths through every async client test; the
+servers here answer with exactly the bytes each case needs (framings, malformed heads,
+hang-ups) that a well-behaved server never sends.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import ssl
 import struct
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import httpcore
 import httpx
 import pytest
 import trustme
 
 from eventbus.durablestream import AsyncDurableStreamClient
+from eventbus.durablestream import _asyncio_network as network
 from eventbus.durablestream._asyncio_network import (
     _READ_HIGH_WATER,
-    AsyncioBackend,
-    AsyncioStream,
+    AsyncioTransport,
+    _Connection,
     asyncio_transport,
 )
 
@@ -28,30 +32,37 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
+@dataclasses.dataclass
+class Server:
+    port: int
+    connections: int = 0
+    requests: list[bytes] = dataclasses.field(default_factory=list)
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+
 @asynccontextmanager
 async def tcp_server(
-    handler: Handler, ssl_context: ssl.SSLContext | None = None, unix_path: str | None = None
-) -> AsyncIterator[int]:
-    """A local server running ``handler`` for each connection; yields its port.
-
-    With ``unix_path``, it listens on that Unix socket instead (and yields 0).
-    """
+    handler: Handler, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[Server]:
+    """A local server running ``handler`` for each connection, counting connections."""
     writers: list[asyncio.StreamWriter] = []
     tasks: list[asyncio.Task[None]] = []
+    info = Server(0)
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        info.connections += 1
         writers.append(writer)
         task = asyncio.current_task()
         assert task is not None
         tasks.append(task)
         await handler(reader, writer)
 
-    if unix_path is not None:
-        server = await asyncio.start_unix_server(serve, unix_path)
-    else:
-        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl_context)
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl_context)
+    info.port = server.sockets[0].getsockname()[1]
     try:
-        yield 0 if unix_path is not None else server.sockets[0].getsockname()[1]
+        yield info
     finally:
         server.close()
         for writer in writers:  # no connection outlives its test
@@ -62,6 +73,44 @@ async def tcp_server(
         await server.wait_closed()
 
 
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request, head and Content-Length body; ``b""`` once the client closed."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return b""
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return head + await reader.readexactly(length)
+
+
+@asynccontextmanager
+async def scripted(*responses: bytes, hang_up: bool = False) -> AsyncIterator[Server]:
+    """A server answering the requests on each connection with ``responses`` in turn.
+
+    After the last one it waits for the client to close, or with ``hang_up`` closes itself.
+    """
+    holder: list[Server] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for response in responses:
+            request = await read_request(reader)
+            if not request:
+                break
+            holder[0].requests.append(request)
+            writer.write(response)
+            await writer.drain()
+        if not hang_up:
+            await reader.read()
+        writer.close()
+
+    async with tcp_server(answer) as server:
+        holder.append(server)
+        yield server
+
+
 def reset(writer: asyncio.StreamWriter) -> None:
     """Close with a TCP reset (linger 0), as a crashed server or a middlebox does."""
     sock = writer.get_extra_info("socket")
@@ -69,47 +118,287 @@ def reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(OK)
-    await writer.drain()
-    await reader.read()  # until the client closes
-    writer.close()
-
-
 async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await reader.read()
     writer.close()
 
 
-async def connect(port: int, **kwargs: object) -> httpcore.AsyncNetworkStream:
-    return await AsyncioBackend().connect_tcp("127.0.0.1", port, **kwargs)  # type: ignore[arg-type]
+async def get(
+    transport: httpx.AsyncBaseTransport, url: str, method: str = "GET", **kwargs: object
+) -> tuple[httpx.Response, bytes]:
+    request = httpx.Request(method, url, **kwargs)  # type: ignore[arg-type]
+    response = await transport.handle_async_request(request)
+    return response, await response.aread()
+
+
+async def connect(port: int) -> _Connection:
+    loop = asyncio.get_running_loop()
+    _, connection = await loop.create_connection(_Connection, "127.0.0.1", port)
+    return connection
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the loop run until ``condition`` holds (at most 5 s)."""
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+# ---------------------------------------------------------------------------- requests
 
 
 @pytest.mark.asyncio
-async def test_the_async_client_uses_the_asyncio_backend_by_default() -> None:
+async def test_the_async_client_uses_the_asyncio_transport_by_default() -> None:
     client = AsyncDurableStreamClient("http://127.0.0.1:1")
-    # The attribute asyncio_transport sets: if httpcore renames it, this fails.
-    assert isinstance(client._transport._pool._network_backend, AsyncioBackend)  # type: ignore[attr-defined]
+    assert isinstance(client._transport, AsyncioTransport)
     await client.close()
 
 
 @pytest.mark.asyncio
-async def test_a_request_goes_through_httpx_on_the_backend() -> None:
-    async with tcp_server(answer_ok) as port, asyncio_transport() as transport:
-        response = await transport.handle_async_request(
-            httpx.Request("GET", f"http://127.0.0.1:{port}/")
+async def test_a_kept_alive_connection_carries_the_next_requests() -> None:
+    async with (
+        scripted(OK, b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nnew") as server,
+        asyncio_transport() as transport,
+    ):
+        first, body = await get(transport, server.url("/a?x=1"), headers={"X-Token": "t"})
+        assert (first.status_code, first.reason_phrase, body) == (200, "OK", b"ok")
+        assert first.extensions["http_version"] == b"HTTP/1.1"
+        second, body = await get(transport, server.url("/b"), "PUT", content=b"data")
+        assert (second.status_code, second.reason_phrase, body) == (201, "Created", b"new")
+    assert server.connections == 1
+    assert server.requests[0].startswith(b"GET /a?x=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nX-Token: t\r\n" in server.requests[0]
+    assert server.requests[1].startswith(b"PUT /b HTTP/1.1\r\n")
+    assert server.requests[1].endswith(b"\r\nContent-Length: 4\r\n\r\ndata")
+
+
+@pytest.mark.asyncio
+async def test_a_large_body_follows_the_head_in_a_write_of_its_own() -> None:
+    body = b"b" * (network._BODY_IN_HEAD_WRITE + 1)
+    async with scripted(OK) as server, asyncio_transport() as transport:
+        response, _ = await get(transport, server.url(), "POST", content=body)
+        assert response.status_code == 200
+    assert server.requests[0].endswith(b"\r\n\r\n" + body)
+
+
+async def _stream(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+@pytest.mark.asyncio
+async def test_a_streamed_body_is_sent_chunked_or_as_is_with_a_length() -> None:
+    received: list[bytes] = []
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"0\r\n\r\n"))
+        writer.write(OK)
+        received.append(await read_request(reader))
+        writer.write(OK)
+        await reader.read()
+        writer.close()
+
+    async with tcp_server(echo) as server, asyncio_transport() as transport:
+        await get(transport, server.url(), "POST", content=_stream([b"ab", b"", b"cde"]))
+        await get(
+            transport,
+            server.url(),
+            "POST",
+            content=_stream([b"xy", b"z"]),
+            headers={"Content-Length": "3"},
         )
-        assert (response.status_code, await response.aread()) == (200, b"ok")
+    assert received[0].endswith(
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"
+    )
+    assert received[1].endswith(b"Content-Length: 3\r\n\r\nxyz")
+
+
+@pytest.mark.asyncio
+async def test_a_header_with_a_line_break_is_never_sent() -> None:
+    async with scripted(OK) as server, asyncio_transport() as transport:
+        for value in ("a\r\nInjected: yes", "a\rb", "a\nb"):
+            with pytest.raises(httpx.LocalProtocolError, match="line break"):
+                await get(transport, server.url(), headers={"X": value})
+    assert server.requests == []
+
+
+@pytest.mark.asyncio
+async def test_only_http_and_https_urls() -> None:
+    async with asyncio_transport() as transport:
+        with pytest.raises(httpx.UnsupportedProtocol, match="'ftp'"):
+            await get(transport, "ftp://127.0.0.1/x")
+
+
+# ---------------------------------------------------------------------------- framing
+
+
+@pytest.mark.asyncio
+async def test_a_chunked_body_with_extensions_and_trailers_and_the_connection_is_kept() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n"
+        b"5;name=value\r\nhello\r\n1 \r\n!\r\n0\r\nTrailer: x\r\n\r\n"
+    )
+    async with scripted(chunked, OK) as server, asyncio_transport() as transport:
+        response, body = await get(transport, server.url())
+        assert body == b"hello!"
+        assert response.headers["transfer-encoding"] == "gzip, Chunked"
+        assert (await get(transport, server.url()))[1] == b"ok"
+    assert server.connections == 1
+
+
+@pytest.mark.asyncio
+async def test_without_length_or_chunks_the_body_runs_to_the_close() -> None:
+    until_close = b"HTTP/1.1 200 OK\r\n\r\nall of it"
+    other_coding = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nrest"
+    async with scripted(until_close, hang_up=True) as server, asyncio_transport() as transport:
+        assert (await get(transport, server.url()))[1] == b"all of it"
+        assert (await get(transport, server.url()))[1] == b"all of it"
+    assert server.connections == 2  # such a connection ends with its response
+    async with scripted(other_coding, hang_up=True) as server, asyncio_transport() as transport:
+        assert (await get(transport, server.url()))[1] == b"rest"
+
+
+@pytest.mark.asyncio
+async def test_responses_without_a_body() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    no_content = b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"
+    not_modified = b"HTTP/1.1 304 Not Modified\r\n\r\n"
+    async with (
+        scripted(head, no_content, not_modified, OK) as server,
+        asyncio_transport() as transport,
+    ):
+        response, body = await get(transport, server.url(), "HEAD")
+        assert (response.status_code, body) == (200, b"")
+        assert (await get(transport, server.url()))[1] == b""
+        assert (await get(transport, server.url()))[1] == b""
+        assert (await get(transport, server.url()))[1] == b"ok"
+    assert server.connections == 1
+
+
+@pytest.mark.asyncio
+async def test_interim_answers_are_skipped_but_a_protocol_switch_is_refused() -> None:
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n" + OK
+    switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"
+    async with scripted(hints) as server, asyncio_transport() as transport:
+        response, body = await get(transport, server.url())
+        assert (response.status_code, body) == (200, b"ok")
+    async with scripted(switch) as server, asyncio_transport() as transport:
+        with pytest.raises(httpx.RemoteProtocolError, match="101"):
+            await get(transport, server.url())
+
+
+@pytest.mark.parametrize(
+    ("response", "connections"),
+    [
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", 2),
+        (b"HTTP/1.0 200\r\nContent-Length: 2\r\n\r\nok", 2),
+        (b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok", 1),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nokGARBAGE", 2),
+    ],
+)
+@pytest.mark.asyncio
+async def test_when_a_connection_is_kept(response: bytes, connections: int) -> None:
+    async with (
+        scripted(response, response, hang_up=connections == 2) as server,
+        asyncio_transport() as transport,
+    ):
+        for _ in range(2):
+            assert (await get(transport, server.url()))[1] == b"ok"
+    assert server.connections == connections
+
+
+@pytest.mark.parametrize(
+    ("response", "match"),
+    [
+        (b"HTTP/2 200 OK\r\n\r\n", "status line"),
+        (b"HTTP/1.1\r\n\r\n", "status line"),
+        (b"HTTP/1.1 20 OK\r\n\r\n", "status line"),
+        (b"HTTP/1.1 2x0 OK\r\n\r\n", "status line"),
+        (b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n", "header line"),
+        (b"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", "header line"),
+        (b"HTTP/1.1 200 OK\r\nName : x\r\n\r\n", "header line"),
+        (b"HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n", "header line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nx", "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", "4 bytes before"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x1\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "longer"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "bytes before"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab", "in the middle"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 5000, "over 4096"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"x" * 70000, "over 65536"),
+        (b"HTTP/1.1 200 OK\r\nX: y\r\n", "in the middle"),
+        (b"HTTP/1.1 103 Early Hints\r\n\r\n", "in the middle"),
+        (b"", "without sending a response"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_a_response_that_breaks_http_is_a_remote_protocol_error(
+    response: bytes, match: str
+) -> None:
+    async with scripted(response, hang_up=True) as server, asyncio_transport() as transport:
+        with pytest.raises(httpx.RemoteProtocolError, match=match):
+            await get(transport, server.url())
+        assert not transport._idle.get(("http", "127.0.0.1", server.port))  # never reused
+
+
+# ---------------------------------------------------------------------------- the pool
+
+
+@pytest.mark.asyncio
+async def test_an_idle_connection_the_server_closed_or_that_expired_is_not_reused() -> None:
+    async with scripted(OK, hang_up=True) as server, asyncio_transport() as transport:
+        await get(transport, server.url())
+        idle = transport._idle[("http", "127.0.0.1", server.port)]
+        await until(lambda: idle[0].eof)
+        assert (await get(transport, server.url()))[1] == b"ok"
+        assert server.connections == 2
+    async with scripted(OK, OK) as server, asyncio_transport() as transport:
+        await get(transport, server.url())
+        transport._idle[("http", "127.0.0.1", server.port)][0].idle_since -= 60
+        assert (await get(transport, server.url()))[1] == b"ok"
+        assert server.connections == 2
+
+
+@pytest.mark.asyncio
+async def test_a_body_left_unread_closes_its_connection() -> None:
+    async with scripted(OK, OK) as server, asyncio_transport() as transport:
+        response = await transport.handle_async_request(httpx.Request("GET", server.url()))
+        await response.aclose()
+        await get(transport, server.url())
+    assert server.connections == 2
+
+
+@pytest.mark.asyncio
+async def test_at_most_max_idle_connections_are_kept_and_none_after_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(network, "_MAX_IDLE", 1)
+    async with scripted(OK) as server:
+        transport = asyncio_transport()
+        first = await transport.handle_async_request(httpx.Request("GET", server.url()))
+        second = await transport.handle_async_request(httpx.Request("GET", server.url()))
+        third = await transport.handle_async_request(httpx.Request("GET", server.url()))
+        await first.aread()
+        await second.aread()
+        origin = ("http", "127.0.0.1", server.port)
+        kept = transport._idle[origin][0]
+        assert len(transport._idle[origin]) == 1
+        await transport.aclose()
+        await third.aread()  # finished after the close: not kept either
+        assert transport._idle == {}
+        await until(lambda: kept.eof)
+
+
+# ---------------------------------------------------------------------------- failures
 
 
 @pytest.mark.asyncio
 async def test_a_silent_server_gives_a_read_timeout() -> None:
-    async with tcp_server(never_answer) as port, asyncio_transport() as transport:
+    async with tcp_server(never_answer) as server, asyncio_transport() as transport:
         request = httpx.Request(
-            "GET",
-            f"http://127.0.0.1:{port}/",
-            extensions={"timeout": httpx.Timeout(0.05).as_dict()},
+            "GET", server.url(), extensions={"timeout": httpx.Timeout(0.05).as_dict()}
         )
         with pytest.raises(httpx.ReadTimeout):
             await transport.handle_async_request(request)
@@ -120,8 +409,9 @@ async def test_a_closed_port_gives_a_connect_error() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(httpcore.ConnectError):
-        await connect(port, timeout=5)
+    async with asyncio_transport() as transport:
+        with pytest.raises(httpx.ConnectError, match=f"127.0.0.1:{port}"):
+            await get(transport, f"http://127.0.0.1:{port}/")
 
 
 @pytest.mark.asyncio
@@ -131,48 +421,11 @@ async def test_a_connect_that_cannot_finish_in_time_gives_a_connect_timeout() ->
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        with pytest.raises(httpcore.ConnectTimeout):
-            await connect(listener.getsockname()[1], timeout=0)
-
-
-@pytest.mark.asyncio
-async def test_socket_options_extras_and_partial_reads() -> None:
-    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"hello")
-        await writer.drain()
-        await reader.read()
-        writer.close()
-
-    async with tcp_server(greet) as port:
-        stream = await connect(
-            port, socket_options=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)], timeout=5
-        )
-        sock = stream.get_extra_info("socket")
-        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-        assert stream.get_extra_info("server_addr") == ("127.0.0.1", port)
-        assert stream.get_extra_info("client_addr")[0] == "127.0.0.1"
-        assert stream.get_extra_info("ssl_object") is None
-        assert await stream.read(2, timeout=5) == b"he"
-        assert stream.get_extra_info("is_readable")  # unread bytes: not reusable
-        assert await stream.read(100, timeout=5) == b"llo"
-        assert not stream.get_extra_info("is_readable")
-        await stream.write(b"", timeout=5)  # nothing to send: nothing happens
-        await stream.aclose()
-    await AsyncioBackend().sleep(0)
-
-
-@pytest.mark.asyncio
-async def test_a_server_close_reads_as_end_and_then_refuses_writes() -> None:
-    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    async with tcp_server(hang_up) as port:
-        stream = await connect(port, timeout=5)
-        assert await stream.read(10, timeout=5) == b""
-        assert stream.get_extra_info("is_readable")  # closed by the server: not reusable
-        with pytest.raises(httpcore.WriteError, match="closed"):
-            await stream.write(b"x", timeout=5)
-        await stream.aclose()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        timeout = {"timeout": httpx.Timeout(5, connect=0).as_dict()}
+        async with asyncio_transport() as transport:
+            with pytest.raises(httpx.ConnectTimeout):
+                await get(transport, url, extensions=timeout)
 
 
 async def _reset_by_server(
@@ -180,19 +433,32 @@ async def _reset_by_server(
 ) -> None:
     await reader.readexactly(1)  # the client has started; leave the rest unread
     started.set()
-    await asyncio.sleep(0.05)
     reset(writer)
 
 
 @pytest.mark.asyncio
 async def test_a_reset_connection_gives_a_read_error() -> None:
     started = asyncio.Event()
-    async with tcp_server(lambda r, w: _reset_by_server(r, w, started)) as port:
-        stream = await connect(port, timeout=5)
-        await stream.write(b"x" * 100, timeout=5)
-        with pytest.raises(httpcore.ReadError):
-            await stream.read(10, timeout=5)
-        await stream.aclose()
+    async with (
+        tcp_server(lambda r, w: _reset_by_server(r, w, started)) as server,
+        asyncio_transport() as transport,
+    ):
+        with pytest.raises(httpx.ReadError):
+            await get(transport, server.url())
+
+
+@pytest.mark.asyncio
+async def test_a_closed_connection_refuses_writes() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async with tcp_server(hang_up) as server:
+        connection = await connect(server.port)
+        await until(lambda: connection.eof)
+        assert await connection.read(5) == b""
+        with pytest.raises(httpx.WriteError, match="closed"):
+            await connection.write(b"x", timeout=5)
+        connection.close()
 
 
 @pytest.mark.asyncio
@@ -207,35 +473,38 @@ async def test_a_full_socket_waits_then_times_out_or_fails_on_reset() -> None:
         reset(writer)
 
     big = b"x" * (32 * 1024 * 1024)  # more than every socket buffer between the two ends
-    async with tcp_server(stall) as port:
-        stream = await connect(port, timeout=5)
-        with pytest.raises(httpcore.WriteTimeout):
-            await stream.write(big, timeout=0.1)
+    async with tcp_server(stall) as server:
+        connection = await connect(server.port)
+        with pytest.raises(httpx.WriteTimeout):
+            await connection.write(big, timeout=0.1)
         stop.set()  # now the server resets the connection while the client waits to send
-        with pytest.raises(httpcore.WriteError):
-            await stream.write(b"more", timeout=5)
-        await stream.aclose()
+        with pytest.raises(httpx.WriteError):
+            await connection.write(b"more", timeout=5)
+        connection.close()
 
 
 @pytest.mark.asyncio
 async def test_a_write_waits_for_a_busy_server_and_then_completes() -> None:
     size = 32 * 1024 * 1024
     received = asyncio.get_running_loop().create_future()
+    go = asyncio.Event()
 
     async def late_reader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(0.2)  # busy: the client's socket buffers fill meanwhile
+        await go.wait()  # busy: the client's socket buffers fill meanwhile
         total = 0
         while total < size:
             total += len(await reader.read(1024 * 1024))
         received.set_result(total)
 
-    async with tcp_server(late_reader) as port:
-        stream = await connect(port, timeout=5)
-        assert isinstance(stream, AsyncioStream)
-        await stream.write(b"z" * size, timeout=10)
+    async with tcp_server(late_reader) as server:
+        connection = await connect(server.port)
+        writing = asyncio.create_task(connection.write(b"z" * size, timeout=10))
+        await until(lambda: connection.paused_writing)
+        go.set()
+        await writing
         assert await received == size
-        assert not stream._connection.paused_writing
-        await stream.aclose()
+        assert not connection.paused_writing
+        connection.close()
 
 
 @pytest.mark.asyncio
@@ -247,32 +516,28 @@ async def test_a_slow_reader_pauses_the_socket_and_resumes_it() -> None:
         await writer.drain()
         writer.close()
 
-    async with tcp_server(flood) as port:
-        stream = await connect(port, timeout=5)
-        assert isinstance(stream, AsyncioStream)
-        connection = stream._connection
-        for _ in range(500):  # let the data arrive, unread
-            if connection.paused_reading:
-                break
-            await asyncio.sleep(0.01)
-        assert connection.paused_reading
+    async with tcp_server(flood) as server:
+        connection = await connect(server.port)
+        await until(lambda: connection.paused_reading)
         received = 0
-        while chunk := await stream.read(64 * 1024, timeout=5):
+        while chunk := await connection.read(timeout=5):
             received += len(chunk)
         assert received == total
         assert not connection.paused_reading
-        await stream.aclose()
+        connection.close()
 
 
 @pytest.mark.asyncio
-async def test_a_unix_socket_connection() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = str(Path(folder) / "s.sock")
-        async with tcp_server(answer_ok, unix_path=path):
-            stream = await AsyncioBackend().connect_unix_socket(path, timeout=5)
-            await stream.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
-            assert await stream.read(100, timeout=5) == OK
-            await stream.aclose()
+async def test_a_head_split_across_reads_is_found_where_the_parts_meet() -> None:
+    connection = _Connection()
+    connection.data_received(b"HTTP/1.1 200 OK\r\n\r")
+    loop = asyncio.get_running_loop()
+    loop.call_soon(connection.data_received, b"\nbody")
+    assert await connection.read_until(b"\r\n\r\n", 100, timeout=5) == b"HTTP/1.1 200 OK"
+    assert await connection.read(timeout=5) == b"body"
+
+
+# ---------------------------------------------------------------------------- TLS
 
 
 @pytest.fixture(scope="module")
@@ -287,29 +552,36 @@ def _server_context(authority: trustme.CA) -> ssl.SSLContext:
 
 
 @pytest.mark.asyncio
-async def test_https_through_start_tls(authority: trustme.CA) -> None:
+async def test_https_with_a_trusted_authority(authority: trustme.CA) -> None:
     client_context = ssl.create_default_context()
     authority.configure_trust(client_context)
-    async with tcp_server(answer_ok, _server_context(authority)) as port:
-        stream = await connect(port, timeout=5)
-        secure = await stream.start_tls(client_context, server_hostname="127.0.0.1", timeout=5)
-        assert secure.get_extra_info("ssl_object") is not None
-        await secure.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
-        assert await secure.read(100, timeout=5) == OK
-        await secure.aclose()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await reader.read()
+
+    async with (
+        tcp_server(answer, _server_context(authority)) as server,
+        AsyncioTransport(ssl_context=client_context) as transport,
+    ):
+        response, body = await get(transport, server.url(scheme="https"))
+        assert (response.status_code, body) == (200, b"ok")
 
 
 @pytest.mark.asyncio
 async def test_an_untrusted_certificate_is_a_connect_error(authority: trustme.CA) -> None:
-    async with tcp_server(answer_ok, _server_context(authority)) as port:
-        stream = await connect(port, timeout=5)
-        with pytest.raises(httpcore.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            await stream.start_tls(ssl.create_default_context(), "127.0.0.1", timeout=5)
+    async with (
+        tcp_server(never_answer, _server_context(authority)) as server,
+        asyncio_transport() as transport,
+    ):  # httpx's default trust: certifi
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await get(transport, server.url(scheme="https"))
 
 
 @pytest.mark.asyncio
 async def test_a_server_that_never_handshakes_is_a_connect_timeout() -> None:
-    async with tcp_server(never_answer) as port:
-        stream = await connect(port, timeout=5)
-        with pytest.raises(httpcore.ConnectTimeout, match="TLS"):
-            await stream.start_tls(ssl.create_default_context(), "127.0.0.1", timeout=0.05)
+    async with tcp_server(never_answer) as server, asyncio_transport() as transport:
+        timeout = {"timeout": httpx.Timeout(5, connect=0.05).as_dict()}
+        with pytest.raises(httpx.ConnectTimeout):
+            await get(transport, server.url(scheme="https"), extensions=timeout)
