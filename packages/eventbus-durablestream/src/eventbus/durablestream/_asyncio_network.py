@@ -13,12 +13,24 @@ httpx still builds the requests and decodes the responses (content encodings inc
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Final, cast
 
 import httpx
+
+from ._http1 import (
+    BODY_IN_HEAD_WRITE,
+    KEEPALIVE_EXPIRY,
+    MAX_HEAD,
+    MAX_IDLE,
+    MAX_LINE,
+    Origin,
+    ResponseHead,
+    chunk_size,
+    origin_of,
+    request_head,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -29,15 +41,6 @@ __all__ = ["AsyncioTransport", "asyncio_transport"]
 # Stop reading from the socket while this much is buffered and unread (back-pressure on
 # a server streaming faster than the caller consumes).
 _READ_HIGH_WATER: Final = 256 * 1024
-_MAX_HEAD: Final = 64 * 1024  # a response head (status line and headers) larger is refused
-_MAX_LINE: Final = 4 * 1024  # a chunk-size or trailer line larger is refused
-_MAX_IDLE: Final = 20  # kept-alive connections per origin, as httpx keeps by default
-_KEEPALIVE_EXPIRY: Final = 5.0  # seconds an idle connection is kept, as httpx does
-_BODY_IN_HEAD_WRITE: Final = 64 * 1024  # smaller bodies go out in the same write as the head
-_CHUNK_SIZE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-
-Origin = tuple[str, str, int]
 
 
 def asyncio_transport() -> AsyncioTransport:
@@ -185,76 +188,12 @@ class _Connection(asyncio.Protocol):
             not self.eof
             and not self.chunks
             and not transport.is_closing()
-            and now - self.idle_since < _KEEPALIVE_EXPIRY
+            and now - self.idle_since < KEEPALIVE_EXPIRY
         )
 
     def close(self) -> None:
         """Close the connection (asyncio finishes closing it in the background)."""
         cast("asyncio.Transport", self.transport).close()
-
-
-class _Head:
-    """A parsed response head and the framing of the body that follows it."""
-
-    __slots__ = ("headers", "keep_alive", "length", "reason", "status")
-
-    def __init__(self, head: bytes, method: str) -> None:
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
-        version = parts[0]
-        if (
-            version not in (b"HTTP/1.1", b"HTTP/1.0")
-            or len(parts) < 2
-            or len(parts[1]) != 3
-            or not parts[1].isdigit()
-        ):
-            raise httpx.RemoteProtocolError(
-                f"The server sent an invalid status line: {lines[0][:100]!r}."
-            )
-        self.status = int(parts[1])
-        self.reason = parts[2] if len(parts) == 3 else b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        lengths: set[bytes] = set()
-        codings = b""
-        connection = b""
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            # No colon, an empty name, space before the colon or a folded line: malformed.
-            if not colon or not name or name[-1:].isspace() or name[:1].isspace():
-                raise httpx.RemoteProtocolError(
-                    f"The server sent an invalid header line: {line[:100]!r}."
-                )
-            value = value.strip(b" \t")
-            self.headers.append((name, value))
-            lower = name.lower()
-            if lower == b"content-length":
-                lengths.update(part.strip() for part in value.split(b","))
-            elif lower == b"transfer-encoding":
-                codings += b"," + value.lower()
-            elif lower == b"connection":
-                connection += b"," + value.lower()
-        tokens = {token.strip() for token in connection.split(b",")}
-        self.keep_alive = (
-            b"close" not in tokens if version == b"HTTP/1.1" else b"keep-alive" in tokens
-        )
-        # Body framing, in the order RFC 9112 section 6.3 gives: None means chunked,
-        # -1 until the server closes the connection, otherwise the length.
-        self.length: int | None
-        if method == "HEAD" or self.status in (204, 304) or self.status < 200:
-            self.length = 0
-        elif codings:
-            self.length = None if codings.rsplit(b",", 1)[-1].strip() == b"chunked" else -1
-        elif lengths:
-            length = lengths.pop()
-            if lengths or not length.isdigit():
-                raise httpx.RemoteProtocolError(
-                    f"The server sent an invalid Content-Length: {length!r}."
-                )
-            self.length = int(length)
-        else:
-            self.length = -1
-        if self.length == -1:
-            self.keep_alive = False
 
 
 class _Body(httpx.AsyncByteStream):
@@ -265,7 +204,7 @@ class _Body(httpx.AsyncByteStream):
         transport: AsyncioTransport,
         origin: Origin,
         connection: _Connection,
-        head: _Head,
+        head: ResponseHead,
         timeout: float | None,
     ) -> None:
         self._transport = transport
@@ -309,20 +248,14 @@ class _Body(httpx.AsyncByteStream):
     async def _chunked(self, connection: _Connection) -> AsyncIterator[bytes]:
         timeout = self._timeout
         while True:
-            line = await connection.read_until(b"\r\n", _MAX_LINE, timeout)
-            size_text = line.split(b";", 1)[0].strip(b" \t")
-            if not _CHUNK_SIZE.fullmatch(size_text):
-                raise httpx.RemoteProtocolError(
-                    f"The server sent an invalid chunk size line: {line[:100]!r}."
-                )
-            size = int(size_text, 16)
+            size = chunk_size(await connection.read_until(b"\r\n", MAX_LINE, timeout))
             if size == 0:
                 break
             async for data in self._exactly(connection, size):
                 yield data
-            if await connection.read_until(b"\r\n", _MAX_LINE, timeout):
+            if await connection.read_until(b"\r\n", MAX_LINE, timeout):
                 raise httpx.RemoteProtocolError("The server sent a chunk longer than its size.")
-        while await connection.read_until(b"\r\n", _MAX_LINE, timeout):
+        while await connection.read_until(b"\r\n", MAX_LINE, timeout):
             pass  # trailer fields: none of them matter here
 
     def _release(self) -> None:
@@ -359,13 +292,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             httpx.TransportError: a subclass naming what failed (connect, write, read,
                 timeout, or a response that breaks HTTP/1.1).
         """
-        url = request.url
-        scheme = url.scheme
-        if scheme not in _DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(
-                f"The URL {str(url)!r} has the scheme {scheme!r}; only http and https work here."
-            )
-        origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
+        origin = origin_of(request)
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
         connection = self._idle_connection(origin)
@@ -376,9 +303,9 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             method = request.method
             first = True
             while True:
-                raw = await connection.read_until(b"\r\n\r\n", _MAX_HEAD, read_timeout, first=first)
+                raw = await connection.read_until(b"\r\n\r\n", MAX_HEAD, read_timeout, first=first)
                 first = False
-                head = _Head(raw, method)
+                head = ResponseHead(raw, method)
                 if head.status == 101:
                     raise httpx.RemoteProtocolError("The server switched protocols (101).")
                 if head.status >= 200:
@@ -396,28 +323,13 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
     async def _send(
         self, connection: _Connection, request: httpx.Request, timeout: float | None
     ) -> None:
-        raw = request.headers.raw
-        head = b"".join(
-            [
-                request.method.encode("ascii"),
-                b" ",
-                request.url.raw_path,
-                b" HTTP/1.1\r\n",
-                *[b"%s: %s\r\n" % pair for pair in raw],
-                b"\r\n",
-            ]
-        )
-        # A line break inside a header would start a header (or a request) of its own.
-        if head.count(b"\n") != len(raw) + 2 or head.count(b"\r") != len(raw) + 2:
-            raise httpx.LocalProtocolError(
-                "A header name or value contains a line break; refusing to send it."
-            )
+        head = request_head(request)
         try:
             body: bytes | None = request.content
         except httpx.RequestNotRead:
             body = None
         if body is not None:
-            if len(body) <= _BODY_IN_HEAD_WRITE:
+            if len(body) <= BODY_IN_HEAD_WRITE:
                 await connection.write(head + body, timeout)
             else:
                 await connection.write(head, timeout)
@@ -469,7 +381,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
     def _keep(self, origin: Origin, connection: _Connection) -> None:
         """Keep a connection whose response was fully read, for the next request."""
         idle = None if self._closed else self._idle.setdefault(origin, [])
-        if idle is None or len(idle) >= _MAX_IDLE:
+        if idle is None or len(idle) >= MAX_IDLE:
             connection.close()
             return
         connection.idle_since = time.monotonic()

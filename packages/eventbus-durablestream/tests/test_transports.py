@@ -1,8 +1,9 @@
-"""The async face's HTTP/1.1 transport: real sockets, real TLS, scripted servers for faults.
+"""The two HTTP/1.1 transports (asyncio and blocking sockets): real sockets, real TLS.
 
-The reference server exercises the ordinary paths through every async client test; the
-servers here answer with exactly the bytes each case needs (framings, malformed heads,
-hang-ups) that a well-behaved server never sends.
+The reference server exercises the ordinary paths through every client test; the servers
+here answer with exactly the bytes each case needs (framings, malformed heads, hang-ups)
+that a well-behaved server never sends. The blocking transport's tests run the same servers
+on an event loop in a thread of their own (:func:`threaded`).
 """
 
 from __future__ import annotations
@@ -12,21 +13,26 @@ import dataclasses
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
 import httpx
 import pytest
 import trustme
 
-from eventbus.durablestream import AsyncDurableStreamClient
+from eventbus.durablestream import AsyncDurableStreamClient, DurableStreamClient
 from eventbus.durablestream import _asyncio_network as network
+from eventbus.durablestream import _socket_network as network_sync
 from eventbus.durablestream._asyncio_network import (
     _READ_HIGH_WATER,
     AsyncioTransport,
     _Connection,
     asyncio_transport,
 )
+from eventbus.durablestream._http1 import BODY_IN_HEAD_WRITE
+from eventbus.durablestream._socket_network import SocketTransport, socket_transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -87,7 +93,9 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
 
 
 @asynccontextmanager
-async def scripted(*responses: bytes, hang_up: bool = False) -> AsyncIterator[Server]:
+async def scripted(
+    *responses: bytes, hang_up: bool = False, server_ssl: ssl.SSLContext | None = None
+) -> AsyncIterator[Server]:
     """A server answering the requests on each connection with ``responses`` in turn.
 
     After the last one it waits for the client to close, or with ``hang_up`` closes itself.
@@ -106,7 +114,7 @@ async def scripted(*responses: bytes, hang_up: bool = False) -> AsyncIterator[Se
             await reader.read()
         writer.close()
 
-    async with tcp_server(answer) as server:
+    async with tcp_server(answer, server_ssl) as server:
         holder.append(server)
         yield server
 
@@ -123,6 +131,31 @@ async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     writer.close()
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the loop run until ``condition`` holds (at most 5 s)."""
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+@contextmanager
+def threaded(server: AbstractAsyncContextManager[Server]) -> Iterator[Server]:
+    """Run an async server context on an event loop in a thread of its own."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(5)
+    finally:
+        asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+# ============================================================== the asyncio transport
+
+
 async def get(
     transport: httpx.AsyncBaseTransport, url: str, method: str = "GET", **kwargs: object
 ) -> tuple[httpx.Response, bytes]:
@@ -135,13 +168,6 @@ async def connect(port: int) -> _Connection:
     loop = asyncio.get_running_loop()
     _, connection = await loop.create_connection(_Connection, "127.0.0.1", port)
     return connection
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Let the loop run until ``condition`` holds (at most 5 s)."""
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0.001)
 
 
 # ---------------------------------------------------------------------------- requests
@@ -174,7 +200,7 @@ async def test_a_kept_alive_connection_carries_the_next_requests() -> None:
 
 @pytest.mark.asyncio
 async def test_a_large_body_follows_the_head_in_a_write_of_its_own() -> None:
-    body = b"b" * (network._BODY_IN_HEAD_WRITE + 1)
+    body = b"b" * (BODY_IN_HEAD_WRITE + 1)
     async with scripted(OK) as server, asyncio_transport() as transport:
         response, _ = await get(transport, server.url(), "POST", content=body)
         assert response.status_code == 200
@@ -374,7 +400,7 @@ async def test_a_body_left_unread_closes_its_connection() -> None:
 async def test_at_most_max_idle_connections_are_kept_and_none_after_close(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(network, "_MAX_IDLE", 1)
+    monkeypatch.setattr(network, "MAX_IDLE", 1)
     async with scripted(OK) as server:
         transport = asyncio_transport()
         first = await transport.handle_async_request(httpx.Request("GET", server.url()))
@@ -585,3 +611,227 @@ async def test_a_server_that_never_handshakes_is_a_connect_timeout() -> None:
         timeout = {"timeout": httpx.Timeout(5, connect=0.05).as_dict()}
         with pytest.raises(httpx.ConnectTimeout):
             await get(transport, server.url(scheme="https"), extensions=timeout)
+
+
+# ============================================================== the blocking transport
+
+
+def sget(
+    transport: httpx.BaseTransport, url: str, method: str = "GET", **kwargs: object
+) -> tuple[httpx.Response, bytes]:
+    request = httpx.Request(method, url, **kwargs)  # type: ignore[arg-type]
+    response = transport.handle_request(request)
+    return response, response.read()
+
+
+def test_the_blocking_client_uses_the_socket_transport_by_default() -> None:
+    with DurableStreamClient("http://127.0.0.1:1") as client:
+        assert isinstance(client._transport, SocketTransport)
+
+
+def test_blocking_a_kept_alive_connection_carries_the_next_requests() -> None:
+    created = b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nnew"
+    with threaded(scripted(OK, created)) as server, socket_transport() as transport:
+        first, body = sget(transport, server.url("/a?x=1"), headers={"X-Token": "t"})
+        assert (first.status_code, first.reason_phrase, body) == (200, "OK", b"ok")
+        second, body = sget(transport, server.url("/b"), "PUT", content=b"data")
+        assert (second.status_code, second.reason_phrase, body) == (201, "Created", b"new")
+    assert server.connections == 1
+    assert server.requests[0].startswith(b"GET /a?x=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nX-Token: t\r\n" in server.requests[0]
+    assert server.requests[1].endswith(b"\r\nContent-Length: 4\r\n\r\ndata")
+
+
+def test_blocking_large_and_streamed_bodies() -> None:
+    big = b"b" * (BODY_IN_HEAD_WRITE + 1)
+    received: list[bytes] = []
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await read_request(reader))
+        writer.write(OK)
+        received.append(await reader.readuntil(b"0\r\n\r\n"))
+        writer.write(OK)
+        received.append(await read_request(reader))
+        writer.write(OK)
+        await reader.read()
+        writer.close()
+
+    with threaded(tcp_server(echo)) as server, socket_transport() as transport:
+        sget(transport, server.url(), "POST", content=big)
+        sget(transport, server.url(), "POST", content=iter([b"ab", b"", b"cde"]))
+        sget(
+            transport,
+            server.url(),
+            "POST",
+            content=iter([b"xy", b"z"]),
+            headers={"Content-Length": "3"},
+        )
+    assert received[0].endswith(b"\r\n\r\n" + big)
+    assert received[1].endswith(b"chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n")
+    assert received[2].endswith(b"Content-Length: 3\r\n\r\nxyz")
+    assert server.connections == 1
+
+
+def test_blocking_framings_and_interim_answers() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;name=value\r\nhello\r\n1\r\n!\r\n0\r\nTrailer: x\r\n\r\n"
+    )
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    hints = b"HTTP/1.1 103 Early Hints\r\n\r\n" + OK
+    with threaded(scripted(chunked, head, hints)) as server, socket_transport() as transport:
+        assert sget(transport, server.url())[1] == b"hello!"
+        assert sget(transport, server.url(), "HEAD")[1] == b""
+        assert sget(transport, server.url())[1] == b"ok"
+    assert server.connections == 1
+    until_close = b"HTTP/1.1 200 OK\r\n\r\nall of it"
+    with threaded(scripted(until_close, hang_up=True)) as server, socket_transport() as t:
+        assert sget(t, server.url())[1] == b"all of it"
+        assert sget(t, server.url())[1] == b"all of it"
+    assert server.connections == 2
+    switch = b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+    with (
+        threaded(scripted(switch)) as server,
+        socket_transport() as transport,
+        pytest.raises(httpx.RemoteProtocolError, match="101"),
+    ):
+        sget(transport, server.url())
+
+
+@pytest.mark.parametrize(
+    ("response", "match"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", "4 bytes before"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "longer"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab", "in the middle"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 5000, "over 4096"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"x" * 70000, "over 65536"),
+        (b"HTTP/1.1 103 Early Hints\r\n\r\n", "in the middle"),
+        (b"", "without sending a response"),
+    ],
+)
+def test_blocking_a_response_that_breaks_http_is_a_remote_protocol_error(
+    response: bytes, match: str
+) -> None:
+    with threaded(scripted(response, hang_up=True)) as server, socket_transport() as transport:
+        with pytest.raises(httpx.RemoteProtocolError, match=match):
+            sget(transport, server.url())
+        assert not transport._idle.get(("http", "127.0.0.1", server.port))
+
+
+def test_blocking_pool_reuse_expiry_and_dropped_connections() -> None:
+    with threaded(scripted(OK, hang_up=True)) as server, socket_transport() as transport:
+        sget(transport, server.url())
+        idle = transport._idle[("http", "127.0.0.1", server.port)][0]
+        assert wait_until(lambda: network_sync._readable(idle.sock))  # the server hung up
+        assert sget(transport, server.url())[1] == b"ok"
+        assert server.connections == 2
+    with threaded(scripted(OK, OK)) as server, socket_transport() as transport:
+        sget(transport, server.url())
+        transport._idle[("http", "127.0.0.1", server.port)][0].idle_since -= 60
+        assert sget(transport, server.url())[1] == b"ok"
+        assert server.connections == 2
+    with threaded(scripted(OK, OK)) as server, socket_transport() as transport:
+        transport.handle_request(httpx.Request("GET", server.url())).close()  # body unread
+        sget(transport, server.url())
+        assert server.connections == 2
+
+
+def test_blocking_at_most_max_idle_connections_and_none_after_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(network_sync, "MAX_IDLE", 1)
+    with threaded(scripted(OK)) as server:
+        transport = socket_transport()
+        responses = [transport.handle_request(httpx.Request("GET", server.url())) for _ in "abc"]
+        responses[0].read()
+        responses[1].read()
+        assert len(transport._idle[("http", "127.0.0.1", server.port)]) == 1
+        transport.close()
+        responses[2].read()  # finished after the close: not kept either
+        assert transport._idle == {}
+
+
+def test_blocking_a_head_split_across_reads_is_found_where_the_parts_meet() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        connection = network_sync._Connection(ours)
+        connection.unread(b"HTTP/1.1 200 OK\r\n\r")  # the first read returns this
+        theirs.sendall(b"\nbody")
+        assert connection.read_until(b"\r\n\r\n", 100, timeout=5) == b"HTTP/1.1 200 OK"
+        assert connection.read(timeout=5) == b"body"
+
+
+def wait_until(condition: Callable[[], bool]) -> bool:
+    """Poll ``condition`` for up to 5 s; whether it came true."""
+    deadline = time.monotonic() + 5
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_blocking_timeouts_and_connection_failures() -> None:
+    with threaded(tcp_server(never_answer)) as server, socket_transport() as transport:
+        quick = {"timeout": httpx.Timeout(0.05).as_dict()}
+        with pytest.raises(httpx.ReadTimeout):
+            sget(transport, server.url(), extensions=quick)
+        with pytest.raises(httpx.ConnectTimeout, match="TLS"):
+            sget(transport, server.url(scheme="https"), extensions=quick)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with socket_transport() as transport, pytest.raises(httpx.ConnectError, match=str(port)):
+        sget(transport, f"http://127.0.0.1:{port}/")
+
+
+def test_blocking_a_connect_to_a_full_accept_queue_times_out() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        held: list[socket.socket] = []
+        try:
+            while len(held) < 16:  # fill the queue nobody accepts from
+                try:
+                    held.append(socket.create_connection(address, timeout=0.2))
+                except TimeoutError:
+                    break
+            timeout = {"timeout": httpx.Timeout(5, connect=0.2).as_dict()}
+            with socket_transport() as transport, pytest.raises(httpx.ConnectTimeout):
+                sget(transport, f"http://127.0.0.1:{address[1]}/", extensions=timeout)
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_blocking_a_reset_is_a_read_or_write_error_and_a_full_socket_a_write_timeout() -> None:
+    started = asyncio.Event()
+    with threaded(tcp_server(lambda r, w: _reset_by_server(r, w, started))) as server:
+        with socket_transport() as transport, pytest.raises(httpx.ReadError):
+            sget(transport, server.url())
+        big = b"x" * (32 * 1024 * 1024)  # more than every socket buffer between the two ends
+        with socket_transport() as transport, pytest.raises(httpx.WriteError):
+            sget(transport, server.url(), "POST", content=big)
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()  # until the test ends
+
+    with threaded(tcp_server(never_read)) as server, socket_transport() as transport:
+        timeout = {"timeout": httpx.Timeout(5, write=0.1).as_dict()}
+        with pytest.raises(httpx.WriteTimeout):
+            sget(transport, server.url(), "POST", content=big, extensions=timeout)
+
+
+def test_blocking_https(authority: trustme.CA) -> None:
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    with threaded(scripted(OK, server_ssl=_server_context(authority))) as server:
+        with SocketTransport(ssl_context=client_context) as transport:
+            response, body = sget(transport, server.url(scheme="https"))
+            assert (response.status_code, body) == (200, b"ok")
+        untrusted = pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED")
+        with socket_transport() as transport, untrusted:  # httpx's default trust: certifi
+            sget(transport, server.url(scheme="https"))
