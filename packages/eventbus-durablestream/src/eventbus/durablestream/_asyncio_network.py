@@ -1,13 +1,13 @@
 """The async face's HTTP/1.1 transport, written on asyncio itself.
 
-httpx's own async transport goes through httpcore, h11 and AnyIO. Per request on a kept-alive
-connection that is five event-loop iterations (three of them AnyIO lock checkpoints) and some
-1,500 Python calls: about 0.3 ms, against 0.05 ms for the bytes to reach the reference server
-and come back. The protocol needs plain HTTP/1.1 only (no HTTP/2, upgrades, proxies), so
-:class:`AsyncioTransport` speaks it directly: one write of the request, one wait for the answer,
-the response head parsed in a few string operations, and the body framed by Content-Length,
-chunked encoding or the connection's close. Kept-alive connections are pooled per origin.
-httpx still builds the requests and decodes the responses (content encodings included).
+httpx's own async transport goes through httpcore, h11 and AnyIO: per request on a
+kept-alive connection, five event-loop iterations (three of them AnyIO lock checkpoints) and
+several times the Python work of the request itself (figures in docs/benchmarks.md). The
+protocol needs plain HTTP/1.1 only (no HTTP/2, upgrades, proxies), so
+:class:`AsyncioTransport` speaks it directly: one write of the request, one wait for the
+answer, and the head and body read by the rules of :mod:`._http1`. Kept-alive connections
+are pooled per origin. httpx still builds the requests and decodes the responses (content
+encodings included).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The blocking face's HTTP/1.1 transport, on plain sockets.
 
-httpx's own transport goes through httpcore and h11: about 0.25 ms of Python a request on a
-kept-alive connection, five times what the bytes take to reach a local server and come back.
-:class:`SocketTransport` writes the request in one ``sendall``, reads the answer with
-``recv`` and frames it with :mod:`._http1`, the same rules the asyncio face's transport uses.
-Kept-alive connections are pooled per origin; the pool is shared by threads.
+httpx's own transport goes through httpcore and h11, several times the Python work of the
+request itself (figures in docs/benchmarks.md). :class:`SocketTransport` writes the request
+in one ``sendall``, reads the answer with ``recv`` and frames it with :mod:`._http1`, the
+same rules the asyncio face's transport uses. Kept-alive connections are pooled per origin;
+the pool is shared by threads.
 """
 
 from __future__ import annotations
