@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import socket
 import ssl
 import struct
@@ -835,3 +836,50 @@ def test_blocking_https(authority: trustme.CA) -> None:
         untrusted = pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED")
         with socket_transport() as transport, untrusted:  # httpx's default trust: certifi
             sget(transport, server.url(scheme="https"))
+
+
+# ============================================================== both, on the reference server
+
+
+def test_both_transports_hand_compressed_bodies_to_httpx_to_decode(ds_url: str, path: str) -> None:
+    items = [{"n": n, "padding": "x" * 40} for n in range(100)]  # the server gzips from 1 KiB
+    with DurableStreamClient(ds_url) as client:
+        client.create(path, content_type="application/json")
+        client.append_json_batch(path, items)
+    request = httpx.Request("GET", f"{ds_url}{path}?offset=-1", headers={"Accept-Encoding": "gzip"})
+    with socket_transport() as transport:
+        response = transport.handle_request(request)
+        assert response.headers["content-encoding"] == "gzip"
+        assert json.loads(response.read()) == items
+
+    async def fetch() -> tuple[str, bytes]:
+        async with asyncio_transport() as transport:
+            response = await transport.handle_async_request(request)
+            return response.headers["content-encoding"], await response.aread()
+
+    encoding, body = asyncio.run(fetch())
+    assert (encoding, json.loads(body)) == ("gzip", items)
+
+
+def test_threads_share_the_blocking_pool_without_crossing_answers(ds_url: str, path: str) -> None:
+    with DurableStreamClient(ds_url) as client:
+        client.create(path, content_type="application/json")
+        offsets: list[str | None] = []
+
+        def publish(thread: int) -> None:
+            offsets.extend(
+                client.append_json(path, {"thread": thread, "n": n}).next_offset for n in range(25)
+            )
+
+        threads = [threading.Thread(target=publish, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        stored = client.read(path).json()
+        idle = client._transport._idle  # type: ignore[attr-defined]
+        assert 1 <= sum(len(connections) for connections in idle.values()) <= 8
+    assert len(set(offsets)) == 200  # each append got its own answer
+    assert sorted((item["thread"], item["n"]) for item in stored) == [
+        (t, n) for t in range(8) for n in range(25)
+    ]
