@@ -614,6 +614,35 @@ async def test_a_server_that_never_handshakes_is_a_connect_timeout() -> None:
             await get(transport, server.url(scheme="https"), extensions=timeout)
 
 
+@pytest.mark.asyncio
+async def test_requests_past_max_active_wait_for_a_slot_or_time_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(network, "MAX_ACTIVE", 1)
+    broken = b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n"
+    async with (
+        scripted(OK, OK) as server,
+        scripted(broken, hang_up=True) as bad,
+        asyncio_transport() as transport,
+    ):
+        with socket.socket() as probe:  # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            closed = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+        with pytest.raises(httpx.ConnectError):  # a failed request gives its slot back ...
+            await get(transport, closed)
+        with pytest.raises(httpx.RemoteProtocolError):
+            await get(transport, bad.url())
+        first = await transport.handle_async_request(httpx.Request("GET", server.url()))
+        quick = {"timeout": httpx.Timeout(5, pool=0.05).as_dict()}
+        with pytest.raises(httpx.PoolTimeout, match="1 requests"):  # ... a body being read not
+            await get(transport, server.url(), extensions=quick)
+        waiting = asyncio.create_task(get(transport, server.url()))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        assert await first.aread() == b"ok"
+        assert (await waiting)[1] == b"ok"
+
+
 # ============================================================== the blocking transport
 
 
@@ -836,6 +865,35 @@ def test_blocking_https(authority: trustme.CA) -> None:
         untrusted = pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED")
         with socket_transport() as transport, untrusted:  # httpx's default trust: certifi
             sget(transport, server.url(scheme="https"))
+
+
+def test_blocking_requests_past_max_active_wait_for_a_slot_or_time_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(network_sync, "MAX_ACTIVE", 1)
+    broken = b"HTTP/1.1 200 OK\r\nNo colon\r\n\r\n"
+    with (
+        threaded(scripted(OK, OK)) as server,
+        threaded(scripted(broken, hang_up=True)) as bad,
+        socket_transport() as transport,
+    ):
+        with socket.socket() as probe:  # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            closed = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+        with pytest.raises(httpx.ConnectError):  # a failed request gives its slot back ...
+            sget(transport, closed)
+        with pytest.raises(httpx.RemoteProtocolError):
+            sget(transport, bad.url())
+        first = transport.handle_request(httpx.Request("GET", server.url()))
+        quick = {"timeout": httpx.Timeout(5, pool=0.05).as_dict()}
+        with pytest.raises(httpx.PoolTimeout, match="1 requests"):  # ... a body being read not
+            sget(transport, server.url(), extensions=quick)
+        results: list[bytes] = []
+        waiting = threading.Thread(target=lambda: results.append(sget(transport, server.url())[1]))
+        waiting.start()
+        assert first.read() == b"ok"
+        waiting.join(5)
+        assert results == [b"ok"]
 
 
 # ============================================================== both, on the reference server

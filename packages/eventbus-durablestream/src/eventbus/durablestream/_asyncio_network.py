@@ -22,6 +22,7 @@ import httpx
 from ._http1 import (
     BODY_IN_HEAD_WRITE,
     KEEPALIVE_EXPIRY,
+    MAX_ACTIVE,
     MAX_HEAD,
     MAX_IDLE,
     MAX_LINE,
@@ -265,6 +266,7 @@ class _Body(httpx.AsyncByteStream):
                 self._transport._keep(self._origin, connection)
             else:
                 connection.close()
+            self._transport._slots.release()
 
     async def aclose(self) -> None:
         """Give the connection back once the body was read, else close it."""
@@ -282,6 +284,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl_context = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
+        self._slots = asyncio.Semaphore(MAX_ACTIVE)  # held from request to body released
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -295,9 +298,14 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         origin = origin_of(request)
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
-        connection = self._idle_connection(origin)
-        if connection is None:
-            connection = await self._connect(origin, timeouts.get("connect"))
+        await self._acquire(timeouts.get("pool"))
+        try:
+            connection = self._idle_connection(origin)
+            if connection is None:
+                connection = await self._connect(origin, timeouts.get("connect"))
+        except BaseException:
+            self._slots.release()
+            raise
         try:
             await self._send(connection, request, timeouts.get("write"))
             method = request.method
@@ -312,6 +320,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                     break  # interim 1xx answers (100 Continue, 103 Early Hints) are skipped
         except BaseException:
             connection.close()  # half a request or response on it: never reuse it
+            self._slots.release()
             raise
         return httpx.Response(
             head.status,
@@ -319,6 +328,18 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             stream=_Body(self, origin, connection, head, read_timeout),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
         )
+
+    async def _acquire(self, timeout: float | None) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns without suspending
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout(
+                f"{MAX_ACTIVE} requests were in flight for {timeout} s; none finished."
+            ) from exc
 
     async def _send(
         self, connection: _Connection, request: httpx.Request, timeout: float | None

@@ -14,6 +14,7 @@ import httpx
 __all__ = [
     "BODY_IN_HEAD_WRITE",
     "KEEPALIVE_EXPIRY",
+    "MAX_ACTIVE",
     "MAX_HEAD",
     "MAX_IDLE",
     "MAX_LINE",
@@ -26,6 +27,8 @@ __all__ = [
 
 MAX_HEAD: Final = 64 * 1024  # a response head (status line and headers) larger is refused
 MAX_LINE: Final = 4 * 1024  # a chunk-size or trailer line larger is refused
+# Requests in flight at once per transport, as httpx limits its connections; more wait.
+MAX_ACTIVE: Final = 100
 MAX_IDLE: Final = 20  # kept-alive connections per origin, as httpx keeps by default
 KEEPALIVE_EXPIRY: Final = 5.0  # seconds an idle connection is kept, as httpx does
 BODY_IN_HEAD_WRITE: Final = 64 * 1024  # smaller bodies go out in the same write as the head

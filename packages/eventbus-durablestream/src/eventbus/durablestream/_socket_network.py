@@ -20,6 +20,7 @@ import httpx
 from ._http1 import (
     BODY_IN_HEAD_WRITE,
     KEEPALIVE_EXPIRY,
+    MAX_ACTIVE,
     MAX_HEAD,
     MAX_IDLE,
     MAX_LINE,
@@ -198,6 +199,7 @@ class _Body(httpx.SyncByteStream):
                 self._transport._keep(self._origin, connection)
             else:
                 connection.close()
+            self._transport._slots.release()
 
 
 class SocketTransport(httpx.BaseTransport):
@@ -212,6 +214,7 @@ class SocketTransport(httpx.BaseTransport):
         self._ssl_context = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
         self._lock = threading.Lock()
+        self._slots = threading.Semaphore(MAX_ACTIVE)  # held from request to body released
         self._closed = False
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -225,9 +228,18 @@ class SocketTransport(httpx.BaseTransport):
         origin = origin_of(request)
         timeouts = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
-        connection = self._idle_connection(origin)
-        if connection is None:
-            connection = self._connect(origin, timeouts.get("connect"))
+        pool_timeout = timeouts.get("pool")
+        if not self._slots.acquire(timeout=pool_timeout):
+            raise httpx.PoolTimeout(
+                f"{MAX_ACTIVE} requests were in flight for {pool_timeout} s; none finished."
+            )
+        try:
+            connection = self._idle_connection(origin)
+            if connection is None:
+                connection = self._connect(origin, timeouts.get("connect"))
+        except BaseException:
+            self._slots.release()
+            raise
         try:
             self._send(connection, request, timeouts.get("write"))
             method = request.method
@@ -242,6 +254,7 @@ class SocketTransport(httpx.BaseTransport):
                     break  # interim 1xx answers (100 Continue, 103 Early Hints) are skipped
         except BaseException:
             connection.close()  # half a request or response on it: never reuse it
+            self._slots.release()
             raise
         return httpx.Response(
             head.status,
