@@ -1,48 +1,60 @@
-"""The async face's network I/O, on asyncio itself rather than through AnyIO.
+"""The async face's HTTP/1.1 transport, written on asyncio itself.
 
-httpcore drives its connections through a *network backend*. Its default one goes through
-AnyIO, whose cancel scopes around every read and write are a measurable share of a local
-request (the figure is in docs/decisions.md). The async client only runs on asyncio,
-so :func:`asyncio_transport` gives httpx's own transport (pooling, HTTP/1.1, TLS settings
-unchanged) a backend that speaks to asyncio's transports directly.
+httpx's own async transport goes through httpcore, h11 and AnyIO: per request on a
+kept-alive connection, five event-loop iterations (three of them AnyIO lock checkpoints) and
+several times the Python work of the request itself (figures in docs/benchmarks.md). The
+protocol needs plain HTTP/1.1 only (no HTTP/2, upgrades, proxies), so
+:class:`AsyncioTransport` speaks it directly: one write of the request, one wait for the
+answer, and the head and body read by the rules of :mod:`._http1`. Kept-alive connections
+are pooled per origin. httpx still builds the requests and decodes the responses (content
+encodings included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
-import httpcore
 import httpx
+
+from ._http1 import (
+    BODY_IN_HEAD_WRITE,
+    KEEPALIVE_EXPIRY,
+    MAX_ACTIVE,
+    MAX_HEAD,
+    MAX_IDLE,
+    MAX_LINE,
+    Origin,
+    ResponseHead,
+    chunk_size,
+    origin_of,
+    request_head,
+)
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import AsyncIterator
 
-__all__ = ["AsyncioBackend", "AsyncioStream", "asyncio_transport"]
+__all__ = ["AsyncioTransport", "asyncio_transport"]
 
 # Stop reading from the socket while this much is buffered and unread (back-pressure on
 # a server streaming faster than the caller consumes).
 _READ_HIGH_WATER: Final = 256 * 1024
 
 
-def asyncio_transport() -> httpx.AsyncHTTPTransport:
-    """An ``httpx.AsyncHTTPTransport`` whose connections run on :class:`AsyncioBackend`.
+def asyncio_transport() -> AsyncioTransport:
+    """The async client's default transport.
 
     Returns:
-        The transport, with httpx's default settings.
+        An :class:`AsyncioTransport` verifying TLS certificates as httpx does by default.
     """
-    transport = httpx.AsyncHTTPTransport()
-    # httpx has no parameter for the backend; its pool keeps it in this attribute (a test
-    # checks it is still there, so an httpcore that renames it fails loudly, not slowly).
-    pool: Any = transport._pool
-    pool._network_backend = AsyncioBackend()
-    return transport
+    return AsyncioTransport()
 
 
 class _Connection(asyncio.Protocol):
-    """Buffers what arrives and wakes the one reader or writer waiting on it."""
+    """One connection: buffers what arrives and wakes the one reader or writer waiting on it."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -54,6 +66,9 @@ class _Connection(asyncio.Protocol):
         self.paused_reading = False
         self.paused_writing = False
         self.waiter: asyncio.Future[None] | None = None
+        self.idle_since = 0.0
+
+    # ------------------------------------------------------------ asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # a stream transport
@@ -61,8 +76,8 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
         self.buffered += len(data)
-        if self.buffered > _READ_HIGH_WATER and self.transport is not None:
-            self.transport.pause_reading()
+        if self.buffered > _READ_HIGH_WATER:
+            cast("asyncio.Transport", self.transport).pause_reading()
             self.paused_reading = True
         self._wake()
 
@@ -87,7 +102,9 @@ class _Connection(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    async def wait(self, timeout: float | None) -> None:
+    # ------------------------------------------------------------ what the transport uses
+
+    async def _wait(self, timeout: float | None) -> None:
         """Wait until ``_wake``; raise ``TimeoutError`` after ``timeout`` seconds."""
         self.waiter = asyncio.get_running_loop().create_future()
         try:
@@ -96,138 +113,305 @@ class _Connection(asyncio.Protocol):
         finally:
             self.waiter = None
 
-
-class AsyncioStream(httpcore.AsyncNetworkStream):
-    """One TCP (or TLS, or Unix socket) connection, as httpcore reads and writes it."""
-
-    def __init__(self, transport: asyncio.Transport, connection: _Connection) -> None:
-        self._transport = transport
-        self._connection = connection
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        """Up to ``max_bytes`` bytes; ``b""`` once the server closed the connection."""
-        connection = self._connection
-        if not connection.chunks and not connection.eof:
+    async def read(self, timeout: float | None) -> bytes:
+        """The next bytes received; ``b""`` once the server closed the connection."""
+        if not self.chunks and not self.eof:
             try:
-                await connection.wait(timeout)
+                await self._wait(timeout)
             except TimeoutError as exc:
-                raise httpcore.ReadTimeout(f"No data within {timeout} s.") from exc
-        if connection.chunks:
-            data = connection.chunks.popleft()
-            if len(data) > max_bytes:
-                connection.chunks.appendleft(data[max_bytes:])
-                data = data[:max_bytes]
-            connection.buffered -= len(data)
-            if connection.paused_reading and connection.buffered <= _READ_HIGH_WATER // 4:
-                connection.paused_reading = False
-                self._transport.resume_reading()
+                raise httpx.ReadTimeout(f"No data within {timeout} s.") from exc
+        if self.chunks:
+            data = self.chunks.popleft()
+            self.buffered -= len(data)
+            if self.paused_reading and self.buffered <= _READ_HIGH_WATER // 4:
+                self.paused_reading = False
+                cast("asyncio.Transport", self.transport).resume_reading()
             return data
-        if connection.error is not None:
-            raise httpcore.ReadError(str(connection.error)) from connection.error
+        if self.error is not None:
+            raise httpx.ReadError(str(self.error)) from self.error
         return b""
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        """Send ``buffer``, waiting (up to ``timeout``) while the socket's buffer is full."""
-        if not buffer:
-            return
-        connection = self._connection
-        if connection.eof or self._transport.is_closing():
-            raise httpcore.WriteError("The connection is closed.") from connection.error
-        self._transport.write(buffer)
-        while connection.paused_writing and not connection.eof:
+    def unread(self, data: bytes) -> None:
+        """Put back bytes read past what the caller needed."""
+        if data:
+            self.chunks.appendleft(data)
+            self.buffered += len(data)
+
+    async def read_until(
+        self, marker: bytes, limit: int, timeout: float | None, *, first: bool = False
+    ) -> bytes:
+        """The bytes before ``marker`` (which is consumed); at most ``limit`` bytes.
+
+        ``first`` tells that nothing of the response arrived yet (for the error message).
+        """
+        buffer = b""
+        while True:
+            data = await self.read(timeout)
+            if not data:
+                raise httpx.RemoteProtocolError(
+                    "The server closed the connection without sending a response."
+                    if first and not buffer
+                    else "The server closed the connection in the middle of a response."
+                )
+            # Look again only where the marker can end: a head seldom spans reads.
+            start = max(len(buffer) - len(marker) + 1, 0)
+            buffer += data
+            end = buffer.find(marker, start)
+            if end >= 0:
+                self.unread(buffer[end + len(marker) :])
+                return buffer[:end]
+            if len(buffer) > limit:
+                raise httpx.RemoteProtocolError(
+                    f"The server sent a line or a response head over {limit} bytes."
+                )
+
+    async def write(self, data: bytes, timeout: float | None) -> None:
+        """Send ``data``, waiting (up to ``timeout``) while the socket's buffer is full."""
+        transport = cast("asyncio.Transport", self.transport)
+        if self.eof or transport.is_closing():
+            raise httpx.WriteError("The connection is closed.") from self.error
+        transport.write(data)
+        while self.paused_writing and not self.eof:
             try:
-                await connection.wait(timeout)
+                await self._wait(timeout)
             except TimeoutError as exc:
-                raise httpcore.WriteTimeout(f"Could not send within {timeout} s.") from exc
-        if connection.error is not None:
-            raise httpcore.WriteError(str(connection.error)) from connection.error
+                raise httpx.WriteTimeout(f"Could not send within {timeout} s.") from exc
+        if self.error is not None:
+            raise httpx.WriteError(str(self.error)) from self.error
+
+    def reusable(self, now: float) -> bool:
+        """Whether an idle connection can carry another request.
+
+        Data or a close from the server while idle means the server dropped it.
+        """
+        transport = cast("asyncio.Transport", self.transport)
+        return (
+            not self.eof
+            and not self.chunks
+            and not transport.is_closing()
+            and now - self.idle_since < KEEPALIVE_EXPIRY
+        )
+
+    def close(self) -> None:
+        """Close the connection (asyncio finishes closing it in the background)."""
+        cast("asyncio.Transport", self.transport).close()
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body, read from its connection as the caller iterates."""
+
+    def __init__(
+        self,
+        transport: AsyncioTransport,
+        origin: Origin,
+        connection: _Connection,
+        head: ResponseHead,
+        timeout: float | None,
+    ) -> None:
+        self._transport = transport
+        self._origin = origin
+        self._connection: _Connection | None = connection
+        self._head = head
+        self._timeout = timeout
+        self._complete = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        assert connection is not None  # httpx iterates a body at most once
+        try:
+            length = self._head.length
+            if length is None:
+                async for data in self._chunked(connection):
+                    yield data
+            elif length >= 0:
+                async for data in self._exactly(connection, length):
+                    yield data
+            else:
+                while data := await connection.read(self._timeout):
+                    yield data
+            self._complete = True
+        finally:
+            self._release()
+
+    async def _exactly(self, connection: _Connection, size: int) -> AsyncIterator[bytes]:
+        while size:
+            data = await connection.read(self._timeout)
+            if not data:
+                raise httpx.RemoteProtocolError(
+                    f"The server closed the connection {size} bytes before the end of the body."
+                )
+            if len(data) > size:
+                connection.unread(data[size:])
+                data = data[:size]
+            size -= len(data)
+            yield data
+
+    async def _chunked(self, connection: _Connection) -> AsyncIterator[bytes]:
+        timeout = self._timeout
+        while True:
+            size = chunk_size(await connection.read_until(b"\r\n", MAX_LINE, timeout))
+            if size == 0:
+                break
+            async for data in self._exactly(connection, size):
+                yield data
+            if await connection.read_until(b"\r\n", MAX_LINE, timeout):
+                raise httpx.RemoteProtocolError("The server sent a chunk longer than its size.")
+        while await connection.read_until(b"\r\n", MAX_LINE, timeout):
+            pass  # trailer fields: none of them matter here
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            if self._complete and self._head.keep_alive and not connection.chunks:
+                self._transport._keep(self._origin, connection)
+            else:
+                connection.close()
+            self._transport._slots.release()
 
     async def aclose(self) -> None:
-        """Close the connection (asyncio finishes closing it in the background)."""
-        self._transport.close()
+        """Give the connection back once the body was read, else close it."""
+        self._release()
 
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Upgrade the connection to TLS (for ``https://`` URLs) and return it."""
+
+class AsyncioTransport(httpx.AsyncBaseTransport):
+    """An HTTP/1.1 ``httpx`` transport on asyncio, keeping connections alive per origin.
+
+    Args:
+        ssl_context: the TLS settings for ``https`` URLs; by default httpx's (certificates
+            verified against certifi's bundle), made on the first ``https`` connection.
+    """
+
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl_context = ssl_context
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._slots = asyncio.Semaphore(MAX_ACTIVE)  # held from request to body released
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and return the response once its head arrived.
+
+        Raises:
+            httpx.UnsupportedProtocol: the URL's scheme is neither http nor https.
+            httpx.TransportError: a subclass naming what failed (connect, write, read,
+                timeout, or a response that breaks HTTP/1.1).
+        """
+        origin = origin_of(request)
+        timeouts = request.extensions.get("timeout", {})
+        read_timeout = timeouts.get("read")
+        await self._acquire(timeouts.get("pool"))
+        try:
+            connection = self._idle_connection(origin)
+            if connection is None:
+                connection = await self._connect(origin, timeouts.get("connect"))
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            await self._send(connection, request, timeouts.get("write"))
+            method = request.method
+            first = True
+            while True:
+                raw = await connection.read_until(b"\r\n\r\n", MAX_HEAD, read_timeout, first=first)
+                first = False
+                head = ResponseHead(raw, method)
+                if head.status == 101:
+                    raise httpx.RemoteProtocolError("The server switched protocols (101).")
+                if head.status >= 200:
+                    break  # interim 1xx answers (100 Continue, 103 Early Hints) are skipped
+        except BaseException:
+            connection.close()  # half a request or response on it: never reuse it
+            self._slots.release()
+            raise
+        return httpx.Response(
+            head.status,
+            headers=head.headers,
+            stream=_Body(self, origin, connection, head, read_timeout),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
+        )
+
+    async def _acquire(self, timeout: float | None) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns without suspending
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout(
+                f"{MAX_ACTIVE} requests were in flight for {timeout} s; none finished."
+            ) from exc
+
+    async def _send(
+        self, connection: _Connection, request: httpx.Request, timeout: float | None
+    ) -> None:
+        head = request_head(request)
+        try:
+            body: bytes | None = request.content
+        except httpx.RequestNotRead:
+            body = None
+        if body is not None:
+            if len(body) <= BODY_IN_HEAD_WRITE:
+                await connection.write(head + body, timeout)
+            else:
+                await connection.write(head, timeout)
+                await connection.write(body, timeout)
+            return
+        await connection.write(head, timeout)
+        chunked = b"chunked" in request.headers.get("Transfer-Encoding", "").encode()
+        async for data in cast("httpx.AsyncByteStream", request.stream):
+            if data:
+                await connection.write(
+                    b"%x\r\n%s\r\n" % (len(data), data) if chunked else data, timeout
+                )
+        if chunked:
+            await connection.write(b"0\r\n\r\n", timeout)
+
+    def _idle_connection(self, origin: Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        if idle:
+            now = time.monotonic()
+            while idle:
+                connection = idle.pop()
+                if connection.reusable(now):
+                    return connection
+                connection.close()
+        return None
+
+    async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
+        scheme, host, port = origin
+        context = None
+        if scheme == "https":
+            if self._ssl_context is None:
+                self._ssl_context = httpx.create_ssl_context()
+            context = self._ssl_context
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                upgraded = await loop.start_tls(
-                    self._transport, self._connection, ssl_context, server_hostname=server_hostname
+                # asyncio turns TCP_NODELAY on for TCP connections.
+                _, connection = await loop.create_connection(
+                    _Connection, host, port, ssl=context, server_hostname=host if context else None
                 )
         except TimeoutError as exc:
-            self._transport.close()
-            raise httpcore.ConnectTimeout(f"No TLS handshake within {timeout} s.") from exc
+            raise httpx.ConnectTimeout(
+                f"Could not connect to {host}:{port} within {timeout} s."
+            ) from exc
         except OSError as exc:  # ssl.SSLError included
-            self._transport.close()
-            raise httpcore.ConnectError(str(exc)) from exc
-        # start_tls gives None only for a server-side upgrade.
-        upgraded_transport = cast("asyncio.Transport", upgraded)
-        self._connection.transport = upgraded_transport
-        return AsyncioStream(upgraded_transport, self._connection)
+            raise httpx.ConnectError(f"Could not connect to {host}:{port}: {exc}") from exc
+        return connection
 
-    def get_extra_info(self, info: str) -> Any:
-        """``is_readable`` (data or a close pending: not reusable), else asyncio's extras."""
-        if info == "is_readable":
-            return bool(self._connection.chunks) or self._connection.eof
-        names = {"client_addr": "sockname", "server_addr": "peername"}
-        return self._transport.get_extra_info(names.get(info, info))
+    def _keep(self, origin: Origin, connection: _Connection) -> None:
+        """Keep a connection whose response was fully read, for the next request."""
+        idle = None if self._closed else self._idle.setdefault(origin, [])
+        if idle is None or len(idle) >= MAX_IDLE:
+            connection.close()
+            return
+        connection.idle_since = time.monotonic()
+        idle.append(connection)
 
-
-class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """Opens connections with the running asyncio loop."""
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Connect to ``host:port`` (asyncio turns on TCP_NODELAY)."""
-        local = None if local_address is None else (local_address, 0)
-        loop = asyncio.get_running_loop()
-        return await self._connect(
-            lambda: loop.create_connection(_Connection, host, port, local_addr=local),
-            timeout,
-            socket_options,
-        )
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Connect to the Unix socket at ``path``."""
-        loop = asyncio.get_running_loop()
-        return await self._connect(
-            lambda: loop.create_unix_connection(_Connection, path), timeout, socket_options
-        )
-
-    @staticmethod
-    async def _connect(
-        open_connection: Callable[[], Awaitable[tuple[asyncio.BaseTransport, _Connection]]],
-        timeout: float | None,
-        socket_options: Iterable[Any] | None,
-    ) -> AsyncioStream:
-        try:
-            async with asyncio.timeout(timeout):
-                transport, connection = await open_connection()
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"Could not connect within {timeout} s.") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        sock = transport.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return AsyncioStream(cast("asyncio.Transport", transport), connection)
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep on the loop (httpcore uses it between connection retries)."""
-        await asyncio.sleep(seconds)
+    async def aclose(self) -> None:
+        """Close the idle connections; those in use close once their response is done."""
+        self._closed = True
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()

@@ -36,6 +36,7 @@ from ._requests import (
 )
 from ._results import AppendResult, CloseResult, CreateResult, ReadChunk, StreamInfo
 from ._retry import RetryPolicy, send_with_retry
+from ._socket_network import socket_transport
 
 if TYPE_CHECKING:
     import datetime
@@ -92,7 +93,7 @@ class DurableStreamClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._requests = RequestFactory(base_url, headers or {}, params or {}, timeout)
-        self._transport = transport if transport is not None else httpx.HTTPTransport()
+        self._transport = transport if transport is not None else socket_transport()
         self._closed = False
         self.retry = retry if retry is not None else RetryPolicy()
         self._content_types: dict[str, str] = {}

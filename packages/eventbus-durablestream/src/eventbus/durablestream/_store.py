@@ -57,6 +57,7 @@ from ._requests import HeaderValue
 from ._results import CreateResult
 from ._retry import RetryPolicy
 from ._snapshot_log import SnapshotLog
+from ._socket_network import SocketTransport
 from ._store_es import EventSourcingMethods, check_saved_offset
 from ._store_reads import EventReader
 
@@ -154,10 +155,10 @@ class DurableStreamStore(EventSourcingMethods):
         if compression is None:
             compression = not on_loopback(base_url)
         if transport is None and verify is not True:
-            transport = httpx.HTTPTransport(
-                verify=ssl.create_default_context(cafile=verify)
+            transport = SocketTransport(
+                ssl_context=ssl.create_default_context(cafile=verify)
                 if isinstance(verify, str)
-                else False
+                else httpx.create_ssl_context(verify=False)
             )
         self._client = DurableStreamClient(
             base_url,
