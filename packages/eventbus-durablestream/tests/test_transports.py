@@ -25,6 +25,7 @@ import trustme
 
 from eventbus.durablestream import AsyncDurableStreamClient, DurableStreamClient
 from eventbus.durablestream import _asyncio_network as network
+from eventbus.durablestream import _http1 as http1
 from eventbus.durablestream import _socket_network as network_sync
 from eventbus.durablestream._asyncio_network import (
     _READ_HIGH_WATER,
@@ -367,7 +368,7 @@ async def test_a_response_that_breaks_http_is_a_remote_protocol_error(
     async with scripted(response, hang_up=True) as server, asyncio_transport() as transport:
         with pytest.raises(httpx.RemoteProtocolError, match=match):
             await get(transport, server.url())
-        assert not transport._idle.get(("http", "127.0.0.1", server.port))  # never reused
+        assert not transport._idle.kept(("http", "127.0.0.1", server.port))  # never reused
 
 
 # ---------------------------------------------------------------------------- the pool
@@ -377,13 +378,13 @@ async def test_a_response_that_breaks_http_is_a_remote_protocol_error(
 async def test_an_idle_connection_the_server_closed_or_that_expired_is_not_reused() -> None:
     async with scripted(OK, hang_up=True) as server, asyncio_transport() as transport:
         await get(transport, server.url())
-        idle = transport._idle[("http", "127.0.0.1", server.port)]
+        idle = transport._idle.kept(("http", "127.0.0.1", server.port))
         await until(lambda: idle[0].eof)
         assert (await get(transport, server.url()))[1] == b"ok"
         assert server.connections == 2
     async with scripted(OK, OK) as server, asyncio_transport() as transport:
         await get(transport, server.url())
-        transport._idle[("http", "127.0.0.1", server.port)][0].idle_since -= 60
+        transport._idle.kept(("http", "127.0.0.1", server.port))[0].idle_since -= 60
         assert (await get(transport, server.url()))[1] == b"ok"
         assert server.connections == 2
 
@@ -401,7 +402,7 @@ async def test_a_body_left_unread_closes_its_connection() -> None:
 async def test_at_most_max_idle_connections_are_kept_and_none_after_close(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(network, "MAX_IDLE", 1)
+    monkeypatch.setattr(http1, "MAX_IDLE", 1)
     async with scripted(OK) as server:
         transport = asyncio_transport()
         first = await transport.handle_async_request(httpx.Request("GET", server.url()))
@@ -410,11 +411,11 @@ async def test_at_most_max_idle_connections_are_kept_and_none_after_close(
         await first.aread()
         await second.aread()
         origin = ("http", "127.0.0.1", server.port)
-        kept = transport._idle[origin][0]
-        assert len(transport._idle[origin]) == 1
+        kept = transport._idle.kept(origin)[0]
+        assert len(transport._idle.kept(origin)) == 1
         await transport.aclose()
         await third.aread()  # finished after the close: not kept either
-        assert transport._idle == {}
+        assert len(transport._idle) == 0
         await until(lambda: kept.eof)
 
 
@@ -747,19 +748,19 @@ def test_blocking_a_response_that_breaks_http_is_a_remote_protocol_error(
     with threaded(scripted(response, hang_up=True)) as server, socket_transport() as transport:
         with pytest.raises(httpx.RemoteProtocolError, match=match):
             sget(transport, server.url())
-        assert not transport._idle.get(("http", "127.0.0.1", server.port))
+        assert not transport._idle.kept(("http", "127.0.0.1", server.port))
 
 
 def test_blocking_pool_reuse_expiry_and_dropped_connections() -> None:
     with threaded(scripted(OK, hang_up=True)) as server, socket_transport() as transport:
         sget(transport, server.url())
-        idle = transport._idle[("http", "127.0.0.1", server.port)][0]
+        idle = transport._idle.kept(("http", "127.0.0.1", server.port))[0]
         assert wait_until(lambda: network_sync._readable(idle.sock))  # the server hung up
         assert sget(transport, server.url())[1] == b"ok"
         assert server.connections == 2
     with threaded(scripted(OK, OK)) as server, socket_transport() as transport:
         sget(transport, server.url())
-        transport._idle[("http", "127.0.0.1", server.port)][0].idle_since -= 60
+        transport._idle.kept(("http", "127.0.0.1", server.port))[0].idle_since -= 60
         assert sget(transport, server.url())[1] == b"ok"
         assert server.connections == 2
     with threaded(scripted(OK, OK)) as server, socket_transport() as transport:
@@ -771,16 +772,16 @@ def test_blocking_pool_reuse_expiry_and_dropped_connections() -> None:
 def test_blocking_at_most_max_idle_connections_and_none_after_close(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(network_sync, "MAX_IDLE", 1)
+    monkeypatch.setattr(http1, "MAX_IDLE", 1)
     with threaded(scripted(OK)) as server:
         transport = socket_transport()
         responses = [transport.handle_request(httpx.Request("GET", server.url())) for _ in "abc"]
         responses[0].read()
         responses[1].read()
-        assert len(transport._idle[("http", "127.0.0.1", server.port)]) == 1
+        assert len(transport._idle.kept(("http", "127.0.0.1", server.port))) == 1
         transport.close()
         responses[2].read()  # finished after the close: not kept either
-        assert transport._idle == {}
+        assert len(transport._idle) == 0
 
 
 def test_blocking_a_head_split_across_reads_is_found_where_the_parts_meet() -> None:
@@ -936,7 +937,7 @@ def test_threads_share_the_blocking_pool_without_crossing_answers(ds_url: str, p
             thread.join(30)
         stored = client.read(path).json()
         idle = client._transport._idle  # type: ignore[attr-defined]
-        assert 1 <= sum(len(connections) for connections in idle.values()) <= 8
+        assert 1 <= len(idle) <= 8
     assert len(set(offsets)) == 200  # each append got its own answer
     assert sorted((item["thread"], item["n"]) for item in stored) == [
         (t, n) for t in range(8) for n in range(25)

@@ -13,7 +13,6 @@ encodings included).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Final, cast
 
@@ -24,11 +23,13 @@ from ._http1 import (
     KEEPALIVE_EXPIRY,
     MAX_ACTIVE,
     MAX_HEAD,
-    MAX_IDLE,
     MAX_LINE,
+    IdleConnections,
     Origin,
     ResponseHead,
+    UntilMarker,
     chunk_size,
+    final_head,
     origin_of,
     request_head,
 )
@@ -144,26 +145,11 @@ class _Connection(asyncio.Protocol):
 
         ``first`` tells that nothing of the response arrived yet (for the error message).
         """
-        buffer = b""
-        while True:
-            data = await self.read(timeout)
-            if not data:
-                raise httpx.RemoteProtocolError(
-                    "The server closed the connection without sending a response."
-                    if first and not buffer
-                    else "The server closed the connection in the middle of a response."
-                )
-            # Look again only where the marker can end: a head seldom spans reads.
-            start = max(len(buffer) - len(marker) + 1, 0)
-            buffer += data
-            end = buffer.find(marker, start)
-            if end >= 0:
-                self.unread(buffer[end + len(marker) :])
-                return buffer[:end]
-            if len(buffer) > limit:
-                raise httpx.RemoteProtocolError(
-                    f"The server sent a line or a response head over {limit} bytes."
-                )
+        until = UntilMarker(marker, limit, first=first)
+        while (found := until.feed(await self.read(timeout))) is None:
+            pass
+        self.unread(found[1])
+        return found[0]
 
     async def write(self, data: bytes, timeout: float | None) -> None:
         """Send ``data``, waiting (up to ``timeout``) while the socket's buffer is full."""
@@ -283,9 +269,8 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl_context = ssl_context
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: IdleConnections[_Connection] = IdleConnections()
         self._slots = asyncio.Semaphore(MAX_ACTIVE)  # held from request to body released
-        self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and return the response once its head arrived.
@@ -300,7 +285,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         read_timeout = timeouts.get("read")
         await self._acquire(timeouts.get("pool"))
         try:
-            connection = self._idle_connection(origin)
+            connection = self._idle.take(origin)
             if connection is None:
                 connection = await self._connect(origin, timeouts.get("connect"))
         except BaseException:
@@ -308,16 +293,9 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             raise
         try:
             await self._send(connection, request, timeouts.get("write"))
-            method = request.method
-            first = True
-            while True:
-                raw = await connection.read_until(b"\r\n\r\n", MAX_HEAD, read_timeout, first=first)
-                first = False
-                head = ResponseHead(raw, method)
-                if head.status == 101:
-                    raise httpx.RemoteProtocolError("The server switched protocols (101).")
-                if head.status >= 200:
-                    break  # interim 1xx answers (100 Continue, 103 Early Hints) are skipped
+            raw = await connection.read_until(b"\r\n\r\n", MAX_HEAD, read_timeout, first=True)
+            while (head := final_head(raw, request.method)) is None:  # an interim 1xx
+                raw = await connection.read_until(b"\r\n\r\n", MAX_HEAD, read_timeout)
         except BaseException:
             connection.close()  # half a request or response on it: never reuse it
             self._slots.release()
@@ -366,17 +344,6 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         if chunked:
             await connection.write(b"0\r\n\r\n", timeout)
 
-    def _idle_connection(self, origin: Origin) -> _Connection | None:
-        idle = self._idle.get(origin)
-        if idle:
-            now = time.monotonic()
-            while idle:
-                connection = idle.pop()
-                if connection.reusable(now):
-                    return connection
-                connection.close()
-        return None
-
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
         context = None
@@ -401,17 +368,9 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
 
     def _keep(self, origin: Origin, connection: _Connection) -> None:
         """Keep a connection whose response was fully read, for the next request."""
-        idle = None if self._closed else self._idle.setdefault(origin, [])
-        if idle is None or len(idle) >= MAX_IDLE:
+        if not self._idle.keep(origin, connection):
             connection.close()
-            return
-        connection.idle_since = time.monotonic()
-        idle.append(connection)
 
     async def aclose(self) -> None:
         """Close the idle connections; those in use close once their response is done."""
-        self._closed = True
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
-        self._idle.clear()
+        self._idle.close()

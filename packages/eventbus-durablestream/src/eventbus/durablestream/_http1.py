@@ -1,13 +1,15 @@
 """HTTP/1.1 without I/O: the request head to write, the response head read, the body framing.
 
 Both faces' transports (:mod:`._asyncio_network`, :mod:`._socket_network`) send and receive
-through their own sockets and share this: what goes on the wire and what an answer means.
+through their own sockets and share this: what goes on the wire, what an answer means, how
+far to read for a head, and which kept-alive connections may carry the next request.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+import time
+from typing import Final, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -18,9 +20,12 @@ __all__ = [
     "MAX_HEAD",
     "MAX_IDLE",
     "MAX_LINE",
+    "IdleConnections",
     "Origin",
     "ResponseHead",
+    "UntilMarker",
     "chunk_size",
+    "final_head",
     "origin_of",
     "request_head",
 ]
@@ -165,3 +170,131 @@ class ResponseHead:
             self.length = -1
         if self.length == -1:
             self.keep_alive = False
+
+
+def final_head(raw: bytes, method: str) -> ResponseHead | None:
+    """The response head in ``raw``; ``None`` for an interim 1xx answer (100 Continue,
+    103 Early Hints), which the caller skips to read the next head.
+
+    Raises:
+        httpx.RemoteProtocolError: a malformed head, or a switch of protocols (101).
+    """
+    head = ResponseHead(raw, method)
+    if head.status == 101:
+        raise httpx.RemoteProtocolError("The server switched protocols (101).")
+    return head if head.status >= 200 else None
+
+
+class UntilMarker:
+    """What a transport reads until a marker (a head's blank line, a chunk's line end).
+
+    The transport feeds it each read; it answers the bytes before the marker and those
+    after it (to put back), or ``None`` for more.
+
+    Args:
+        marker: the bytes that end what is wanted (consumed, not returned).
+        limit: the most bytes allowed before the marker.
+        first: nothing of the response has arrived yet (for the error message).
+    """
+
+    __slots__ = ("_buffer", "_first", "_limit", "_marker")
+
+    def __init__(self, marker: bytes, limit: int, *, first: bool) -> None:
+        self._marker, self._limit, self._first = marker, limit, first
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes] | None:
+        """Add one read: ``(before, after)`` the marker once it arrived, else ``None``.
+
+        Raises:
+            httpx.RemoteProtocolError: ``data`` is empty (the server closed the
+                connection), or ``limit`` bytes passed without the marker.
+        """
+        buffer = self._buffer
+        if not data:
+            raise httpx.RemoteProtocolError(
+                "The server closed the connection without sending a response."
+                if self._first and not buffer
+                else "The server closed the connection in the middle of a response."
+            )
+        # Look again only where the marker can end: a head seldom spans reads.
+        start = max(len(buffer) - len(self._marker) + 1, 0)
+        buffer += data
+        end = buffer.find(self._marker, start)
+        if end >= 0:
+            return buffer[:end], buffer[end + len(self._marker) :]
+        if len(buffer) > self._limit:
+            raise httpx.RemoteProtocolError(
+                f"The server sent a line or a response head over {self._limit} bytes."
+            )
+        self._buffer = buffer
+        return None
+
+
+class _Kept(Protocol):
+    """What :class:`IdleConnections` needs of a connection."""
+
+    idle_since: float
+
+    def reusable(self, now: float) -> bool:
+        """Whether it can carry another request at ``now`` (monotonic seconds)."""
+        ...
+
+    def close(self) -> None:
+        """Close it."""
+        ...
+
+
+_C = TypeVar("_C", bound=_Kept)
+
+
+class IdleConnections(Generic[_C]):
+    """The kept-alive connections of one transport, per origin, newest used first.
+
+    Not locked: the blocking transport, whose threads share it, holds its lock around
+    each call; the asyncio one calls it from its loop only.
+    """
+
+    __slots__ = ("_idle", "closed")
+
+    def __init__(self) -> None:
+        self._idle: dict[Origin, list[_C]] = {}
+        self.closed = False
+
+    def take(self, origin: Origin) -> _C | None:
+        """A connection to ``origin`` that can carry a request; stale ones are closed."""
+        idle = self._idle.get(origin)
+        if idle:
+            now = time.monotonic()
+            while idle:
+                connection = idle.pop()
+                if connection.reusable(now):
+                    return connection
+                connection.close()
+        return None
+
+    def keep(self, origin: Origin, connection: _C) -> bool:
+        """Keep a connection whose response was fully read; ``False``: the caller closes
+        it (the transport is closed, or ``MAX_IDLE`` are kept already)."""
+        idle = None if self.closed else self._idle.setdefault(origin, [])
+        if idle is None or len(idle) >= MAX_IDLE:
+            return False
+        connection.idle_since = time.monotonic()
+        idle.append(connection)
+        return True
+
+    def kept(self, origin: Origin) -> list[_C]:
+        """The connections kept for ``origin`` now, oldest first (a copy)."""
+        return list(self._idle.get(origin, ()))
+
+    def __len__(self) -> int:
+        """How many connections are kept, for every origin together."""
+        return sum(len(idle) for idle in self._idle.values())
+
+    def close(self) -> None:
+        """Close every idle connection; connections handed back later are not kept."""
+        self.closed = True
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import select
 import socket
 import threading
-import time
 from typing import TYPE_CHECKING, Final, cast
 
 import httpx
@@ -22,11 +21,13 @@ from ._http1 import (
     KEEPALIVE_EXPIRY,
     MAX_ACTIVE,
     MAX_HEAD,
-    MAX_IDLE,
     MAX_LINE,
+    IdleConnections,
     Origin,
     ResponseHead,
+    UntilMarker,
     chunk_size,
+    final_head,
     origin_of,
     request_head,
 )
@@ -90,25 +91,11 @@ class _Connection:
 
         ``first`` tells that nothing of the response arrived yet (for the error message).
         """
-        buffer = b""
-        while True:
-            data = self.read(timeout)
-            if not data:
-                raise httpx.RemoteProtocolError(
-                    "The server closed the connection without sending a response."
-                    if first and not buffer
-                    else "The server closed the connection in the middle of a response."
-                )
-            start = max(len(buffer) - len(marker) + 1, 0)
-            buffer += data
-            end = buffer.find(marker, start)
-            if end >= 0:
-                self.unread(buffer[end + len(marker) :])
-                return buffer[:end]
-            if len(buffer) > limit:
-                raise httpx.RemoteProtocolError(
-                    f"The server sent a line or a response head over {limit} bytes."
-                )
+        until = UntilMarker(marker, limit, first=first)
+        while (found := until.feed(self.read(timeout))) is None:
+            pass
+        self.unread(found[1])
+        return found[0]
 
     def write(self, data: bytes, timeout: float | None) -> None:
         """Send all of ``data`` within ``timeout``."""
@@ -212,10 +199,9 @@ class SocketTransport(httpx.BaseTransport):
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl_context = ssl_context
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: IdleConnections[_Connection] = IdleConnections()
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(MAX_ACTIVE)  # held from request to body released
-        self._closed = False
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and return the response once its head arrived.
@@ -234,7 +220,8 @@ class SocketTransport(httpx.BaseTransport):
                 f"{MAX_ACTIVE} requests were in flight for {pool_timeout} s; none finished."
             )
         try:
-            connection = self._idle_connection(origin)
+            with self._lock:
+                connection = self._idle.take(origin)
             if connection is None:
                 connection = self._connect(origin, timeouts.get("connect"))
         except BaseException:
@@ -242,16 +229,9 @@ class SocketTransport(httpx.BaseTransport):
             raise
         try:
             self._send(connection, request, timeouts.get("write"))
-            method = request.method
-            first = True
-            while True:
-                raw = connection.read_until(b"\r\n\r\n", MAX_HEAD, read_timeout, first=first)
-                first = False
-                head = ResponseHead(raw, method)
-                if head.status == 101:
-                    raise httpx.RemoteProtocolError("The server switched protocols (101).")
-                if head.status >= 200:
-                    break  # interim 1xx answers (100 Continue, 103 Early Hints) are skipped
+            raw = connection.read_until(b"\r\n\r\n", MAX_HEAD, read_timeout, first=True)
+            while (head := final_head(raw, request.method)) is None:  # an interim 1xx
+                raw = connection.read_until(b"\r\n\r\n", MAX_HEAD, read_timeout)
         except BaseException:
             connection.close()  # half a request or response on it: never reuse it
             self._slots.release()
@@ -285,19 +265,6 @@ class SocketTransport(httpx.BaseTransport):
         if chunked:
             connection.write(b"0\r\n\r\n", timeout)
 
-    def _idle_connection(self, origin: Origin) -> _Connection | None:
-        with self._lock:
-            idle = self._idle.get(origin)
-            if not idle:
-                return None
-            now = time.monotonic()
-            while idle:
-                connection = idle.pop()
-                if connection.reusable(now):
-                    return connection
-                connection.close()
-            return None
-
     def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
         try:
@@ -325,18 +292,11 @@ class SocketTransport(httpx.BaseTransport):
     def _keep(self, origin: Origin, connection: _Connection) -> None:
         """Keep a connection whose response was fully read, for the next request."""
         with self._lock:
-            idle = None if self._closed else self._idle.setdefault(origin, [])
-            if idle is not None and len(idle) < MAX_IDLE:
-                connection.idle_since = time.monotonic()
-                idle.append(connection)
-                return
-        connection.close()
+            kept = self._idle.keep(origin, connection)
+        if not kept:
+            connection.close()
 
     def close(self) -> None:
         """Close the idle connections; those in use close once their response is done."""
         with self._lock:
-            self._closed = True
-            for idle in self._idle.values():
-                for connection in idle:
-                    connection.close()
-            self._idle.clear()
+            self._idle.close()
