@@ -30,6 +30,7 @@ from eventbus.core import (
     StoredEvent,
     StoreUnavailableError,
     SubscriptionInUseError,
+    SubscriptionState,
 )
 
 from ._support import (
@@ -216,6 +217,50 @@ def test_poison_abort_stops_and_keeps_the_checkpoint_before_the_event(
     retry: list[str] = []
     bus.subscribe_durable("s", lambda e: retry.append(e.order_id), event_type=OrderPlaced)
     eventually(lambda: retry == ["bad"])
+
+
+class HeldReleaseStore(MemoryStore):
+    """Holds ``release_lease`` until told: the worker's teardown, made slow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.releasing = threading.Event()
+        self.go_on = threading.Event()
+
+    def release_lease(self, lease: Any) -> None:
+        self.releasing.set()
+        assert self.go_on.wait(WAIT)
+        super().release_lease(lease)
+
+
+def state_of(durable: DurableSubscription) -> SubscriptionState:
+    return durable.state  # read afresh: a property mypy would narrow across asserts
+
+
+def test_a_failed_subscription_reads_running_until_its_id_is_free() -> None:
+    # The handler failed, but the worker still holds the id while it lets go of its
+    # lease: reading `running` as False must mean the id can be subscribed again.
+    store = HeldReleaseStore()
+    bus = EventBus(store=store)
+    publish(bus, "bad")
+
+    def handler(event: OrderPlaced) -> None:
+        raise RuntimeError("poison")
+
+    durable = bus.subscribe_durable("s", handler, max_attempts=1)
+    assert store.releasing.wait(WAIT)
+    assert isinstance(durable.error, PoisonEventError)
+    assert durable.running
+    assert durable.state in (SubscriptionState.ACTIVE, SubscriptionState.STANDBY)
+    assert not durable.wait_caught_up(0.05)  # a deadline, not a stop: it still runs
+    with pytest.raises(SubscriptionInUseError):
+        bus.subscribe_durable("s", handler)
+    store.go_on.set()
+    eventually(lambda: not durable.running)
+    assert state_of(durable) is SubscriptionState.STOPPED
+    again = bus.subscribe_durable("s", lambda e: None, event_type=OrderPlaced)
+    assert again.running
+    bus.close()
 
 
 def test_poison_skip_reports_checkpoints_past_it_and_goes_on(

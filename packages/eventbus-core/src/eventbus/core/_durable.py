@@ -135,6 +135,9 @@ class DurableSubscription:
         self._initial: Checkpoint = OLDEST
         self._stopping = threading.Event()
         self._phase = _Phase.RUNNING
+        # Set by the worker's last act, after it let go of the id: until then a new
+        # subscription under the same id would be refused, so it still counts as running.
+        self._finished = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._future: concurrent.futures.Future[Any] | None = None
@@ -159,13 +162,17 @@ class DurableSubscription:
 
     @property
     def running(self) -> bool:
-        """Whether the subscription runs: consuming the log, or standing by to take over."""
-        return self._phase is _Phase.RUNNING
+        """Whether the subscription runs: consuming the log, or standing by to take over.
+
+        False only once its worker has ended and released the id, so the id can be
+        subscribed again as soon as this reads False.
+        """
+        return not self._finished
 
     @property
     def state(self) -> SubscriptionState:
         """ACTIVE (it owns the id), STANDBY (another process does) or STOPPED."""
-        if self._phase is not _Phase.RUNNING:
+        if self._finished:
             return SubscriptionState.STOPPED
         return self._ownership.state
 
@@ -339,7 +346,7 @@ class DurableSubscription:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._progress:
             while not self._reached(target, ticket):
-                if self._phase is not _Phase.RUNNING:
+                if self._finished:  # a stop seen earlier waits for the id to be free
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -394,6 +401,7 @@ class DurableSubscription:
             self._selection.release()
             self._on_stop(self)
             with self._progress:
+                self._finished = True
                 self._progress.notify_all()
 
     def _consume(self, cursor: Checkpoint) -> None:
