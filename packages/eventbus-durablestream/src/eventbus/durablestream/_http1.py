@@ -256,19 +256,15 @@ class RequestWrites:
     def __init__(self, request: httpx.Request) -> None:
         head = request_head(request)
         try:
-            body: bytes | None = request.content
-        except httpx.RequestNotRead:
-            body = None
-        self.streamed = body is None
-        self._chunked = False
-        self.end = self.then = b""
-        if body is None:
-            self.first = head
+            body = request.content
+        except httpx.RequestNotRead:  # a stream: written piece by piece after the head
+            self.first, self.then, self.streamed = head, b"", True
             self._chunked = b"chunked" in request.headers.get("Transfer-Encoding", "").encode()
-            if self._chunked:
-                self.end = b"0\r\n\r\n"
-        elif len(body) <= BODY_IN_HEAD_WRITE:
-            self.first = head + body
+            self.end = b"0\r\n\r\n" if self._chunked else b""
+            return
+        self.streamed, self._chunked, self.end = False, False, b""
+        if len(body) <= BODY_IN_HEAD_WRITE:
+            self.first, self.then = head + body, b""
         else:
             self.first, self.then = head, body
 
