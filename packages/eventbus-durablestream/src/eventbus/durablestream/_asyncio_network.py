@@ -19,19 +19,17 @@ from typing import TYPE_CHECKING, Final, cast
 import httpx
 
 from ._http1 import (
-    BODY_IN_HEAD_WRITE,
     KEEPALIVE_EXPIRY,
     MAX_ACTIVE,
     MAX_HEAD,
-    MAX_LINE,
+    BodyReader,
     IdleConnections,
     Origin,
+    RequestWrites,
     ResponseHead,
     UntilMarker,
-    chunk_size,
     final_head,
     origin_of,
-    request_head,
 )
 
 if TYPE_CHECKING:
@@ -197,58 +195,25 @@ class _Body(httpx.AsyncByteStream):
         self._transport = transport
         self._origin = origin
         self._connection: _Connection | None = connection
-        self._head = head
+        self._reader = BodyReader(head)
         self._timeout = timeout
-        self._complete = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         connection = self._connection
         assert connection is not None  # httpx iterates a body at most once
+        reader = self._reader
         try:
-            length = self._head.length
-            if length is None:
-                async for data in self._chunked(connection):
-                    yield data
-            elif length >= 0:
-                async for data in self._exactly(connection, length):
-                    yield data
-            else:
-                while data := await connection.read(self._timeout):
-                    yield data
-            self._complete = True
+            while not reader.done:
+                for piece in reader.feed(await connection.read(self._timeout)):
+                    yield piece
         finally:
             self._release()
-
-    async def _exactly(self, connection: _Connection, size: int) -> AsyncIterator[bytes]:
-        while size:
-            data = await connection.read(self._timeout)
-            if not data:
-                raise httpx.RemoteProtocolError(
-                    f"The server closed the connection {size} bytes before the end of the body."
-                )
-            if len(data) > size:
-                connection.unread(data[size:])
-                data = data[:size]
-            size -= len(data)
-            yield data
-
-    async def _chunked(self, connection: _Connection) -> AsyncIterator[bytes]:
-        timeout = self._timeout
-        while True:
-            size = chunk_size(await connection.read_until(b"\r\n", MAX_LINE, timeout))
-            if size == 0:
-                break
-            async for data in self._exactly(connection, size):
-                yield data
-            if await connection.read_until(b"\r\n", MAX_LINE, timeout):
-                raise httpx.RemoteProtocolError("The server sent a chunk longer than its size.")
-        while await connection.read_until(b"\r\n", MAX_LINE, timeout):
-            pass  # trailer fields: none of them matter here
 
     def _release(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            if self._complete and self._head.keep_alive and not connection.chunks:
+            # Bytes that arrived after the body: the server broke the framing; never reuse.
+            if self._reader.reusable and not connection.chunks:
                 self._transport._keep(self._origin, connection)
             else:
                 connection.close()
@@ -322,27 +287,16 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
     async def _send(
         self, connection: _Connection, request: httpx.Request, timeout: float | None
     ) -> None:
-        head = request_head(request)
-        try:
-            body: bytes | None = request.content
-        except httpx.RequestNotRead:
-            body = None
-        if body is not None:
-            if len(body) <= BODY_IN_HEAD_WRITE:
-                await connection.write(head + body, timeout)
-            else:
-                await connection.write(head, timeout)
-                await connection.write(body, timeout)
-            return
-        await connection.write(head, timeout)
-        chunked = b"chunked" in request.headers.get("Transfer-Encoding", "").encode()
-        async for data in cast("httpx.AsyncByteStream", request.stream):
-            if data:
-                await connection.write(
-                    b"%x\r\n%s\r\n" % (len(data), data) if chunked else data, timeout
-                )
-        if chunked:
-            await connection.write(b"0\r\n\r\n", timeout)
+        writes = RequestWrites(request)
+        await connection.write(writes.first, timeout)
+        if writes.then:
+            await connection.write(writes.then, timeout)
+        if writes.streamed:
+            async for data in cast("httpx.AsyncByteStream", request.stream):
+                if piece := writes.piece(data):
+                    await connection.write(piece, timeout)
+            if writes.end:
+                await connection.write(writes.end, timeout)
 
     async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar
 
 import httpx
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "BODY_IN_HEAD_WRITE",
@@ -20,8 +23,10 @@ __all__ = [
     "MAX_HEAD",
     "MAX_IDLE",
     "MAX_LINE",
+    "BodyReader",
     "IdleConnections",
     "Origin",
+    "RequestWrites",
     "ResponseHead",
     "UntilMarker",
     "chunk_size",
@@ -229,6 +234,165 @@ class UntilMarker:
             )
         self._buffer = buffer
         return None
+
+
+class RequestWrites:
+    """What a transport writes for a request: the head, then the body as its framing says.
+
+    Attributes:
+        first: the head, with the body when it is at most ``BODY_IN_HEAD_WRITE`` bytes
+            (one write instead of two).
+        then: the body when it did not go with the head; ``b""`` else.
+        streamed: the body is a stream, not read yet: the transport writes each piece
+            through :meth:`piece`, then :attr:`end`.
+        end: what ends a streamed body: the last chunk when chunked; ``b""`` else.
+
+    Raises:
+        httpx.LocalProtocolError: a header contains a line break.
+    """
+
+    __slots__ = ("_chunked", "end", "first", "streamed", "then")
+
+    def __init__(self, request: httpx.Request) -> None:
+        head = request_head(request)
+        try:
+            body = request.content
+        except httpx.RequestNotRead:  # a stream: written piece by piece after the head
+            self.first, self.then, self.streamed = head, b"", True
+            self._chunked = b"chunked" in request.headers.get("Transfer-Encoding", "").encode()
+            self.end = b"0\r\n\r\n" if self._chunked else b""
+            return
+        self.streamed, self._chunked, self.end = False, False, b""
+        if len(body) <= BODY_IN_HEAD_WRITE:
+            self.first, self.then = head + body, b""
+        else:
+            self.first, self.then = head, body
+
+    def piece(self, data: bytes) -> bytes:
+        """One piece of a streamed body as written: a chunk when chunked; ``b""`` for an
+        empty piece (nothing to write, and an empty chunk would end the body)."""
+        if not data:
+            return b""
+        return b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data
+
+
+# The states of a BodyReader: what the next bytes received are.
+_DATA: Final = 0  # body bytes, ``_size`` more of them (all of a Content-Length body)
+_UNTIL_CLOSE: Final = 1  # body bytes until the server closes the connection
+_SIZE: Final = 2  # a chunk-size line
+_CHUNK_END: Final = 3  # the empty line after a chunk's data
+_TRAILER: Final = 4  # a trailer field line, or the empty line ending the body
+_DONE: Final = 5  # past the body: bytes here are surplus
+
+
+class BodyReader:
+    """The framing of one response body, without I/O.
+
+    The transport hands it each read through :meth:`feed`, passes on the body pieces it
+    answers, and reads again until :attr:`done`; then :attr:`reusable` tells whether the
+    connection can be kept.
+
+    Args:
+        head: the response head, which gives the framing (Content-Length, chunked, or
+            until the server closes) and whether the server keeps the connection.
+    """
+
+    __slots__ = ("_chunked", "_data", "_eof", "_keep_alive", "_line", "_pos", "_size", "_state")
+
+    def __init__(self, head: ResponseHead) -> None:
+        self._keep_alive = head.keep_alive
+        self._data = b""  # the last read fed; ``_pos`` is how far the framing took it
+        self._pos = 0
+        self._eof = False
+        self._line: UntilMarker | None = None  # the line being read, in the line states
+        length = head.length
+        self._chunked = length is None
+        self._size = 0
+        if length is None:
+            self._state = _SIZE
+        elif length >= 0:
+            self._state, self._size = (_DATA, length) if length else (_DONE, 0)
+        else:
+            self._state = _UNTIL_CLOSE
+
+    @property
+    def done(self) -> bool:
+        """Whether the whole body was read (for a chunked one, its trailer too)."""
+        return self._state == _DONE
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the connection may carry another request: the body was read, the
+        server keeps the connection, and it sent nothing past the body."""
+        return self._state == _DONE and self._keep_alive and self._pos == len(self._data)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The body's pieces (never empty) in ``data``, the next read; ``b""``: the server
+        closed the connection. Take them all before the next read.
+
+        Raises:
+            httpx.RemoteProtocolError: the server closed the connection before the end of
+                the body, or sent an invalid chunk size, a chunk longer than its size, or
+                a line over ``MAX_LINE`` bytes (after the pieces before the fault).
+        """
+        self._data, self._pos, self._eof = data, 0, not data
+        while (piece := self._next()) is not None:
+            yield piece
+
+    def _next(self) -> bytes | None:
+        """The next piece of what was fed; ``None``: done, or all of it was taken."""
+        while True:
+            state = self._state
+            data, pos = self._data, self._pos
+            if state == _DONE:
+                return None
+            if pos == len(data):
+                if not self._eof:
+                    return None
+                if state == _DATA:
+                    raise httpx.RemoteProtocolError(
+                        f"The server closed the connection {self._size} bytes before the"
+                        " end of the body."
+                    )
+                if state == _UNTIL_CLOSE:
+                    self._state = _DONE
+                    return None
+                # A line cut short: UntilMarker raises the message for it.
+                self._line_state().feed(b"")
+            if state == _DATA:
+                size = self._size
+                end = pos + size
+                # Hand the read over uncopied when it is all body (the common case).
+                piece = data if pos == 0 and end >= len(data) else data[pos:end]
+                self._pos = pos + len(piece)
+                self._size = size - len(piece)
+                if not self._size:
+                    self._state = _CHUNK_END if self._chunked else _DONE
+                return piece
+            if state == _UNTIL_CLOSE:
+                self._pos = len(data)
+                return data[pos:] if pos else data
+            found = self._line_state().feed(data[pos:] if pos else data)
+            if found is None:
+                self._pos = len(data)
+                return None
+            line, self._data, self._pos = found[0], found[1], 0
+            self._line = None
+            if state == _SIZE:
+                size = chunk_size(line)
+                self._state, self._size = (_DATA, size) if size else (_TRAILER, 0)
+            elif state == _CHUNK_END:
+                if line:
+                    raise httpx.RemoteProtocolError("The server sent a chunk longer than its size.")
+                self._state = _SIZE
+            elif not line:  # the empty line after the trailer fields (none matter here)
+                self._state = _DONE
+
+    def _line_state(self) -> UntilMarker:
+        line = self._line
+        if line is None:
+            line = self._line = UntilMarker(b"\r\n", MAX_LINE, first=False)
+        return line
 
 
 class _Kept(Protocol):

@@ -17,19 +17,17 @@ from typing import TYPE_CHECKING, Final, cast
 import httpx
 
 from ._http1 import (
-    BODY_IN_HEAD_WRITE,
     KEEPALIVE_EXPIRY,
     MAX_ACTIVE,
     MAX_HEAD,
-    MAX_LINE,
+    BodyReader,
     IdleConnections,
     Origin,
+    RequestWrites,
     ResponseHead,
     UntilMarker,
-    chunk_size,
     final_head,
     origin_of,
-    request_head,
 )
 
 if TYPE_CHECKING:
@@ -136,53 +134,25 @@ class _Body(httpx.SyncByteStream):
         self._transport = transport
         self._origin = origin
         self._connection: _Connection | None = connection
-        self._head = head
+        self._reader = BodyReader(head)
         self._timeout = timeout
-        self._complete = False
 
     def __iter__(self) -> Iterator[bytes]:
         connection = self._connection
         assert connection is not None  # httpx iterates a body at most once
+        reader = self._reader
         try:
-            length = self._head.length
-            if length is None:
-                yield from self._chunked(connection)
-            elif length >= 0:
-                yield from self._exactly(connection, length)
-            else:
-                while data := connection.read(self._timeout):
-                    yield data
-            self._complete = True
+            while not reader.done:
+                yield from reader.feed(connection.read(self._timeout))
         finally:
             self.close()
-
-    def _exactly(self, connection: _Connection, size: int) -> Iterator[bytes]:
-        while size:
-            data = connection.read(self._timeout)
-            if not data:
-                raise httpx.RemoteProtocolError(
-                    f"The server closed the connection {size} bytes before the end of the body."
-                )
-            if len(data) > size:
-                connection.unread(data[size:])
-                data = data[:size]
-            size -= len(data)
-            yield data
-
-    def _chunked(self, connection: _Connection) -> Iterator[bytes]:
-        timeout = self._timeout
-        while size := chunk_size(connection.read_until(b"\r\n", MAX_LINE, timeout)):
-            yield from self._exactly(connection, size)
-            if connection.read_until(b"\r\n", MAX_LINE, timeout):
-                raise httpx.RemoteProtocolError("The server sent a chunk longer than its size.")
-        while connection.read_until(b"\r\n", MAX_LINE, timeout):
-            pass  # trailer fields: none of them matter here
 
     def close(self) -> None:
         """Give the connection back once the body was read, else close it."""
         connection, self._connection = self._connection, None
         if connection is not None:
-            if self._complete and self._head.keep_alive and not connection.pending:
+            # The reader took every byte read so far: what it left is its surplus.
+            if self._reader.reusable:
                 self._transport._keep(self._origin, connection)
             else:
                 connection.close()
@@ -245,25 +215,16 @@ class SocketTransport(httpx.BaseTransport):
 
     @staticmethod
     def _send(connection: _Connection, request: httpx.Request, timeout: float | None) -> None:
-        head = request_head(request)
-        try:
-            body: bytes | None = request.content
-        except httpx.RequestNotRead:
-            body = None
-        if body is not None:
-            if len(body) <= BODY_IN_HEAD_WRITE:
-                connection.write(head + body, timeout)
-            else:
-                connection.write(head, timeout)
-                connection.write(body, timeout)
-            return
-        connection.write(head, timeout)
-        chunked = b"chunked" in request.headers.get("Transfer-Encoding", "").encode()
-        for data in cast("httpx.SyncByteStream", request.stream):
-            if data:
-                connection.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data, timeout)
-        if chunked:
-            connection.write(b"0\r\n\r\n", timeout)
+        writes = RequestWrites(request)
+        connection.write(writes.first, timeout)
+        if writes.then:
+            connection.write(writes.then, timeout)
+        if writes.streamed:
+            for data in cast("httpx.SyncByteStream", request.stream):
+                if piece := writes.piece(data):
+                    connection.write(piece, timeout)
+            if writes.end:
+                connection.write(writes.end, timeout)
 
     def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = origin
