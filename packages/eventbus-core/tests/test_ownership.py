@@ -18,6 +18,7 @@ import pytest
 from eventbus.core import (
     OLDEST,
     Checkpoint,
+    DurableSubscription,
     EventBus,
     HandlerFailure,
     Lease,
@@ -175,7 +176,9 @@ def test_an_owner_whose_lease_was_taken_stops_handling_and_reports_it(
     buses: list[EventBus], store: MemoryStore, failures: list[HandlerFailure]
 ) -> None:
     calls = Calls()
-    sub = buses[0].subscribe_durable("billing", calls.handler("old"), lease_ttl=0.6)
+    # The intruder never renews: after a ttl the standby takes its lease, so the ttl
+    # must outlast the checks below on a loaded machine (the loss is seen at ttl / 3).
+    sub = buses[0].subscribe_durable("billing", calls.handler("old"), lease_ttl=3.0)
     publish(buses[1], "a")
     assert sub.drain(timeout=WAIT)
     current = store.read_lease("billing")
@@ -184,7 +187,8 @@ def test_an_owner_whose_lease_was_taken_stops_handling_and_reports_it(
     eventually(lambda: sub.state is SubscriptionState.STANDBY)
     assert isinstance(sub.error, LeaseLostError)
     assert "elsewhere:2:new" in str(sub.error)
-    assert any(isinstance(f.exception, LeaseLostError) for f in failures)
+    # Reported from the lease thread after the state flipped: wait for it.
+    eventually(lambda: any(isinstance(f.exception, LeaseLostError) for f in failures))
     assert sub.running, "it stands by again"
     publish(buses[1], "b")
     time.sleep(0.3)  # not the proof: the lease record below is
@@ -193,6 +197,35 @@ def test_an_owner_whose_lease_was_taken_stops_handling_and_reports_it(
     store.release_lease(intruder)
     eventually(lambda: calls.ids() == ["a", "b"])
     assert sub.state is SubscriptionState.ACTIVE
+
+
+def test_a_lost_lease_reads_as_the_error_as_soon_as_the_state_reads_standby(
+    buses: list[EventBus],
+    store: MemoryStore,
+    failures: list[HandlerFailure],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The report of the loss runs the bus's error hook (user code) outside the lease
+    # lock, so it may come after the state flipped; the error it names may not.
+    held = threading.Event()
+    go_on = threading.Event()
+    report = DurableSubscription._lost
+
+    def held_report(self: DurableSubscription, exc: LeaseLostError) -> None:
+        held.set()
+        assert go_on.wait(WAIT)
+        report(self, exc)
+
+    monkeypatch.setattr(DurableSubscription, "_lost", held_report)
+    sub = buses[0].subscribe_durable("billing", Calls().handler("old"), lease_ttl=0.6)
+    current = store.read_lease("billing")
+    assert store.claim_lease("billing", Owner("elsewhere", 2, "new"), current) is not None
+    assert held.wait(WAIT)
+    assert sub.state is SubscriptionState.STANDBY
+    assert isinstance(sub.error, LeaseLostError)
+    assert "elsewhere:2:new" in str(sub.error)
+    go_on.set()
+    eventually(lambda: any(isinstance(f.exception, LeaseLostError) for f in failures))
 
 
 def test_a_lost_lease_mid_retries_leaves_the_event_to_the_next_owner(
@@ -209,8 +242,10 @@ def test_a_lost_lease_mid_retries_leaves_the_event_to_the_next_owner(
             taken.set()
         raise RuntimeError("try again")
 
+    # The thief never renews: the ttl must outlast the wait below, or this owner
+    # takes the lease back and rightly retries.
     sub = buses[0].subscribe_durable(
-        "billing", flaky, lease_ttl=0.6, max_attempts=1000, retry_backoff=0.05
+        "billing", flaky, lease_ttl=3.0, max_attempts=1000, retry_backoff=0.05
     )
     publish(buses[1], "a")
     eventually(lambda: sub.state is SubscriptionState.STANDBY)
