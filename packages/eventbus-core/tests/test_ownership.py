@@ -409,8 +409,11 @@ class SlowFence(MemoryStore):
         super().__init__()
         self.renew_refused = threading.Event()
         self.hold_saves = False
+        self.renewals = threading.Event()  # cleared: renewals wait until it is set
+        self.renewals.set()
 
     def renew_lease(self, lease: Lease) -> Lease:
+        assert self.renewals.wait(WAIT)
         try:
             return super().renew_lease(lease)
         except LeaseLostError:
@@ -428,16 +431,22 @@ def test_a_refused_checkpoint_write_and_a_refused_renewal_report_one_loss() -> N
     failures: list[HandlerFailure] = []
     bus = EventBus(store=store, on_error=failures.append)
     calls = Calls()
-    sub = bus.subscribe_durable("billing", calls.handler("old"), lease_ttl=0.6)
+    # A ttl the test outlasts: the thief never renews, and the old owner must not take
+    # the lease back (and checkpoint 'b' rightly) before the checks below.
+    sub = bus.subscribe_durable("billing", calls.handler("old"), lease_ttl=3.0)
     publish(bus, "a")
     assert sub.drain(timeout=WAIT)
     saved = store.load_checkpoint("billing")
     store.hold_saves = True
+    # No renewal until 'b' was handled: one due right after the theft would see the
+    # loss first, and 'b' would wait for the next owner instead.
+    store.renewals.clear()
     thief = store.claim_lease("billing", Owner("x", 4, "thief"), store.read_lease("billing"))
     assert thief is not None
     publish(bus, "b")  # handled in the window before the lease thread notices
-    eventually(lambda: sub.state is SubscriptionState.STANDBY)
     eventually(lambda: calls.ids() == ["a", "b"])
+    store.renewals.set()
+    eventually(lambda: sub.state is SubscriptionState.STANDBY)
     store.hold_saves = False
     eventually(lambda: sub.error is not None)
     time.sleep(0.2)  # not the proof: a second report would have come by now
@@ -466,7 +475,9 @@ def test_a_standby_that_loses_a_claim_watches_the_winner() -> None:
     assert dead is not None
     store.save_checkpoint_fenced(dead, OLDEST)
     bus = EventBus(store=store)
-    sub = bus.subscribe_durable("billing", Calls().handler("standby"), lease_ttl=0.3)
+    # The rival never renews: the ttl must outlast the check below on a loaded machine
+    # (0.3 s left 0.2 s for the test thread to wake from its sleep).
+    sub = bus.subscribe_durable("billing", Calls().handler("standby"), lease_ttl=1.0)
     eventually(lambda: store.rival is not None)
     time.sleep(0.1)  # not the proof: the lease record below is
     assert sub.state is SubscriptionState.STANDBY, "the rival renews nothing, yet it won"
