@@ -515,11 +515,18 @@ def test_reentrant_publish_from_a_durable_handler(bus: EventBus) -> None:
 
 def test_stop_interrupts_retry_backoff_without_poisoning(bus: EventBus, store: MemoryStore) -> None:
     publish(bus, "a")
+    attempted = threading.Event()
+
+    def fails(event: OrderPlaced) -> None:
+        attempted.set()
+        always_fails(event)
+
     durable = bus.subscribe_durable(
-        "s", always_fails, event_type=OrderPlaced, max_attempts=3, retry_backoff=60
+        "s", fails, event_type=OrderPlaced, max_attempts=3, retry_backoff=60
     )
-    eventually(lambda: store.read().events != [])
-    time.sleep(0.05)
+    # The first attempt failed: the worker is (about to be) in its 60 s backoff. A 50 ms
+    # sleep here was no proof; on a loaded host the stop could come before any attempt.
+    assert attempted.wait(WAIT)
     assert durable.stop(WAIT)
     assert durable.error is None
     assert store.load_checkpoint("s") is OLDEST

@@ -18,6 +18,7 @@ import pytest
 from eventbus.core import (
     OLDEST,
     Checkpoint,
+    DurableSubscription,
     EventBus,
     HandlerFailure,
     Lease,
@@ -159,11 +160,13 @@ def test_a_renewing_owner_keeps_its_lease_past_many_ttls(
     buses: list[EventBus], store: MemoryStore
 ) -> None:
     calls = Calls()
-    owner = buses[0].subscribe_durable("billing", calls.handler("owner"), lease_ttl=0.3)
-    standby = buses[1].subscribe_durable("billing", calls.handler("standby"), lease_ttl=0.3)
+    # A renewal every ttl / 3: with a 0.3 s ttl, one renewal late by 0.2 s on a loaded
+    # host let the standby rightly take over. 1 s leaves it 0.67 s.
+    owner = buses[0].subscribe_durable("billing", calls.handler("owner"), lease_ttl=1.0)
+    standby = buses[1].subscribe_durable("billing", calls.handler("standby"), lease_ttl=1.0)
     first = store.read_lease("billing")
     assert first is not None
-    eventually(lambda: (store.read_lease("billing") or first).beat >= 8)  # ~2.4 s: 8 ttls
+    eventually(lambda: (store.read_lease("billing") or first).beat >= 8)  # ~2.7 s: 2.7 ttls
     assert owner.state is SubscriptionState.ACTIVE
     assert standby.state is SubscriptionState.STANDBY
     current = store.read_lease("billing")
@@ -175,7 +178,9 @@ def test_an_owner_whose_lease_was_taken_stops_handling_and_reports_it(
     buses: list[EventBus], store: MemoryStore, failures: list[HandlerFailure]
 ) -> None:
     calls = Calls()
-    sub = buses[0].subscribe_durable("billing", calls.handler("old"), lease_ttl=0.6)
+    # The intruder never renews: after a ttl the standby takes its lease, so the ttl
+    # must outlast the checks below on a loaded machine (the loss is seen at ttl / 3).
+    sub = buses[0].subscribe_durable("billing", calls.handler("old"), lease_ttl=3.0)
     publish(buses[1], "a")
     assert sub.drain(timeout=WAIT)
     current = store.read_lease("billing")
@@ -184,7 +189,8 @@ def test_an_owner_whose_lease_was_taken_stops_handling_and_reports_it(
     eventually(lambda: sub.state is SubscriptionState.STANDBY)
     assert isinstance(sub.error, LeaseLostError)
     assert "elsewhere:2:new" in str(sub.error)
-    assert any(isinstance(f.exception, LeaseLostError) for f in failures)
+    # Reported from the lease thread after the state flipped: wait for it.
+    eventually(lambda: any(isinstance(f.exception, LeaseLostError) for f in failures))
     assert sub.running, "it stands by again"
     publish(buses[1], "b")
     time.sleep(0.3)  # not the proof: the lease record below is
@@ -193,6 +199,35 @@ def test_an_owner_whose_lease_was_taken_stops_handling_and_reports_it(
     store.release_lease(intruder)
     eventually(lambda: calls.ids() == ["a", "b"])
     assert sub.state is SubscriptionState.ACTIVE
+
+
+def test_a_lost_lease_reads_as_the_error_as_soon_as_the_state_reads_standby(
+    buses: list[EventBus],
+    store: MemoryStore,
+    failures: list[HandlerFailure],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The report of the loss runs the bus's error hook (user code) outside the lease
+    # lock, so it may come after the state flipped; the error it names may not.
+    held = threading.Event()
+    go_on = threading.Event()
+    report = DurableSubscription._lost
+
+    def held_report(self: DurableSubscription, exc: LeaseLostError) -> None:
+        held.set()
+        assert go_on.wait(WAIT)
+        report(self, exc)
+
+    monkeypatch.setattr(DurableSubscription, "_lost", held_report)
+    sub = buses[0].subscribe_durable("billing", Calls().handler("old"), lease_ttl=0.6)
+    current = store.read_lease("billing")
+    assert store.claim_lease("billing", Owner("elsewhere", 2, "new"), current) is not None
+    assert held.wait(WAIT)
+    assert sub.state is SubscriptionState.STANDBY
+    assert isinstance(sub.error, LeaseLostError)
+    assert "elsewhere:2:new" in str(sub.error)
+    go_on.set()
+    eventually(lambda: any(isinstance(f.exception, LeaseLostError) for f in failures))
 
 
 def test_a_lost_lease_mid_retries_leaves_the_event_to_the_next_owner(
@@ -209,8 +244,10 @@ def test_a_lost_lease_mid_retries_leaves_the_event_to_the_next_owner(
             taken.set()
         raise RuntimeError("try again")
 
+    # The thief never renews: the ttl must outlast the wait below, or this owner
+    # takes the lease back and rightly retries.
     sub = buses[0].subscribe_durable(
-        "billing", flaky, lease_ttl=0.6, max_attempts=1000, retry_backoff=0.05
+        "billing", flaky, lease_ttl=3.0, max_attempts=1000, retry_backoff=0.05
     )
     publish(buses[1], "a")
     eventually(lambda: sub.state is SubscriptionState.STANDBY)
@@ -374,8 +411,11 @@ class SlowFence(MemoryStore):
         super().__init__()
         self.renew_refused = threading.Event()
         self.hold_saves = False
+        self.renewals = threading.Event()  # cleared: renewals wait until it is set
+        self.renewals.set()
 
     def renew_lease(self, lease: Lease) -> Lease:
+        assert self.renewals.wait(WAIT)
         try:
             return super().renew_lease(lease)
         except LeaseLostError:
@@ -393,16 +433,22 @@ def test_a_refused_checkpoint_write_and_a_refused_renewal_report_one_loss() -> N
     failures: list[HandlerFailure] = []
     bus = EventBus(store=store, on_error=failures.append)
     calls = Calls()
-    sub = bus.subscribe_durable("billing", calls.handler("old"), lease_ttl=0.6)
+    # A ttl the test outlasts: the thief never renews, and the old owner must not take
+    # the lease back (and checkpoint 'b' rightly) before the checks below.
+    sub = bus.subscribe_durable("billing", calls.handler("old"), lease_ttl=3.0)
     publish(bus, "a")
     assert sub.drain(timeout=WAIT)
     saved = store.load_checkpoint("billing")
     store.hold_saves = True
+    # No renewal until 'b' was handled: one due right after the theft would see the
+    # loss first, and 'b' would wait for the next owner instead.
+    store.renewals.clear()
     thief = store.claim_lease("billing", Owner("x", 4, "thief"), store.read_lease("billing"))
     assert thief is not None
     publish(bus, "b")  # handled in the window before the lease thread notices
-    eventually(lambda: sub.state is SubscriptionState.STANDBY)
     eventually(lambda: calls.ids() == ["a", "b"])
+    store.renewals.set()
+    eventually(lambda: sub.state is SubscriptionState.STANDBY)
     store.hold_saves = False
     eventually(lambda: sub.error is not None)
     time.sleep(0.2)  # not the proof: a second report would have come by now
@@ -431,7 +477,9 @@ def test_a_standby_that_loses_a_claim_watches_the_winner() -> None:
     assert dead is not None
     store.save_checkpoint_fenced(dead, OLDEST)
     bus = EventBus(store=store)
-    sub = bus.subscribe_durable("billing", Calls().handler("standby"), lease_ttl=0.3)
+    # The rival never renews: the ttl must outlast the check below on a loaded machine
+    # (0.3 s left 0.2 s for the test thread to wake from its sleep).
+    sub = bus.subscribe_durable("billing", Calls().handler("standby"), lease_ttl=1.0)
     eventually(lambda: store.rival is not None)
     time.sleep(0.1)  # not the proof: the lease record below is
     assert sub.state is SubscriptionState.STANDBY, "the rival renews nothing, yet it won"

@@ -77,7 +77,11 @@ def test_an_idle_tail_holds_one_long_poll_and_still_sees_a_publish_at_once(
         assert calls >= 10
         assert recording.long_polls() <= idle / PERIOD + 2
         assert len(requests) <= recording.long_polls() + 1
-        assert len(thread_starts) == recording.long_polls()
+        # The last call may have started a helper whose request is not sent yet.
+        deadline = time.monotonic() + 10
+        while len(thread_starts) != recording.long_polls():
+            assert time.monotonic() < deadline, (len(thread_starts), recording.long_polls())
+            time.sleep(0.01)
 
         record = make_record()
         timer = threading.Timer(0.3, publisher.append, args=(record,))
@@ -99,10 +103,13 @@ def test_a_long_poll_that_ended_with_data_serves_the_next_call(
     ):
         cursor = store.append(make_record())
         assert store.tail(cursor, timeout=0.1).events == []  # a long-poll is left pending
+        [pending] = store._poller._polls.values()
         sent = len(recording.requests)
         record = make_record()
         publisher.append(record)
-        time.sleep(0.3)  # the pending long-poll brings the event while nobody waits
+        # The pending long-poll brings the event while nobody waits (a 0.3 s sleep here
+        # was too short for a loaded host: the next call then waited on it in vain).
+        assert pending.done.wait(10)
         page = store.tail(cursor, timeout=0.05)
         assert ids(page.events) == [record.event_id]
         assert len(recording.requests) == sent  # no request: it was already there
@@ -122,7 +129,7 @@ def test_a_tail_without_time_to_wait_reads_what_is_there(url: str, path: str) ->
 
 
 def test_callers_waiting_at_one_offset_share_one_long_poll(
-    url: str, path: str, recording: RecordingTransport
+    url: str, path: str, recording: RecordingTransport, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with (
         DurableStreamStore(url, path, transport=recording) as store,
@@ -131,6 +138,14 @@ def test_callers_waiting_at_one_offset_share_one_long_poll(
         cursor = store.append(make_record())
         store.tail(cursor, timeout=0)  # the window now ends at the cursor
         pages: list[list[StoredEvent]] = []
+        entered: list[str] = []
+        wait_at = store._poller.wait
+
+        def counted_wait(server_offset: str, remaining: float) -> Any:
+            entered.append(server_offset)
+            return wait_at(server_offset, remaining)
+
+        monkeypatch.setattr(store._poller, "wait", counted_wait)
 
         def wait() -> None:
             pages.append(list(store.tail(cursor, timeout=10).events))
@@ -138,7 +153,12 @@ def test_callers_waiting_at_one_offset_share_one_long_poll(
         waiters = [threading.Thread(target=wait) for _ in range(3)]
         for waiter in waiters:
             waiter.start()
-        time.sleep(0.3)
+        # All three wait before the publish (a 0.3 s sleep was no proof: a waiter that
+        # starts after it reads the event, or starts a second long-poll).
+        deadline = time.monotonic() + 10
+        while len(entered) < 3:
+            assert time.monotonic() < deadline, f"only {len(entered)} waiters reached the poll"
+            time.sleep(0.01)
         record = make_record()
         publisher.append(record)
         for waiter in waiters:
@@ -175,9 +195,10 @@ def test_a_new_position_forgets_long_polls_of_old_ones(url: str, path: str) -> N
     ):
         cursor = store.append(make_record())
         assert store.tail(cursor, timeout=0.05).events == []  # pending at the old tail
+        [pending] = store._poller._polls.values()
         record = make_record()
         offset = publisher.append(record)
-        time.sleep(0.3)  # it ends with the event, which nobody takes
+        assert pending.done.wait(10)  # it ends with the event, which nobody takes
         assert ids(store.read(cursor).events) == [record.event_id]
         assert store.tail(offset, timeout=0.05).events == []  # a long-poll at the new tail
         # (the server's tail: an event's offset names it by its POST's anchor)

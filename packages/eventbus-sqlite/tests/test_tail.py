@@ -29,11 +29,15 @@ def test_tail_sees_appends_through_another_store_on_the_same_file(db: Path) -> N
         assert [e.offset for e in result.events] == [offset]
 
 
-def test_tail_from_newest_waits_for_the_next_event(store: SQLiteStore) -> None:
+def test_tail_from_newest_waits_for_the_next_event(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.append(make_record())
+    statements = _Statements(store, monkeypatch)
     waiting = Call(lambda: store.tail(NEWEST, timeout=30))
-    wait_until(lambda: store._tailer._commits >= 1, "the first commit")
-    time.sleep(0.01)
+    # The tail's first page query comes after it resolved NEWEST: an append before that
+    # would be part of what NEWEST means, and the tail would wait for yet another event.
+    wait_until(lambda: statements.count(_PAGE) >= 1, "the tail's first look")
     offset = store.append(make_record())
     assert [e.offset for e in waiting.join().events] == [offset]
 

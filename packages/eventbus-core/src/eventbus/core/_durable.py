@@ -119,6 +119,7 @@ class DurableSubscription:
                 checkpoints,
                 ttl=options.lease_ttl,
                 on_lost=self._lost,
+                note_lost=self._note_lost,
                 on_error=self._report_failure,
             )
             if isinstance(checkpoints, LeaseStore)
@@ -644,9 +645,12 @@ class DurableSubscription:
         """Whether to handle no further event: stop() was called, or the lease is gone."""
         return self._stopping.is_set() or not self._ownership.holds()
 
+    def _note_lost(self, exc: LeaseLostError) -> None:
+        """Told under the lease lock, before the state reads STANDBY: keep the loss."""
+        self._error = exc
+
     def _lost(self, exc: LeaseLostError) -> None:
         """Told by the lease thread: another owner took over; this one stands by."""
-        self._error = exc
         self._report(HandlerFailure(exc, "durable", None, self._id, None))
 
     def _checkpoint_failed(self, exc: Exception) -> None:

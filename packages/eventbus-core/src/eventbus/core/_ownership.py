@@ -128,6 +128,8 @@ class LeaseOwnership(Ownership):
         leases: The store keeping the lease (and the checkpoint it fences).
         ttl: Seconds without a renewal after which a standby takes over.
         on_lost: Told, from the lease thread, when the lease was lost to another owner.
+        note_lost: Told of that loss first, under the lock, before the state reads
+            STANDBY: it must only record it (no calls out).
         on_error: Told of a failed store call (the lease thread retries).
     """
 
@@ -138,6 +140,7 @@ class LeaseOwnership(Ownership):
         *,
         ttl: float,
         on_lost: Callable[[LeaseLostError], None],
+        note_lost: Callable[[LeaseLostError], None],
         on_error: Callable[[Exception], None],
     ) -> None:
         self.owner = new_owner()
@@ -145,6 +148,7 @@ class LeaseOwnership(Ownership):
         self._leases = leases
         self._ttl = ttl
         self._on_lost = on_lost
+        self._note_lost = note_lost
         self._on_error = on_error
         self._changed = threading.Condition(threading.Lock())
         self._lease: Lease | None = None
@@ -288,6 +292,8 @@ class LeaseOwnership(Ownership):
             current = self._lease
             if current is None or current.token != lease.token:
                 return  # already lost, or this is about an older claim
+            # Recorded before the flip: whoever reads STANDBY also reads why.
+            self._note_lost(exc)
             self._lease = None
             self._valid_until = 0.0
             self._changed.notify_all()
